@@ -202,7 +202,10 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = check_header(&path).unwrap_err().to_string();
-        assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("model.safetensors") && err.contains("truncated"),
+            "{err}"
+        );
         std::fs::write(&path, &bytes[..5]).unwrap();
         let err = check_header(&path).unwrap_err().to_string();
         assert!(err.contains("shorter than the 8-byte header"), "{err}");
@@ -221,14 +224,18 @@ mod tests {
                 "v": "model-00002-of-00002.safetensors"}}"#,
         )
         .unwrap();
-        let err = CheckpointFiles::discover(dir.path()).unwrap_err().to_string();
+        let err = CheckpointFiles::discover(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
     }
 
     #[test]
     fn empty_directory_says_what_it_looked_for() {
         let dir = tempfile::tempdir().unwrap();
-        let err = CheckpointFiles::discover(dir.path()).unwrap_err().to_string();
+        let err = CheckpointFiles::discover(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("model.safetensors.index.json"), "{err}");
     }
 }

@@ -71,7 +71,10 @@ mod tests {
             (r"\.lora_A\.weight$", ".lora_a"),
         ])
         .unwrap();
-        assert_eq!(map.map("language_model.model.norm.weight"), "model.norm.weight");
+        assert_eq!(
+            map.map("language_model.model.norm.weight"),
+            "model.norm.weight"
+        );
         assert_eq!(
             map.map("model.language_model.layers.3.self_attn.q_proj.lora_A.weight"),
             "model.layers.3.self_attn.q_proj.lora_a"

@@ -1,0 +1,138 @@
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{DType, Device, Tensor};
+use llava_lora::{LoraLinear, LoraLinearConfig};
+
+use crate::TextConfig;
+use crate::kv_cache::KvCache;
+use crate::rope::RopeTables;
+
+/// Multi-head self-attention with grouped key/value heads and rotate-half RoPE
+/// (transformers' `LlamaAttention`, `MistralAttention`, `Qwen2Attention`).
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `[heads·head_dim, hidden]` (+ bias for Qwen).
+    pub q_proj: LoraLinear,
+    /// `[kv_heads·head_dim, hidden]` (+ bias for Qwen).
+    pub k_proj: LoraLinear,
+    /// `[kv_heads·head_dim, hidden]` (+ bias for Qwen).
+    pub v_proj: LoraLinear,
+    /// `[hidden, heads·head_dim]`.
+    pub o_proj: LoraLinear,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    kv_heads: usize,
+    #[module(skip)]
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Lazy parameters shaped by `config`.
+    pub fn new(config: &TextConfig, device: &Device) -> Self {
+        let (h, d) = (config.hidden_size, config.head_dim());
+        let (heads, kv_heads) = (config.num_attention_heads, config.num_kv_heads());
+        let qkv_bias = config.qkv_bias();
+        Self {
+            q_proj: LoraLinearConfig::new(h, heads * d)
+                .with_bias(qkv_bias)
+                .init(device),
+            k_proj: LoraLinearConfig::new(h, kv_heads * d)
+                .with_bias(qkv_bias)
+                .init(device),
+            v_proj: LoraLinearConfig::new(h, kv_heads * d)
+                .with_bias(qkv_bias)
+                .init(device),
+            o_proj: LoraLinearConfig::new(heads * d, h)
+                .with_bias(config.o_bias())
+                .init(device),
+            heads,
+            kv_heads,
+            head_dim: d,
+        }
+    }
+
+    /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`.
+    /// With a cache, the new keys/values are written at its current length and attention runs
+    /// over every cached position. Returns `[batch, seq, hidden]`.
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RopeTables,
+        bias: Tensor<4>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let split =
+            |t: Tensor<3>, heads: usize| t.reshape([b, s, heads, self.head_dim]).swap_dims(1, 2);
+        let q = rope.apply(split(self.q_proj.forward(x.clone()), self.heads));
+        let k = rope.apply(split(self.k_proj.forward(x.clone()), self.kv_heads));
+        let v = split(self.v_proj.forward(x), self.kv_heads);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, k, v),
+            None => (k, v),
+        };
+        let out = grouped_attention(q, k, v, bias);
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([b, s, self.heads * self.head_dim]);
+        self.o_proj.forward(out)
+    }
+}
+
+/// `softmax(q·kᵀ/√d + bias)·v` with query head `j` reading key/value head
+/// `j / (heads / kv_heads)`, as transformers' `repeat_kv` arranges them, but without copying
+/// K/V: the query heads of one group are stacked along the sequence axis instead.
+///
+/// Follows transformers' eager attention for precision: scores in the activation dtype,
+/// softmax in f32, probabilities cast back.
+///
+/// Shapes: q `[b, heads, s, d]`, k/v `[b, kv_heads, t, d]`, bias `[b, 1, s, t]` (f32);
+/// returns `[b, heads, s, d]`.
+pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    let [b, heads, s, d] = q.dims();
+    let [_, kv_heads, t, _] = k.dims();
+    let group = heads / kv_heads;
+    let dtype = q.dtype();
+    let q = q.reshape([b, kv_heads, group * s, d]);
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (d as f64).sqrt())
+        .cast(DType::F32)
+        .reshape([b, kv_heads, group, s, t])
+        + bias.reshape([b, 1, 1, s, t]);
+    let probs = softmax(scores, 4)
+        .cast(dtype)
+        .reshape([b, kv_heads, group * s, t]);
+    probs.matmul(v).reshape([b, heads, s, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, module::attention, ops::AttentionModuleOptions};
+
+    /// Against burn's reference attention with K/V heads repeated as transformers' `repeat_kv`.
+    #[test]
+    fn grouped_equals_repeated_kv_causal_attention() {
+        let device = Device::flex();
+        let (b, heads, kv, s, d) = (2, 6, 2, 5, 8);
+        let q = Tensor::<4>::random([b, heads, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let k = Tensor::<4>::random([b, kv, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let v = Tensor::<4>::random([b, kv, s, d], Distribution::Normal(0.0, 1.0), &device);
+        let bias = crate::mask::attention_bias(b, s, 0, None, None, &device);
+        let ours = grouped_attention(q.clone(), k.clone(), v.clone(), bias);
+        let repeat = |t: Tensor<4>| {
+            t.reshape([b, kv, 1, s, d])
+                .expand([b, kv, heads / kv, s, d])
+                .reshape([b, heads, s, d])
+        };
+        let opts = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let reference = attention(q, repeat(k), repeat(v), None, None, opts);
+        let diff = (ours - reference).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "max diff {diff}");
+    }
+}

@@ -1,0 +1,244 @@
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::module::linear;
+use burn::tensor::{Bool, Device, Int, Tensor};
+use llava_lora::{LoraLinear, LoraLinearConfig};
+
+use crate::kv_cache::KvCache;
+use crate::mask::attention_bias;
+use crate::{DecoderLayer, LlmError, Result, RmsNorm, RotaryEmbedding, TextConfig};
+
+/// The decoder stack (transformers' `LlamaModel` and siblings): embeddings, layers, final norm.
+#[derive(Module, Debug)]
+pub struct DecoderModel {
+    /// `[vocab, hidden]`.
+    pub embed_tokens: Embedding,
+    /// The decoder blocks.
+    pub layers: Vec<DecoderLayer>,
+    /// Final RMSNorm.
+    pub norm: RmsNorm,
+}
+
+/// A decoder with its language-model head (transformers' `*ForCausalLM`). Parameter paths are
+/// transformers' (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`).
+#[derive(Module, Debug)]
+pub struct CausalLm {
+    /// The decoder stack.
+    pub model: DecoderModel,
+    /// `[vocab, hidden]`; `None` when the embeddings are tied.
+    pub lm_head: Option<LoraLinear>,
+    #[module(skip)]
+    config: TextConfig,
+    #[module(skip)]
+    rope: RotaryEmbedding,
+}
+
+/// What the decoder reads: token ids, or embeddings in which LLaVA has spliced image features.
+#[derive(Debug, Clone)]
+pub enum DecoderInput {
+    /// `[batch, seq]`. Ids must be below `vocab_size` (callers that take ids from users check
+    /// this, e.g. [`crate::Generator`]).
+    Ids(Tensor<2, Int>),
+    /// `[batch, seq, hidden]`.
+    Embeds(Tensor<3>),
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Every position (training, parity checks).
+    #[default]
+    All,
+    /// Only the last position (generation).
+    Last,
+}
+
+/// Optional inputs of [`CausalLm::forward`].
+#[derive(Debug, Clone, Default)]
+pub struct ForwardOptions {
+    /// RoPE positions, `[batch, seq]`; default `cache.len() + 0..seq` for every row.
+    pub positions: Option<Tensor<2, Int>>,
+    /// Which key slots hold real tokens, `[batch, cache.len() + seq]` (false for left padding);
+    /// default all.
+    pub key_valid: Option<Tensor<2, Bool>>,
+    /// Which positions get logits.
+    pub logits: LogitsFor,
+}
+
+impl CausalLm {
+    /// A model with lazy parameters shaped by `config` (nothing is allocated until loaded or
+    /// first used).
+    pub fn new(config: &TextConfig, device: &Device) -> Self {
+        let (v, h) = (config.vocab_size, config.hidden_size);
+        let model = DecoderModel {
+            embed_tokens: EmbeddingConfig::new(v, h).init(device),
+            layers: (0..config.num_hidden_layers)
+                .map(|_| DecoderLayer::new(config, device))
+                .collect(),
+            norm: RmsNorm::new(h, config.rms_norm_eps, device),
+        };
+        let lm_head =
+            (!config.tie_word_embeddings).then(|| LoraLinearConfig::new(h, v).init(device));
+        Self {
+            model,
+            lm_head,
+            rope: RotaryEmbedding::new(config.head_dim(), config.rope_theta()),
+            config: config.clone(),
+        }
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &TextConfig {
+        &self.config
+    }
+
+    /// The device holding the parameters.
+    pub fn device(&self) -> Device {
+        self.model.embed_tokens.weight.val().device()
+    }
+
+    /// Token embeddings, `[batch, seq]` → `[batch, seq, hidden]`.
+    pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.model.embed_tokens.forward(ids)
+    }
+
+    /// Runs the decoder and returns logits `[batch, seq or 1, vocab]` in the activation dtype.
+    ///
+    /// With a cache, the new keys and values are appended after its current length and
+    /// attention covers every cached position; the cache must have been made for this batch.
+    pub fn forward(
+        &self,
+        input: DecoderInput,
+        cache: Option<&mut KvCache>,
+        options: ForwardOptions,
+    ) -> Result<Tensor<3>> {
+        let logits_for = options.logits;
+        let hidden = self.hidden_states(input, cache, options)?;
+        let hidden = match logits_for {
+            LogitsFor::All => hidden,
+            LogitsFor::Last => {
+                let s = hidden.dims()[1];
+                hidden.narrow(1, s - 1, 1)
+            }
+        };
+        Ok(self.logits(hidden))
+    }
+
+    /// The final-norm hidden states, `[batch, seq, hidden]`.
+    pub fn hidden_states(
+        &self,
+        input: DecoderInput,
+        mut cache: Option<&mut KvCache>,
+        options: ForwardOptions,
+    ) -> Result<Tensor<3>> {
+        let x = match input {
+            DecoderInput::Ids(ids) => self.embed(ids),
+            DecoderInput::Embeds(e) => e,
+        };
+        let [b, s, h] = x.dims();
+        if h != self.config.hidden_size || s == 0 {
+            return Err(LlmError::Input(format!(
+                "embeddings of shape [{b}, {s}, {h}] for a model of hidden size {}",
+                self.config.hidden_size
+            )));
+        }
+        let device = x.device();
+        let past = match cache.as_deref() {
+            Some(c) if c.batch() != b => {
+                return Err(LlmError::Input(format!(
+                    "a batch of {b} sequences against a KV cache made for {}",
+                    c.batch()
+                )));
+            }
+            Some(c) => {
+                c.reserve(s)?;
+                c.len()
+            }
+            None => 0,
+        };
+        let positions = match options.positions {
+            Some(p) if p.dims() != [b, s] => {
+                return Err(LlmError::Input(format!(
+                    "positions of shape {:?} for a batch of shape [{b}, {s}]",
+                    p.dims()
+                )));
+            }
+            Some(p) => p,
+            None => Tensor::<1, Int>::arange(past as i64..(past + s) as i64, &device)
+                .reshape([1, s])
+                .expand([b, s]),
+        };
+        if let Some(valid) = &options.key_valid
+            && valid.dims() != [b, past + s]
+        {
+            return Err(LlmError::Input(format!(
+                "key mask of shape {:?}, expected [{b}, {}]",
+                valid.dims(),
+                past + s
+            )));
+        }
+        let rope = self.rope.tables(positions, x.dtype(), &device);
+        let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
+        let mut x = x;
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let window = self.config.sliding_window(i);
+            let bias = match biases.iter().find(|(w, _)| *w == window) {
+                Some((_, bias)) => bias.clone(),
+                None => {
+                    let bias =
+                        attention_bias(b, s, past, options.key_valid.as_ref(), window, &device);
+                    biases.push((window, bias.clone()));
+                    bias
+                }
+            };
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            x = layer.forward(x, &rope, bias, layer_cache);
+        }
+        if let Some(c) = cache {
+            c.advance(s);
+        }
+        Ok(self.model.norm.forward(x))
+    }
+
+    /// `[batch, seq, hidden]` → `[batch, seq, vocab]` through `lm_head` (or the tied
+    /// embedding matrix).
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => linear(
+                hidden,
+                self.model.embed_tokens.weight.val().transpose(),
+                None,
+            ),
+        }
+    }
+
+    /// Every LoRA-capable linear layer with its module path, e.g.
+    /// `model.layers.0.self_attn.q_proj` and `lm_head` (absent when tied).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.model.layers.iter_mut().enumerate() {
+            let attn = &mut layer.self_attn;
+            let mlp = &mut layer.mlp;
+            let p = format!("model.layers.{i}");
+            out.push((format!("{p}.self_attn.q_proj"), &mut attn.q_proj));
+            out.push((format!("{p}.self_attn.k_proj"), &mut attn.k_proj));
+            out.push((format!("{p}.self_attn.v_proj"), &mut attn.v_proj));
+            out.push((format!("{p}.self_attn.o_proj"), &mut attn.o_proj));
+            out.push((format!("{p}.mlp.gate_proj"), &mut mlp.gate_proj));
+            out.push((format!("{p}.mlp.up_proj"), &mut mlp.up_proj));
+            out.push((format!("{p}.mlp.down_proj"), &mut mlp.down_proj));
+        }
+        if let Some(head) = &mut self.lm_head {
+            out.push(("lm_head".to_string(), head));
+        }
+        out
+    }
+
+    /// Folds every attached LoRA adapter into its base weight.
+    pub fn merge_lora(&mut self) {
+        for (_, layer) in self.linears_mut() {
+            layer.merge();
+        }
+    }
+}

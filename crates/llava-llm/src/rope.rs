@@ -1,0 +1,91 @@
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+
+/// Rotary position embedding in the "rotate half" convention of the HF weights (spec §5.1):
+/// `q' = q·cos + rot(q)·sin`, `rot(x) = [−x₂, x₁]` over the two halves of the head. burn's
+/// `RotaryEncoding` rotates interleaved pairs instead and must not be used on these weights.
+#[derive(Debug, Clone)]
+pub struct RotaryEmbedding {
+    /// `1 / θ^(2i/d)`, computed in f32 as transformers does.
+    inv_freq: Vec<f32>,
+}
+
+/// cos/sin for a batch of positions, `[batch, 1, seq, head_dim]`, in the activation dtype.
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+}
+
+impl RotaryEmbedding {
+    /// Frequencies for heads of width `head_dim` with base `theta`.
+    pub fn new(head_dim: usize, theta: f64) -> Self {
+        let theta = theta as f32;
+        let inv_freq = (0..head_dim / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        Self { inv_freq }
+    }
+
+    /// Tables for `positions` (`[batch, seq]`). Angles are products in f32 (exact as in
+    /// transformers' f32 matmul of one-element inner dimension), then cast to `dtype`.
+    pub fn tables(&self, positions: Tensor<2, Int>, dtype: DType, device: &Device) -> RopeTables {
+        let [batch, seq] = positions.dims();
+        let half = self.inv_freq.len();
+        let pos = positions.cast(FloatDType::F32).reshape([batch, seq, 1]);
+        let inv = Tensor::<3>::from_data(
+            TensorData::new(self.inv_freq.clone(), [1, 1, half]),
+            (device, DType::F32),
+        );
+        let freqs = pos * inv;
+        let angles = Tensor::cat(vec![freqs.clone(), freqs], 2).unsqueeze_dim::<4>(1);
+        RopeTables {
+            cos: angles.clone().cos().cast(dtype),
+            sin: angles.sin().cast(dtype),
+        }
+    }
+}
+
+impl RopeTables {
+    /// Rotates `x`, `[batch, heads, seq, head_dim]`.
+    pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        let d = x.dims()[3];
+        let x1 = x.clone().narrow(3, 0, d / 2);
+        let x2 = x.clone().narrow(3, d / 2, d / 2);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * self.cos.clone() + rotated * self.sin.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_halves_by_position_times_frequency() {
+        let device = Device::flex();
+        // head_dim 4, θ = 100: inv_freq = [1, 0.1]
+        let rope = RotaryEmbedding::new(4, 100.0);
+        let pos = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 2], [1, 2]), &device);
+        let tables = rope.tables(pos, DType::F32, &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                vec![1.0f32, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
+                [1, 1, 2, 4],
+            ),
+            &device,
+        );
+        let y = tables.apply(x).try_into_vec_as::<f32>().unwrap();
+        assert_eq!(&y[..4], &[1.0, 2.0, 3.0, 4.0], "position 0 is the identity");
+        // Position 2: pair (x0, x2) rotates by 2 rad, pair (x1, x3) by 0.2 rad.
+        let (c0, s0, c1, s1) = (2f32.cos(), 2f32.sin(), 0.2f32.cos(), 0.2f32.sin());
+        let expected = [
+            1.0 * c0 - 3.0 * s0,
+            2.0 * c1 - 4.0 * s1,
+            3.0 * c0 + 1.0 * s0,
+            4.0 * c1 + 2.0 * s1,
+        ];
+        for (a, b) in y[4..].iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{y:?} vs {expected:?}");
+        }
+    }
+}

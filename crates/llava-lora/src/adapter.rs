@@ -1,0 +1,200 @@
+//! PEFT adapter directories: `adapter_config.json` + `adapter_model.safetensors`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use llava_checkpoint::KeyMap;
+
+use crate::{LoraConfig, LoraError, LoraFactors, LoraLinear, Result};
+
+/// The file PEFT writes the adapter configuration to.
+pub const CONFIG_FILE: &str = "adapter_config.json";
+/// The file PEFT writes the adapter tensors to.
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// PEFT's prefix on every saved key.
+const KEY_PREFIX: &str = "base_model.model.";
+
+/// One layer's factors as stored in the adapter file.
+#[derive(Debug, Clone)]
+pub struct PeftFactors {
+    /// The module's name in the model PEFT wrapped (the key without `base_model.model.` and
+    /// the `.lora_A.weight` suffix), e.g. `model.layers.0.self_attn.q_proj`.
+    pub module: String,
+    /// A, `[r, d_input]`, in the file's dtype.
+    pub lora_a: TensorData,
+    /// B, `[d_output, r]`, in the file's dtype.
+    pub lora_b: TensorData,
+    /// `alpha/r` (or `alpha/√r`), with this module's rank and alpha.
+    pub scaling: f64,
+}
+
+/// A PEFT LoRA adapter read from disk.
+#[derive(Debug, Clone)]
+pub struct PeftAdapter {
+    /// The adapter directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: LoraConfig,
+    /// Its factors, one entry per adapted module, sorted by module name.
+    pub factors: Vec<PeftFactors>,
+}
+
+fn float_dtype(dtype: safetensors::Dtype) -> Option<DType> {
+    match dtype {
+        safetensors::Dtype::F32 => Some(DType::F32),
+        safetensors::Dtype::F16 => Some(DType::F16),
+        safetensors::Dtype::BF16 => Some(DType::BF16),
+        _ => None,
+    }
+}
+
+impl PeftAdapter {
+    /// Reads and checks an adapter directory. Every tensor key must be a LoRA factor of a linear
+    /// layer, each A must have its B, and each rank must agree with the configuration.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let config = LoraConfig::from_file(&dir.join(CONFIG_FILE))?;
+        let path = dir.join(WEIGHTS_FILE);
+        if !path.is_file() && dir.join("adapter_model.bin").is_file() {
+            return Err(LoraError::Unsupported {
+                path: dir.join("adapter_model.bin"),
+                feature: "a pickled adapter (save it with safe_serialization=True)".into(),
+            });
+        }
+        llava_checkpoint::files::check_header(&path)?;
+        let bytes = std::fs::read(&path).map_err(|source| LoraError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let weights_error = |message: String| LoraError::Weights {
+            path: path.clone(),
+            message,
+        };
+        let file = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| weights_error(e.to_string()))?;
+
+        let mut pairs: BTreeMap<String, (Option<TensorData>, Option<TensorData>)> = BTreeMap::new();
+        for (key, view) in file.tensors() {
+            let Some(rest) = key.strip_prefix(KEY_PREFIX) else {
+                return Err(weights_error(format!(
+                    "key {key} does not start with {KEY_PREFIX:?}; is this a PEFT adapter?"
+                )));
+            };
+            let (module, is_a) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
+                (m, true)
+            } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
+                (m, false)
+            } else if rest.contains("lora_embedding_") {
+                return Err(LoraError::Unsupported {
+                    path: path.clone(),
+                    feature: format!("embedding LoRA (key {key})"),
+                });
+            } else {
+                return Err(weights_error(format!(
+                    "unexpected tensor {key}: only lora_A/lora_B factors of linear layers are supported"
+                )));
+            };
+            let dtype = float_dtype(view.dtype()).ok_or_else(|| {
+                weights_error(format!("tensor {key} has dtype {:?}", view.dtype()))
+            })?;
+            if view.shape().len() != 2 {
+                return Err(weights_error(format!(
+                    "tensor {key} has shape {:?}, expected 2 dimensions",
+                    view.shape()
+                )));
+            }
+            let data = TensorData::from_bytes_vec(view.data().to_vec(), view.shape(), dtype);
+            let slot = pairs.entry(module.to_string()).or_default();
+            if is_a {
+                slot.0 = Some(data);
+            } else {
+                slot.1 = Some(data);
+            }
+        }
+
+        let mut factors = Vec::with_capacity(pairs.len());
+        for (module, (a, b)) in pairs {
+            let (Some(a), Some(b)) = (a, b) else {
+                return Err(weights_error(format!(
+                    "{KEY_PREFIX}{module} has only one of lora_A / lora_B"
+                )));
+            };
+            let (sa, sb) = (a.shape().dims::<2>(), b.shape().dims::<2>());
+            let (r, alpha) = config.rank_alpha(&module);
+            if sa[0] != r || sb[1] != r {
+                return Err(weights_error(format!(
+                    "{module}: lora_A {sa:?} and lora_B {sb:?} do not have the rank {r} that \
+                     adapter_config.json gives this module"
+                )));
+            }
+            factors.push(PeftFactors {
+                module,
+                lora_a: a,
+                lora_b: b,
+                scaling: config.scaling(r, alpha),
+            });
+        }
+        if factors.is_empty() {
+            return Err(weights_error("the adapter holds no LoRA factors".into()));
+        }
+        Ok(Self {
+            dir,
+            config,
+            factors,
+        })
+    }
+
+    /// Attaches the factors to the model's layers. `layers` are the model's LoRA-capable linear
+    /// layers with their module paths; `key_map` renames the adapter's module names to those
+    /// paths (the same map that loads the base checkpoint). The factors keep the file's dtype.
+    /// Returns the number of layers adapted.
+    pub fn attach<'a>(
+        &self,
+        layers: impl IntoIterator<Item = (String, &'a mut LoraLinear)>,
+        key_map: &KeyMap,
+        device: &Device,
+    ) -> Result<usize> {
+        let mut by_path: HashMap<String, &'a mut LoraLinear> = layers.into_iter().collect();
+        let path = self.dir.join(WEIGHTS_FILE);
+        // Check everything before changing anything, so a failed attach leaves the model as it was.
+        for f in &self.factors {
+            let target = key_map.map(&f.module);
+            let Some(layer) = by_path.get(&target) else {
+                return Err(LoraError::Mismatch {
+                    path,
+                    message: format!(
+                        "factors for module {} (model path {target}): the model has no such linear layer",
+                        f.module
+                    ),
+                });
+            };
+            let (a, b) = (f.lora_a.shape().dims::<2>(), f.lora_b.shape().dims::<2>());
+            if a[1] != layer.d_input() || b[0] != layer.d_output() {
+                return Err(LoraError::Mismatch {
+                    path,
+                    message: format!(
+                        "module {}: lora_A {a:?} / lora_B {b:?} do not fit a layer of {} inputs and {} outputs",
+                        f.module,
+                        layer.d_input(),
+                        layer.d_output()
+                    ),
+                });
+            }
+        }
+        for f in &self.factors {
+            let layer = by_path
+                .get_mut(&key_map.map(&f.module))
+                .expect("checked above");
+            let a = Tensor::<2>::from_data(f.lora_a.clone(), (device, f.lora_a.dtype()));
+            let b = Tensor::<2>::from_data(f.lora_b.clone(), (device, f.lora_b.dtype()));
+            layer.attach(LoraFactors::from_tensors(
+                a,
+                b,
+                f.scaling,
+                self.config.lora_dropout,
+            ));
+        }
+        Ok(self.factors.len())
+    }
+}
