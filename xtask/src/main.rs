@@ -1,1 +1,46 @@
-fn main() {}
+//! `cargo xtask`: the project's jobs.
+//!
+//! - `generate`: greedy or sampled generation from a decoder checkpoint on disk (the debugging
+//!   handle for decoders alone);
+//! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
+//!   transformers and peft);
+//! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`).
+
+mod cuda_smoke;
+mod device;
+mod fixtures;
+mod generate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "llava-rs jobs", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
+    Generate(generate::Args),
+    /// Regenerate the committed fixtures with transformers and PEFT.
+    Fixtures(fixtures::Args),
+    /// Run a matmul and a decoder fixture on CUDA and compare with the CPU.
+    CudaSmoke(cuda_smoke::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Generate(args) => generate::run(args),
+        Command::Fixtures(args) => fixtures::run(args),
+        Command::CudaSmoke(args) => cuda_smoke::run(args),
+    }
+}

@@ -16,8 +16,8 @@ fn a_left_padded_batch_generates_what_each_prompt_generates_alone() {
             max_new_tokens: 12,
             ..Default::default()
         };
-        let alone_long = generate(&model, &[prompt.clone()], options.clone()).unwrap();
-        let alone_short = generate(&model, &[short.clone()], options.clone()).unwrap();
+        let alone_long = generate(&model, std::slice::from_ref(&prompt), options.clone()).unwrap();
+        let alone_short = generate(&model, std::slice::from_ref(&short), options.clone()).unwrap();
         let batch = generate(&model, &[short, prompt], options).unwrap();
         assert_eq!(batch[0], alone_short[0], "{name}: padded row");
         assert_eq!(batch[1], alone_long[0], "{name}: full row");

@@ -30,11 +30,7 @@ fn try_load(dir: &std::path::Path) -> Result<CausalLm, llava_llm::LlmError> {
 }
 
 /// Writes the qwen2 fixture's tensors, transformed, into a copy of the fixture.
-fn variant(
-    edit: impl Fn(
-        Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-    ) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-) -> tempfile::TempDir {
+fn variant(edit: impl Fn(Vec<Entry>) -> Vec<Entry>) -> tempfile::TempDir {
     let dir = copy_without_weights("qwen2");
     let tensors = edit(read_tensors(&fixture("qwen2").join("model.safetensors")));
     write_tensors(&dir.path().join("model.safetensors"), &tensors);
@@ -67,7 +63,8 @@ fn sharded_checkpoint_equals_the_single_file() {
 #[test]
 fn every_llava_key_layout_loads_to_the_same_model() {
     let reference = logits(&load(&fixture("qwen2")));
-    let layouts: [(&str, fn(&str) -> String); 3] = [
+    type Rename = fn(&str) -> String;
+    let layouts: [(&str, Rename); 3] = [
         // llava-hf hub files (transformers < 4.52)
         ("language_model.", |k| format!("language_model.{k}")),
         // transformers ≥ 4.52

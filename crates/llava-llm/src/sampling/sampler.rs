@@ -42,20 +42,20 @@ impl SamplingParams {
     /// Rejects values transformers rejects.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(LlmError::Generation(m));
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return bad(format!(
                 "repetition_penalty must be > 0, got {}",
                 self.repetition_penalty
             ));
         }
         if self.do_sample {
-            if !(self.temperature > 0.0) {
+            if self.temperature.is_nan() || self.temperature <= 0.0 {
                 return bad(format!(
                     "temperature must be > 0 when sampling, got {} (use greedy decoding instead)",
                     self.temperature
                 ));
             }
-            if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            if self.top_p.is_nan() || self.top_p <= 0.0 || self.top_p > 1.0 {
                 return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
             }
         }

@@ -117,8 +117,11 @@ pub fn copy_without_weights(name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// The tensors of a safetensors file: name → (dtype, shape, bytes).
-pub fn read_tensors(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+/// One tensor of a safetensors file: name, dtype, shape, bytes.
+pub type Entry = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+/// The tensors of a safetensors file, sorted by name.
+pub fn read_tensors(path: &Path) -> Vec<Entry> {
     let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<_> = st
@@ -131,7 +134,7 @@ pub fn read_tensors(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<usize>,
 }
 
 /// Writes tensors to a safetensors file.
-pub fn write_tensors(path: &Path, tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
+pub fn write_tensors(path: &Path, tensors: &[Entry]) {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(k, d, s, b)| {

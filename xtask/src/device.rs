@@ -1,0 +1,36 @@
+//! `--device` and `--dtype` flags.
+
+use anyhow::{Result, bail};
+use burn::tensor::{DType, Device};
+
+/// `cpu`, `cuda` or `cuda:N` → a burn device.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::flex()),
+        s if s == "cuda" || s.starts_with("cuda:") => cuda(s.strip_prefix("cuda:").unwrap_or("0")),
+        other => bail!("unknown --device {other:?}: expected cpu, cuda or cuda:N"),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(index: &str) -> Result<Device> {
+    let index: usize = index
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--device cuda:{index}: the index must be a number"))?;
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: &str) -> Result<Device> {
+    bail!("this binary was built without CUDA: rebuild with `--features cuda` (docs/cuda.md)")
+}
+
+/// `f32`, `bf16` or `f16`.
+pub fn parse_dtype(spec: &str) -> Result<DType> {
+    match spec {
+        "f32" | "float32" | "fp32" => Ok(DType::F32),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        "f16" | "float16" | "fp16" => Ok(DType::F16),
+        other => bail!("unknown --dtype {other:?}: expected f32, bf16 or f16"),
+    }
+}
