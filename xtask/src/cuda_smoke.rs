@@ -6,9 +6,9 @@ use anyhow::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A decoder fixture with reference.safetensors.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/decoders/llama3"))]
-    model_dir: PathBuf,
+    /// Decoder fixtures with reference.safetensors (repeatable; default: all four).
+    #[arg(long = "model-dir")]
+    model_dirs: Vec<PathBuf>,
     /// CUDA device index.
     #[arg(long, default_value_t = 0)]
     index: usize,
@@ -91,7 +91,26 @@ mod imp {
             t.elapsed().as_secs_f64()
         );
 
-        let dir = &args.model_dir;
+        let dirs = if args.model_dirs.is_empty() {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/decoders");
+            ["llama3", "mistral", "qwen2", "yi"].iter().map(|f| root.join(f)).collect()
+        } else {
+            args.model_dirs.clone()
+        };
+        let mut worst = 0.0f32;
+        for dir in &dirs {
+            worst = worst.max(decoder(dir, &cpu, &cuda)?);
+        }
+        // f32 matmuls run as TF32 on the GPU (≈1e-3 relative).
+        ensure!(mm32 < 1e-2 && worst < 1e-2, "CUDA results differ from the CPU beyond TF32 rounding");
+        println!("cuda smoke: ok");
+        Ok(())
+    }
+
+    /// f32 and bf16 forwards on CUDA against the CPU, and greedy tokens against transformers;
+    /// returns the f32 relative error.
+    fn decoder(dir: &std::path::Path, cpu: &Device, cuda: &Device) -> Result<f32> {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let ids = reference_ids(dir, "input_ids")?;
         let load = |device: &Device, dtype| {
             let options = LoadOptions {

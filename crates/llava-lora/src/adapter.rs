@@ -198,3 +198,114 @@ impl PeftAdapter {
         Ok(self.factors.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LoraLinearConfig;
+
+    fn write_adapter(dir: &Path, config: &str, tensors: &[(&str, [usize; 2])]) {
+        std::fs::write(dir.join(CONFIG_FILE), config).unwrap();
+        let data: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, s)| vec![0u8; s[0] * s[1] * 4])
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .zip(&data)
+            .map(|((k, s), d)| {
+                let view =
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.to_vec(), d)
+                        .unwrap();
+                (k.to_string(), view)
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join(WEIGHTS_FILE)).unwrap();
+    }
+
+    const CONFIG: &str = r#"{"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}"#;
+    const A: &str = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
+    const B: &str = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
+
+    fn error(config: &str, tensors: &[(&str, [usize; 2])]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        write_adapter(dir.path(), config, tensors);
+        PeftAdapter::load(dir.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_adapter_attaches_with_its_scaling() {
+        let dir = tempfile::tempdir().unwrap();
+        write_adapter(dir.path(), CONFIG, &[(A, [2, 4]), (B, [3, 2])]);
+        let adapter = PeftAdapter::load(dir.path()).unwrap();
+        assert_eq!(adapter.factors[0].module, "model.layers.0.self_attn.q_proj");
+        assert_eq!(adapter.factors[0].scaling, 2.0);
+        let device = Device::flex();
+        let mut layer = LoraLinearConfig::new(4, 3).init(&device);
+        let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
+        assert_eq!(
+            adapter
+                .attach(layers, &KeyMap::identity(), &device)
+                .unwrap(),
+            1
+        );
+        assert_eq!(layer.lora.as_ref().unwrap().rank(), 2);
+    }
+
+    #[test]
+    fn a_layer_of_the_wrong_size_is_rejected_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write_adapter(dir.path(), CONFIG, &[(A, [2, 4]), (B, [3, 2])]);
+        let adapter = PeftAdapter::load(dir.path()).unwrap();
+        let device = Device::flex();
+        let mut layer = LoraLinearConfig::new(5, 3).init(&device);
+        let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
+        let err = adapter
+            .attach(layers, &KeyMap::identity(), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.layers.0.self_attn.q_proj") && err.contains("5 inputs"),
+            "{err}"
+        );
+        assert!(layer.lora.is_none());
+    }
+
+    #[test]
+    fn malformed_adapters_are_named() {
+        let err = error(CONFIG, &[(A, [2, 4])]);
+        assert!(
+            err.contains("q_proj has only one of lora_A / lora_B"),
+            "{err}"
+        );
+        let err = error(CONFIG, &[("model.layers.0.q_proj.lora_A.weight", [2, 4])]);
+        assert!(err.contains("does not start with"), "{err}");
+        let err = error(
+            CONFIG,
+            &[(
+                "base_model.model.model.embed_tokens.lora_embedding_A",
+                [2, 4],
+            )],
+        );
+        assert!(err.contains("embedding LoRA"), "{err}");
+        let err = error(CONFIG, &[(A, [3, 4]), (B, [3, 3])]);
+        assert!(
+            err.contains("rank 2") && err.contains("adapter_config.json"),
+            "{err}"
+        );
+        let err = error(
+            r#"{"r": 2, "target_modules": 5}"#,
+            &[(A, [2, 4]), (B, [3, 2])],
+        );
+        assert!(err.contains("adapter_config.json"), "{err}");
+    }
+
+    #[test]
+    fn a_pickled_adapter_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), CONFIG).unwrap();
+        std::fs::write(dir.path().join("adapter_model.bin"), b"pickle").unwrap();
+        let err = PeftAdapter::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("safe_serialization"), "{err}");
+    }
+}
