@@ -130,6 +130,12 @@ pub fn check_header(path: &Path) -> Result<Header> {
     file.read_exact(&mut len_bytes)
         .map_err(|e| CheckpointError::io(path, e))?;
     let header_len = u64::from_le_bytes(len_bytes);
+    // The safetensors format caps headers at 100 MB; a larger length is corruption.
+    if header_len > 100_000_000 {
+        return Err(bad(format!(
+            "corrupt: a header length of {header_len} bytes"
+        )));
+    }
     if header_len > file_len - 8 {
         return Err(bad(format!(
             "truncated: the header claims {header_len} bytes but the file holds {file_len}"
@@ -152,18 +158,21 @@ pub fn check_header(path: &Path) -> Result<Header> {
         let info: HeaderEntry = serde_json::from_value(value)
             .map_err(|e| bad(format!("corrupt header entry for tensor {name}: {e}")))?;
         let (start, end) = info.data_offsets;
-        let elements: usize = info.shape.iter().product();
-        let expected = elements * info.dtype.bitsize() / 8;
-        if end < start || end - start != expected {
+        let expected = info
+            .shape
+            .iter()
+            .try_fold(info.dtype.bitsize(), |acc, &d| acc.checked_mul(d))
+            .map(|bits| bits / 8);
+        if end < start || Some(end - start) != expected {
             return Err(bad(format!(
-                "tensor {name}: offsets {start}..{end} do not hold {expected} bytes of {:?} {:?}",
+                "tensor {name}: offsets {start}..{end} do not fit a {:?} tensor of shape {:?}",
                 info.dtype, info.shape
             )));
         }
         data_end = data_end.max(end);
         tensors.insert(name, (info.dtype, info.shape));
     }
-    let needed = 8 + header_len + data_end as u64;
+    let needed = (8 + header_len).saturating_add(data_end as u64);
     if file_len < needed {
         return Err(bad(format!(
             "truncated: the header describes {needed} bytes but the file holds only {file_len}"

@@ -94,9 +94,14 @@ pub struct TextConfig {
     /// Llama: biases on the MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
-    /// Attention window (Mistral; Qwen2 when `use_sliding_window`).
-    #[serde(default)]
-    pub sliding_window: Option<usize>,
+    /// Attention window (Mistral; Qwen2 when `use_sliding_window`). `null` disables it; an
+    /// absent key takes transformers' default of 4096, as `MistralConfig` / `Qwen2Config` do.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sliding_window: Option<Option<usize>>,
     /// Qwen2: whether `sliding_window` is used at all.
     #[serde(default)]
     pub use_sliding_window: Option<bool>,
@@ -122,6 +127,21 @@ pub struct TextConfig {
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
 }
+
+/// Deserializes a present key (even `null`) as `Some(value)`, so that an absent key (`None`)
+/// can take a family default.
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// transformers' default `sliding_window` for Mistral and Qwen2 when the key is absent.
+const DEFAULT_SLIDING_WINDOW: usize = 4096;
+/// transformers' default `max_window_layers` for Qwen2.
+const DEFAULT_MAX_WINDOW_LAYERS: usize = 28;
 
 fn default_eps() -> f64 {
     1e-6
@@ -263,20 +283,26 @@ impl TextConfig {
         self.family() == Some(Family::Llama) && self.attention_bias.unwrap_or(false)
     }
 
-    /// The attention window of layer `layer`, if it uses one. Follows transformers: explicit
-    /// `layer_types` first; otherwise Mistral windows every layer, Qwen2 only with
-    /// `use_sliding_window` and from `max_window_layers` on, Llama never.
+    /// The attention window of layer `layer`, if it uses one, as transformers 5 decides it:
+    /// Mistral windows every layer (it ignores `layer_types`); Qwen2 only with
+    /// `use_sliding_window`, on the layers `layer_types` marks `sliding_attention` or else from
+    /// `max_window_layers` on; Llama never.
     pub fn sliding_window(&self, layer: usize) -> Option<usize> {
-        let window = self.sliding_window?;
-        if let Some(types) = &self.layer_types {
-            return (types.get(layer).map(String::as_str) == Some("sliding_attention"))
-                .then_some(window);
-        }
+        let window = self.sliding_window.unwrap_or(Some(DEFAULT_SLIDING_WINDOW));
         match self.family()? {
-            Family::Mistral => Some(window),
-            Family::Qwen2 => (self.use_sliding_window.unwrap_or(false)
-                && layer >= self.max_window_layers.unwrap_or(0))
-            .then_some(window),
+            Family::Mistral => window,
+            Family::Qwen2 => {
+                if !self.use_sliding_window.unwrap_or(false) {
+                    return None;
+                }
+                let sliding = match &self.layer_types {
+                    Some(types) => {
+                        types.get(layer).map(String::as_str) == Some("sliding_attention")
+                    }
+                    None => layer >= self.max_window_layers.unwrap_or(DEFAULT_MAX_WINDOW_LAYERS),
+                };
+                if sliding { window } else { None }
+            }
             Family::Llama => None,
         }
     }
@@ -349,6 +375,57 @@ mod tests {
         let q = TextConfig::from_json(&text, "q.json").unwrap();
         assert_eq!(q.sliding_window(69), None);
         assert_eq!(q.sliding_window(70), Some(32768));
+    }
+
+    #[test]
+    fn sliding_window_defaults_follow_transformers() {
+        // Mistral: an absent key means 4096, `null` means none.
+        let absent = MISTRAL_7B.replace(r#""sliding_window": null,"#, "");
+        let m = TextConfig::from_json(&absent, "m.json").unwrap();
+        assert_eq!(m.sliding_window(0), Some(4096));
+        let m = TextConfig::from_json(MISTRAL_7B, "m.json").unwrap();
+        assert_eq!(m.sliding_window(31), None);
+        // Qwen2: layer_types only matter with use_sliding_window.
+        let types: Vec<&str> = (0..80)
+            .map(|i| {
+                if i < 70 {
+                    "full_attention"
+                } else {
+                    "sliding_attention"
+                }
+            })
+            .collect();
+        let with_types = QWEN_72B.replace(
+            r#""vocab_size": 152064}"#,
+            &format!(
+                r#""vocab_size": 152064, "layer_types": {}}}"#,
+                serde_json::to_string(&types).unwrap()
+            ),
+        );
+        let q = TextConfig::from_json(&with_types, "q.json").unwrap();
+        assert_eq!(q.sliding_window(75), None);
+        let q = TextConfig::from_json(
+            &with_types.replace(
+                r#""use_sliding_window": false"#,
+                r#""use_sliding_window": true"#,
+            ),
+            "q.json",
+        )
+        .unwrap();
+        assert_eq!(
+            (q.sliding_window(69), q.sliding_window(75)),
+            (None, Some(32768))
+        );
+        // Llama has no window even if a key is present.
+        let llama = MISTRAL_7B
+            .replace(r#""model_type": "mistral""#, r#""model_type": "llama""#)
+            .replace("null", "16");
+        assert_eq!(
+            TextConfig::from_json(&llama, "l.json")
+                .unwrap()
+                .sliding_window(0),
+            None
+        );
     }
 
     #[test]

@@ -107,13 +107,20 @@ impl<'a> Generator<'a> {
             DecoderInput::Ids(ids) => ids.dims() == [batch, len],
             DecoderInput::Embeds(e) => e.dims()[..2] == [batch, len],
         };
-        if batch == 0 || len == 0 || !dims_ok || prefill.history.len() != batch {
+        let ragged = prefill.attention_mask.iter().any(|row| row.len() != len);
+        if batch == 0 || len == 0 || ragged || !dims_ok || prefill.history.len() != batch {
             return Err(LlmError::Input(
                 "prefill input, attention mask and history disagree in shape".into(),
             ));
         }
+        let total = len.checked_add(options.max_new_tokens).ok_or_else(|| {
+            LlmError::Generation(format!(
+                "max_new_tokens {} is too large",
+                options.max_new_tokens
+            ))
+        })?;
         if let Some(context) = model.config().max_position_embeddings
-            && len + options.max_new_tokens > context
+            && total > context
         {
             return Err(LlmError::ContextTooLong {
                 prompt: len,
@@ -165,7 +172,7 @@ impl<'a> Generator<'a> {
             seen: prefill.history,
             generated: vec![Vec::new(); batch],
             finished: vec![false; batch],
-            pending: Some(squeeze_last(logits)),
+            pending: (options.max_new_tokens > 0).then(|| squeeze_last(logits)),
             options,
         })
     }

@@ -37,9 +37,9 @@ pub struct CausalLm {
 #[derive(Debug, Clone)]
 pub enum DecoderInput {
     /// `[batch, seq]`. Ids must be below `vocab_size` (callers that take ids from users check
-    /// this, e.g. [`crate::Generator`]).
+    /// this, e.g. [`crate::Prefill::from_ids`]).
     Ids(Tensor<2, Int>),
-    /// `[batch, seq, hidden]`.
+    /// `[batch, seq, hidden]`, cast to the model's dtype if needed.
     Embeds(Tensor<3>),
 }
 
@@ -133,7 +133,9 @@ impl CausalLm {
     ) -> Result<Tensor<3>> {
         let x = match input {
             DecoderInput::Ids(ids) => self.embed(ids),
-            DecoderInput::Embeds(e) => e,
+            // Spliced image features arrive in the projector's dtype (spec §5.3: cast to the
+            // embedding dtype before the decoder).
+            DecoderInput::Embeds(e) => e.cast(self.model.embed_tokens.weight.val().dtype()),
         };
         let [b, s, h] = x.dims();
         if h != self.config.hidden_size || s == 0 {

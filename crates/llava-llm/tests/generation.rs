@@ -41,6 +41,19 @@ fn generation_stops_at_eos_and_keeps_it() {
 }
 
 #[test]
+fn zero_new_tokens_generates_nothing() {
+    let model = load(&fixture("qwen2"));
+    let options = GenerateOptions {
+        max_new_tokens: 0,
+        ..Default::default()
+    };
+    assert_eq!(
+        generate(&model, &[vec![1, 2, 3]], options).unwrap(),
+        vec![Vec::<u32>::new()]
+    );
+}
+
+#[test]
 fn a_prompt_beyond_the_context_is_an_error() {
     let model = load(&fixture("llama3")); // max_position_embeddings 256
     let prompt = vec![5u32; 250];

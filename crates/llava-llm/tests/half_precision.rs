@@ -44,7 +44,7 @@ fn half_precision_logits_track_f32() {
             model.load_adapter(fixture(name).join("adapter")).unwrap();
             let out = generate(
                 &model,
-                &[ids.clone()],
+                std::slice::from_ref(&ids),
                 GenerateOptions {
                     max_new_tokens: 4,
                     ..Default::default()

@@ -7,20 +7,6 @@ use common::*;
 use llava_checkpoint::Progress;
 use llava_llm::{CausalLm, DecoderInput, ForwardOptions, LoadOptions};
 
-fn logits(model: &CausalLm) -> Vec<f32> {
-    let ids = Reference::load("qwen2").ids("input_ids");
-    let device = model.device();
-    model
-        .forward(
-            DecoderInput::Ids(ids_tensor(&ids, &device)),
-            None,
-            ForwardOptions::default(),
-        )
-        .unwrap()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-}
-
 fn try_load(dir: &std::path::Path) -> Result<CausalLm, llava_llm::LlmError> {
     let options = LoadOptions {
         progress: Progress::Hidden,
@@ -39,7 +25,7 @@ fn variant(edit: impl Fn(Vec<Entry>) -> Vec<Entry>) -> tempfile::TempDir {
 
 #[test]
 fn sharded_checkpoint_equals_the_single_file() {
-    let reference = logits(&load(&fixture("qwen2")));
+    let reference = logits_of(&load(&fixture("qwen2")), "qwen2");
     let dir = copy_without_weights("qwen2");
     let tensors = read_tensors(&fixture("qwen2").join("model.safetensors"));
     let (first, second) = tensors.split_at(tensors.len() / 2);
@@ -57,46 +43,70 @@ fn sharded_checkpoint_equals_the_single_file() {
         index.to_string(),
     )
     .unwrap();
-    assert_eq!(logits(&load(dir.path())), reference);
+    assert_eq!(logits_of(&load(dir.path()), "qwen2"), reference);
 }
+
+/// Renames of the decoder keys as they appear in each LLaVA layout (spec §6).
+type Rename = fn(&str) -> String;
+const LAYOUTS: [(&str, Rename); 3] = [
+    // llava-hf hub files (transformers < 4.52): language_model.model.*, language_model.lm_head
+    ("language_model.", |k| format!("language_model.{k}")),
+    // transformers ≥ 4.52: model.language_model.*, lm_head at the top
+    ("model.language_model.", |k| {
+        k.strip_prefix("model.")
+            .map(|rest| format!("model.language_model.{rest}"))
+            .unwrap_or_else(|| k.to_string())
+    }),
+    // original LLaVA: decoder keys as they are, next to the projector and tower
+    ("original", |k| k.to_string()),
+];
 
 #[test]
 fn every_llava_key_layout_loads_to_the_same_model() {
-    let reference = logits(&load(&fixture("qwen2")));
-    type Rename = fn(&str) -> String;
-    let layouts: [(&str, Rename); 3] = [
-        // llava-hf hub files (transformers < 4.52)
-        ("language_model.", |k| format!("language_model.{k}")),
-        // transformers ≥ 4.52
-        ("model.language_model.", |k| {
-            k.replacen("model.", "model.language_model.", 1)
-        }),
-        // original LLaVA: decoder keys as they are, next to the projector and tower
-        ("original", |k| k.to_string()),
-    ];
-    for (name, rename) in layouts {
-        let dir = variant(|tensors| {
-            let mut out: Vec<_> = tensors
-                .into_iter()
-                .map(|(k, d, s, b)| (rename(&k), d, s, b))
-                .collect();
-            // LLaVA-only keys the decoder must ignore.
-            let extra = vec![0u8; 16];
-            for key in [
-                "model.mm_projector.0.weight",
-                "image_newline",
-                "vision_tower.vision_model.post_layernorm.weight",
-            ] {
-                out.push((
-                    key.to_string(),
-                    safetensors::Dtype::F32,
-                    vec![4],
-                    extra.clone(),
-                ));
-            }
-            out
-        });
-        assert_eq!(logits(&load(dir.path())), reference, "layout {name}");
+    // llama3 has an untied lm_head, so its renames are exercised too.
+    let reference = logits_of(&load(&fixture("llama3")), "llama3");
+    for (name, rename) in LAYOUTS {
+        let dir = copy_without_weights("llama3");
+        let mut tensors: Vec<Entry> = read_tensors(&fixture("llama3").join("model.safetensors"))
+            .into_iter()
+            .map(|(k, d, s, b)| (rename(&k), d, s, b))
+            .collect();
+        assert!(tensors.iter().any(|t| t.0.contains("lm_head")));
+        // LLaVA-only keys the decoder must ignore.
+        for key in [
+            "model.mm_projector.0.weight",
+            "image_newline",
+            "vision_tower.vision_model.post_layernorm.weight",
+        ] {
+            tensors.push((
+                key.to_string(),
+                safetensors::Dtype::F32,
+                vec![4],
+                vec![0u8; 16],
+            ));
+        }
+        write_tensors(&dir.path().join("model.safetensors"), &tensors);
+        let mut model = load(dir.path());
+        assert_eq!(logits_of(&model, "llama3"), reference, "layout {name}");
+
+        // A PEFT adapter trained in the same layout attaches to the same layers.
+        let adapter = tempfile::tempdir().unwrap();
+        let source = fixture("llama3").join("adapter");
+        std::fs::copy(
+            source.join("adapter_config.json"),
+            adapter.path().join("adapter_config.json"),
+        )
+        .unwrap();
+        let factors: Vec<Entry> = read_tensors(&source.join("adapter_model.safetensors"))
+            .into_iter()
+            .map(|(k, d, s, b)| {
+                let module = k.strip_prefix("base_model.model.").unwrap();
+                (format!("base_model.model.{}", rename(module)), d, s, b)
+            })
+            .collect();
+        write_tensors(&adapter.path().join("adapter_model.safetensors"), &factors);
+        let adapted = model.load_adapter(adapter.path()).unwrap();
+        assert_eq!(adapted, 14, "layout {name}: 7 linears in each of 2 layers");
     }
 }
 
@@ -153,22 +163,26 @@ fn a_truncated_file_is_named() {
     );
 }
 
-#[test]
-fn a_config_without_a_required_field_is_named() {
+/// A copy of the qwen2 fixture whose config.json is edited.
+fn with_config(
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> tempfile::TempDir {
     let dir = copy_without_weights("qwen2");
-    std::fs::copy(
-        fixture("qwen2").join("model.safetensors"),
-        dir.path().join("model.safetensors"),
-    )
-    .unwrap();
+    let weights = "model.safetensors";
+    std::fs::copy(fixture("qwen2").join(weights), dir.path().join(weights)).unwrap();
     let path = dir.path().join("config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config
-        .as_object_mut()
-        .unwrap()
-        .remove("num_attention_heads");
+    edit(config.as_object_mut().unwrap());
     std::fs::write(&path, config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn a_config_without_a_required_field_is_named() {
+    let dir = with_config(|c| {
+        c.remove("num_attention_heads");
+    });
     let err = try_load(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains("config.json") && err.contains("num_attention_heads"),
@@ -178,18 +192,10 @@ fn a_config_without_a_required_field_is_named() {
 
 #[test]
 fn decoder_tensors_beyond_the_config_are_an_error() {
-    let dir = copy_without_weights("qwen2");
-    std::fs::copy(
-        fixture("qwen2").join("model.safetensors"),
-        dir.path().join("model.safetensors"),
-    )
-    .unwrap();
-    let path = dir.path().join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    config["num_hidden_layers"] = 1.into();
-    config.as_object_mut().unwrap().remove("layer_types");
-    std::fs::write(&path, config.to_string()).unwrap();
+    let dir = with_config(|c| {
+        c.insert("num_hidden_layers".into(), 1.into());
+        c.remove("layer_types");
+    });
     let err = try_load(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains("model.layers.1.") && err.contains("1 layers configured"),

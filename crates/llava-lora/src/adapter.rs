@@ -183,17 +183,16 @@ impl PeftAdapter {
             }
         }
         for f in &self.factors {
-            let layer = by_path
-                .get_mut(&key_map.map(&f.module))
-                .expect("checked above");
-            let a = Tensor::<2>::from_data(f.lora_a.clone(), (device, f.lora_a.dtype()));
-            let b = Tensor::<2>::from_data(f.lora_b.clone(), (device, f.lora_b.dtype()));
-            layer.attach(LoraFactors::from_tensors(
-                a,
-                b,
-                f.scaling,
-                self.config.lora_dropout,
-            ));
+            if let Some(layer) = by_path.get_mut(&key_map.map(&f.module)) {
+                let a = Tensor::<2>::from_data(f.lora_a.clone(), (device, f.lora_a.dtype()));
+                let b = Tensor::<2>::from_data(f.lora_b.clone(), (device, f.lora_b.dtype()));
+                layer.attach(LoraFactors::from_tensors(
+                    a,
+                    b,
+                    f.scaling,
+                    self.config.lora_dropout,
+                ));
+            }
         }
         Ok(self.factors.len())
     }

@@ -130,8 +130,16 @@ impl LoraLinear {
             None => linear(x, self.weight.val().transpose(), bias),
             Some(lora) => {
                 let y = linear(x.clone(), self.weight.val().transpose(), bias);
-                let dtype = y.dtype();
-                y + lora.delta(x).cast(dtype)
+                let delta = lora.delta(x);
+                let (out, branch) = (y.dtype(), delta.dtype());
+                if out == branch {
+                    y + delta
+                } else {
+                    // PEFT adds an f32 branch to a half-precision base output in f32 (torch
+                    // promotes), then casts the sum back once.
+                    let wide = if branch == DType::F32 { branch } else { out };
+                    (y.cast(wide) + delta.cast(wide)).cast(out)
+                }
             }
         }
     }

@@ -5,11 +5,14 @@ use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor, TensorData};
 
 /// `RepetitionPenaltyLogitsProcessor`: for every id in `seen[row]` (prompt included), a
 /// negative score is multiplied by `penalty`, a positive one divided. Ids outside the
-/// vocabulary are ignored, as transformers ignores ids beyond the logits.
+/// vocabulary are ignored, as transformers ignores ids beyond the logits. Unlike transformers,
+/// a left-padded row's padding is not penalised: callers pass each row's real ids.
+///
+/// Rows without an entry in `seen` are left as they are.
 pub fn repetition_penalty(scores: Tensor<2>, seen: &[Vec<u32>], penalty: f64) -> Tensor<2> {
     let [batch, vocab] = scores.dims();
-    let rows: Vec<Vec<i64>> = seen
-        .iter()
+    let rows: Vec<Vec<i64>> = (0..batch)
+        .map(|row| seen.get(row).map(Vec::as_slice).unwrap_or_default())
         .map(|row| {
             let mut ids: Vec<i64> = row
                 .iter()

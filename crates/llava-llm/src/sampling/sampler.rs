@@ -134,8 +134,16 @@ impl Sampler {
         Ok(ids.into_iter().map(|id| id as u32).collect())
     }
 
-    /// Processes `logits` (`[batch, vocab]`) and chooses one token per row.
+    /// Processes `logits` (`[batch, vocab]`) and chooses one token per row. `seen` holds each
+    /// row's ids for the repetition penalty (one entry per row, or none at all).
     pub fn next_tokens(&mut self, logits: Tensor<2>, seen: &[Vec<u32>]) -> Result<Vec<u32>> {
+        let batch = logits.dims()[0];
+        if self.params.repetition_penalty != 1.0 && seen.len() != batch {
+            return Err(LlmError::Input(format!(
+                "{} token histories for a batch of {batch}",
+                seen.len()
+            )));
+        }
         let scores = self.process(logits, seen);
         self.choose(scores)
     }
