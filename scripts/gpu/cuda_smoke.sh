@@ -12,8 +12,8 @@ ls "$CUDA_PATH"/lib64/libnvrtc* 2>/dev/null | head -3
 ls "$CUDA_PATH"/include/cuda_bf16.h >/dev/null || echo "no CUDA headers under $CUDA_PATH/include"
 export RUST_BACKTRACE=1
 start=$SECONDS
-/tmp/bin/xtask cuda-smoke 2>&1 | tee "$OUT/cuda_smoke.log"
+timeout 420 /tmp/bin/xtask cuda-smoke 2>&1 | tee "$OUT/cuda_smoke.log"
 echo "cuda-smoke: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
 start=$SECONDS
-/tmp/bin/xtask generate --device cuda --dtype bf16 --model-dir fixtures/decoders/qwen2 --json 2>&1 | tee "$OUT/generate_bf16.log"
+timeout 120 /tmp/bin/xtask generate --device cuda --dtype bf16 --model-dir fixtures/decoders/qwen2 --json 2>&1 | tee "$OUT/generate_bf16.log"
 echo "generate bf16: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
