@@ -1,0 +1,47 @@
+/// Errors of image decoding and preprocessing. Each names the image it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The file could not be read.
+    #[error("cannot read image {name}: {source}")]
+    Io {
+        /// The image (path or caller-given name).
+        name: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a decodable image (corrupt, truncated, unknown format).
+    #[error("cannot decode image {name}: {message}")]
+    Decode {
+        /// The image.
+        name: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The image has no pixels.
+    #[error("image {name} is empty ({width}×{height})")]
+    Empty {
+        /// The image.
+        name: String,
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+    },
+    /// The header announces an image larger than the configured limit; nothing was allocated.
+    #[error(
+        "image {name} is {width}×{height}, beyond the limit of {max_side} pixels a side / \
+         {max_pixels} pixels"
+    )]
+    TooLarge {
+        /// The image.
+        name: String,
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// Limit on either side.
+        max_side: u32,
+        /// Limit on width × height.
+        max_pixels: u64,
+    },
+}

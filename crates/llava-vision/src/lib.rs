@@ -1,0 +1,21 @@
+//! The image side of LLaVA-NeXT.
+//!
+//! - [`anyres`]: the geometry as pure functions (best canvas, resize, padding, tiles,
+//!   unpadding, token counts) in both conventions ([`Convention`]).
+//! - [`image_io`]: decoding to RGB (EXIF orientation, alpha, limits before allocation).
+//! - [`resample`]: Pillow's bicubic, bit for bit.
+//! - [`preprocess`]: base image + tiles, rescaled and normalised, tiles in parallel.
+//!
+//! The CLIP / SigLIP towers come next.
+
+pub mod anyres;
+mod error;
+pub mod image_io;
+mod jpeg;
+pub mod preprocess;
+pub mod resample;
+
+pub use anyres::{AnyresConfig, Convention, ImageLayout, Size};
+pub use error::VisionError;
+pub use image_io::{AlphaMode, DecodeOptions, RgbImage, decode_image, open_image};
+pub use preprocess::{ProcessedImage, ProcessorConfig, preprocess};
