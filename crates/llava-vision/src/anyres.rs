@@ -96,6 +96,9 @@ pub struct ImageLayout {
     pub offset: (u32, u32),
     /// Tile rows and columns of the canvas.
     pub grid: (u32, u32),
+    /// Feature rows and columns kept after unpadding, before any OneVision downscale; the
+    /// crop is symmetric, so `(grid·s − unpadded) / 2` rows / columns go on each side.
+    pub unpadded: (u32, u32),
     /// Feature rows and columns kept after unpadding (and the OneVision downscale).
     pub features: (u32, u32),
     /// Whether the OneVision downscale applies to the unpadded map.
@@ -205,6 +208,7 @@ impl ImageLayout {
         let grid = (canvas.height / config.tile, canvas.width / config.tile);
         let s = config.tile_features();
         let (mut h, mut w) = unpadded(size, grid.0 * s, grid.1 * s, config.convention);
+        let kept = (h, w);
         let mut downscaled = false;
         if let Some(n) = config.max_tiles
             && let Some((dh, dw)) = max_tiles_downscale(h, w, s, n)
@@ -217,6 +221,7 @@ impl ImageLayout {
             resized,
             offset,
             grid,
+            unpadded: kept,
             features: (h, w),
             downscaled,
             tokens: s * s + h * (w + 1),

@@ -5,8 +5,7 @@
 //! - [`image_io`]: decoding to RGB (EXIF orientation, alpha, limits before allocation).
 //! - [`resample`]: Pillow's bicubic, bit for bit.
 //! - [`preprocess`]: base image + tiles, rescaled and normalised, tiles in parallel.
-//!
-//! The CLIP / SigLIP towers come next.
+//! - [`tower`]: the CLIP and SigLIP vision transformers (burn modules).
 
 pub mod anyres;
 mod error;
@@ -14,8 +13,10 @@ pub mod image_io;
 mod jpeg;
 pub mod preprocess;
 pub mod resample;
+pub mod tower;
 
 pub use anyres::{AnyresConfig, Convention, ImageLayout, Size};
 pub use error::VisionError;
 pub use image_io::{AlphaMode, DecodeOptions, RgbImage, decode_image, open_image};
 pub use preprocess::{ProcessedImage, ProcessorConfig, preprocess};
+pub use tower::{FeatureSelect, TowerKind, VisionConfig, VisionTower};

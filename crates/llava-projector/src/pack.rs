@@ -1,0 +1,99 @@
+use burn::tensor::{Tensor, TensorData};
+use llava_vision::ImageLayout;
+
+/// Packs one image's projected features `[1 + tiles, s², D]` into its token rows
+/// `[layout.tokens, D]`: the base tile's `s²` rows, then the tiles as one `(R·s) × (C·s)` map,
+/// cropped symmetrically to `layout.unpadded`, resized bilinearly to `layout.features` when
+/// OneVision's downscale applies, each row followed by `newline`.
+///
+/// A single-patch input (no tiles) gives the base rows and one newline, as transformers does.
+pub fn pack_image(features: Tensor<3>, layout: &ImageLayout, newline: Tensor<1>) -> Tensor<2> {
+    let [patches, tokens, d] = features.dims();
+    let s = (tokens as f64).sqrt().round() as usize;
+    let newline = newline.cast(features.dtype()).reshape([1, d]);
+    let base = features
+        .clone()
+        .slice([0..1, 0..tokens, 0..d])
+        .reshape([tokens, d]);
+    if patches == 1 {
+        return Tensor::cat(vec![base, newline], 0);
+    }
+    let (rows, cols) = (layout.grid.0 as usize, layout.grid.1 as usize);
+    let (h0, w0) = (rows * s, cols * s);
+    let (h, w) = (layout.unpadded.0 as usize, layout.unpadded.1 as usize);
+    let (fh, fw) = (layout.features.0 as usize, layout.features.1 as usize);
+    if fh == 0 {
+        return base;
+    }
+    if fw == 0 {
+        // Every column cropped away (a 10×500 image): only the newlines remain.
+        return Tensor::cat(vec![base, newline.expand([fh, d])], 0);
+    }
+    // [R·C, s², D] → [R, C, s, s, D] → [D, R, s, C, s] → [D, R·s, C·s].
+    let map = features
+        .slice([1..patches, 0..tokens, 0..d])
+        .reshape([rows, cols, s, s, d])
+        .permute([4, 0, 2, 1, 3])
+        .reshape([d, h0, w0]);
+    let (top, left) = ((h0 - h) / 2, (w0 - w) / 2);
+    let mut map = map.slice([0..d, top..top + h, left..left + w]);
+    if layout.downscaled {
+        let device = map.device();
+        let dtype = map.dtype();
+        let rows_w =
+            Tensor::<2>::from_data(TensorData::new(bilinear_weights(h, fh), [fh, h]), &device);
+        let cols_w =
+            Tensor::<2>::from_data(TensorData::new(bilinear_weights(w, fw), [fw, w]), &device);
+        map = rows_w.cast(dtype).unsqueeze::<3>().matmul(map);
+        map = map.matmul(cols_w.cast(dtype).transpose().unsqueeze::<3>());
+    }
+    let with_newline = Tensor::cat(
+        vec![
+            map,
+            newline.transpose().reshape([d, 1, 1]).expand([d, fh, 1]),
+        ],
+        2,
+    );
+    let rows_out = with_newline.reshape([d, fh * (fw + 1)]).transpose();
+    Tensor::cat(vec![base, rows_out], 0)
+}
+
+/// The `[output, input]` matrix of PyTorch's `interpolate(mode="bilinear",
+/// align_corners=False)` along one axis with an explicit output size: source coordinate
+/// `max(0, (o + ½)·in/out − ½)`, neighbours `⌊src⌋` and `min(⌊src⌋ + 1, in − 1)`, computed in
+/// f32 as PyTorch does for f32 tensors.
+pub fn bilinear_weights(input: usize, output: usize) -> Vec<f32> {
+    let scale = input as f32 / output as f32;
+    let mut m = vec![0f32; output * input];
+    for o in 0..output {
+        let src = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(input - 1);
+        let i1 = (i0 + 1).min(input - 1);
+        let l1 = src - i0 as f32;
+        m[o * input + i0] += 1.0 - l1;
+        m[o * input + i1] += l1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bilinear_rows_sum_to_one_and_identity_is_identity() {
+        let m = bilinear_weights(7, 7);
+        for o in 0..7 {
+            for i in 0..7 {
+                assert_eq!(m[o * 7 + i], if o == i { 1.0 } else { 0.0 });
+            }
+        }
+        let m = bilinear_weights(81, 60);
+        for row in m.chunks(81) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        // Halving: output 0 reads source 0.5 → half of 0 and half of 1.
+        let m = bilinear_weights(4, 2);
+        assert_eq!(&m[..4], &[0.5, 0.5, 0.0, 0.0]);
+    }
+}

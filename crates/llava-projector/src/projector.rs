@@ -1,0 +1,47 @@
+use burn::module::Module;
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Tensor};
+use llava_lora::{LoraLinear, LoraLinearConfig};
+
+/// `mlp2x_gelu`, with transformers' names (`linear_1`, `linear_2`; original LLaVA's
+/// `mm_projector.0` / `.2` map onto them).
+#[derive(Module, Debug)]
+pub struct Projector {
+    /// Vision width → text width.
+    pub linear_1: LoraLinear,
+    /// Text width → text width.
+    pub linear_2: LoraLinear,
+}
+
+impl Projector {
+    /// A projector from `vision` to `text` widths, with biases (lazy parameters).
+    pub fn new(vision: usize, text: usize, device: &Device) -> Self {
+        Self {
+            linear_1: LoraLinearConfig {
+                d_input: vision,
+                d_output: text,
+                bias: true,
+            }
+            .init(device),
+            linear_2: LoraLinearConfig {
+                d_input: text,
+                d_output: text,
+                bias: true,
+            }
+            .init(device),
+        }
+    }
+
+    /// `[..., vision]` → `[..., text]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.linear_2.forward(gelu(self.linear_1.forward(x)))
+    }
+
+    /// Both linears with their module paths.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        vec![
+            ("linear_1".to_string(), &mut self.linear_1),
+            ("linear_2".to_string(), &mut self.linear_2),
+        ]
+    }
+}

@@ -1,0 +1,386 @@
+//! `config.json` of both checkpoint layouts (spec §4, §5.2), normalised once:
+//! - llava-hf (`model_type` `llava_next` / `llava_onevision`): `text_config`, `vision_config`,
+//!   `image_grid_pinpoints` as (height, width), `image_token_index`;
+//! - original LLaVA / lmms-lab (`LlavaMistralForCausalLM`, `LlavaLlamaForCausalLM`,
+//!   `LlavaQwenForCausalLM`): the decoder's keys at the top level beside flat `mm_*` keys, the
+//!   tower named by `mm_vision_tower`, pinpoints as (width, height).
+
+use std::path::{Path, PathBuf};
+
+use llava_llm::TextConfig;
+use llava_vision::anyres::LLAVA_NEXT_PINPOINTS;
+use llava_vision::preprocess::{CLIP_MEAN, CLIP_STD};
+use llava_vision::{
+    AnyresConfig, Convention, FeatureSelect, ProcessorConfig, TowerKind, VisionConfig,
+};
+use serde_json::Value;
+
+use crate::{LlavaError, Result};
+
+/// Which key layout and geometry conventions the checkpoint uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// transformers' `LlavaNextForConditionalGeneration` / `LlavaOnevision…` files.
+    LlavaHf,
+    /// The original LLaVA code base's files.
+    Original,
+}
+
+/// Everything the composed model needs, whatever the layout.
+#[derive(Debug, Clone)]
+pub struct LlavaConfig {
+    /// Where the configuration came from.
+    pub origin: PathBuf,
+    /// Key layout and geometry convention.
+    pub layout: Layout,
+    /// The decoder.
+    pub text: TextConfig,
+    /// The vision tower.
+    pub vision: VisionConfig,
+    /// Which hidden state and tokens feed the projector.
+    pub select: FeatureSelect,
+    /// Image preprocessing (geometry in the layout's convention, the tower's mean/std).
+    pub processor: ProcessorConfig,
+    /// The placeholder id a llava-hf prompt repeats once per feature row.
+    pub image_token_index: Option<u32>,
+    /// Original layout: `mm_vision_tower` (a hub id or a directory), where the tower's weights
+    /// come from when the checkpoint does not carry them.
+    pub vision_tower_source: Option<String>,
+}
+
+impl LlavaConfig {
+    /// Reads `dir/config.json`.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let path = dir.as_ref().join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| LlavaError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_json(&text, &path)
+    }
+
+    /// Parses configuration text; `path` names it in errors and anchors relative tower paths.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| config_error(path, e.to_string()))?;
+        let model_type = value
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match model_type {
+            "llava_next" | "llava_onevision" => Self::llava_hf(&value, model_type, path),
+            _ if original_family(&value).is_some() => Self::original(&value, path),
+            _ => Err(LlavaError::Unsupported {
+                path: path.to_path_buf(),
+                what: format!(
+                    "model_type {model_type:?} (expected llava_next, llava_onevision or an original LLaVA config)"
+                ),
+            }),
+        }
+    }
+
+    fn llava_hf(value: &Value, model_type: &str, path: &Path) -> Result<Self> {
+        let onevision = model_type == "llava_onevision";
+        let mut text = value
+            .get("text_config")
+            .cloned()
+            .ok_or_else(|| config_error(path, "missing field `text_config`".into()))?;
+        if text.get("model_type").is_none() {
+            text["model_type"] = Value::from("llama"); // LlavaNextConfig's default text model
+        }
+        let text = TextConfig::from_json(&text.to_string(), path)?;
+        let vision_value = value
+            .get("vision_config")
+            .ok_or_else(|| config_error(path, "missing field `vision_config`".into()))?;
+        let hint = if onevision {
+            TowerKind::Siglip
+        } else {
+            TowerKind::Clip
+        };
+        let vision = VisionConfig::from_json(vision_value, Some(hint))
+            .map_err(|m| config_error(path, format!("vision_config: {m}")))?;
+        let layer = feature_layer(
+            value.get("vision_feature_layer"),
+            if onevision { -1 } else { -2 },
+            path,
+        )?;
+        let strategy = value
+            .get("vision_feature_select_strategy")
+            .and_then(Value::as_str)
+            .unwrap_or(if onevision { "full" } else { "default" });
+        let drop_cls = match strategy {
+            "default" => true,
+            "full" => false,
+            other => {
+                return Err(unsupported(
+                    path,
+                    format!("vision_feature_select_strategy {other:?}"),
+                ));
+            }
+        };
+        let act = value
+            .get("projector_hidden_act")
+            .and_then(Value::as_str)
+            .unwrap_or("gelu");
+        if act != "gelu" {
+            return Err(unsupported(path, format!("projector_hidden_act {act:?}")));
+        }
+        if value
+            .get("multimodal_projector_bias")
+            .and_then(Value::as_bool)
+            == Some(false)
+        {
+            return Err(unsupported(path, "multimodal_projector_bias false".into()));
+        }
+        let pinpoints = match value.get("image_grid_pinpoints") {
+            Some(v) => pinpoints(v, vision.image_size as u32, path)?,
+            None if onevision => AnyresConfig::onevision(Convention::Transformers).pinpoints,
+            None => LLAVA_NEXT_PINPOINTS.to_vec(),
+        };
+        let max_tiles = match value.get("vision_aspect_ratio").and_then(Value::as_str) {
+            Some(ratio) => anyres_max(ratio, path)?,
+            None if onevision => Some(9),
+            None => None,
+        };
+        let image_token_index = value
+            .get("image_token_index")
+            .or_else(|| value.get("image_token_id"))
+            .and_then(Value::as_u64)
+            .map(|v| v as u32);
+        Ok(Self {
+            origin: path.to_path_buf(),
+            layout: Layout::LlavaHf,
+            processor: processor(&vision, pinpoints, max_tiles, Convention::Transformers),
+            select: FeatureSelect { layer, drop_cls },
+            text,
+            vision,
+            image_token_index,
+            vision_tower_source: None,
+        })
+    }
+
+    fn original(value: &Value, path: &Path) -> Result<Self> {
+        let family = original_family(value).unwrap_or("llama");
+        let mut text = value.clone();
+        text["model_type"] = Value::from(family);
+        let text = TextConfig::from_json(&text.to_string(), path)?;
+        let projector = value
+            .get("mm_projector_type")
+            .and_then(Value::as_str)
+            .unwrap_or("linear");
+        if projector != "mlp2x_gelu" {
+            return Err(unsupported(
+                path,
+                format!("mm_projector_type {projector:?}"),
+            ));
+        }
+        let merge = value
+            .get("mm_patch_merge_type")
+            .and_then(Value::as_str)
+            .unwrap_or("flat");
+        if !merge.starts_with("spatial_unpad") {
+            return Err(unsupported(path, format!("mm_patch_merge_type {merge:?}")));
+        }
+        let ratio = value
+            .get("image_aspect_ratio")
+            .and_then(Value::as_str)
+            .unwrap_or("square");
+        let max_tiles = anyres_max(ratio, path)?;
+        let source = value
+            .get("mm_vision_tower")
+            .or_else(|| value.get("vision_tower"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| config_error(path, "missing field `mm_vision_tower`".into()))?
+            .to_string();
+        let vision = original_tower_config(&source, path)?;
+        let layer = feature_layer(value.get("mm_vision_select_layer"), -2, path)?;
+        let drop_cls = match value
+            .get("mm_vision_select_feature")
+            .and_then(Value::as_str)
+            .unwrap_or("patch")
+        {
+            "patch" => true,
+            "cls_patch" | "full" => false,
+            other => {
+                return Err(unsupported(
+                    path,
+                    format!("mm_vision_select_feature {other:?}"),
+                ));
+            }
+        };
+        let pinpoints = match value.get("image_grid_pinpoints") {
+            Some(v) => pinpoints(v, vision.image_size as u32, path)?,
+            None => LLAVA_NEXT_PINPOINTS.to_vec(),
+        };
+        Ok(Self {
+            origin: path.to_path_buf(),
+            layout: Layout::Original,
+            processor: processor(&vision, pinpoints, max_tiles, Convention::Original),
+            select: FeatureSelect { layer, drop_cls },
+            text,
+            vision,
+            image_token_index: None,
+            vision_tower_source: Some(source),
+        })
+    }
+}
+
+/// The decoder family of an original LLaVA config, from its architecture (or model_type).
+fn original_family(value: &Value) -> Option<&'static str> {
+    let arch = value
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let model_type = value
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match (arch, model_type) {
+        (a, _) if a.starts_with("LlavaMistral") => Some("mistral"),
+        (a, _) if a.starts_with("LlavaQwen") => Some("qwen2"),
+        (a, _) if a.starts_with("LlavaLlama") => Some("llama"),
+        (_, "llava_mistral") => Some("mistral"),
+        (_, "llava_qwen") => Some("qwen2"),
+        (_, "llava" | "llava_llama") => Some("llama"),
+        _ => None,
+    }
+}
+
+/// The tower of an original checkpoint: a directory (relative to the checkpoint, or absolute)
+/// holding a `config.json`, or one of the stock towers by hub id.
+fn original_tower_config(source: &str, path: &Path) -> Result<VisionConfig> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let dir = base.join(source);
+    let file = dir.join("config.json");
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file).map_err(|source| LlavaError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| config_error(&file, e.to_string()))?;
+        return VisionConfig::from_json(&value, None).map_err(|m| config_error(&file, m));
+    }
+    if source.contains("clip-vit-large-patch14-336") {
+        Ok(VisionConfig::clip_vit_large_336())
+    } else if source.contains("siglip-so400m-patch14-384") {
+        Ok(VisionConfig::siglip_so400m_384())
+    } else {
+        Err(unsupported(
+            path,
+            format!(
+                "mm_vision_tower {source:?}: neither a directory with config.json nor a known tower"
+            ),
+        ))
+    }
+}
+
+fn processor(
+    vision: &VisionConfig,
+    pinpoints: Vec<[u32; 2]>,
+    max_tiles: Option<u32>,
+    convention: Convention,
+) -> ProcessorConfig {
+    let (mean, std) = match vision.kind {
+        TowerKind::Clip => (CLIP_MEAN, CLIP_STD),
+        TowerKind::Siglip => ([0.5; 3], [0.5; 3]),
+    };
+    ProcessorConfig {
+        anyres: AnyresConfig {
+            pinpoints,
+            tile: vision.image_size as u32,
+            patch: vision.patch_size as u32,
+            max_tiles,
+            convention,
+        },
+        mean,
+        std,
+    }
+}
+
+fn feature_layer(value: Option<&Value>, default: i64, path: &Path) -> Result<i64> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_i64().ok_or_else(|| {
+            unsupported(
+                path,
+                format!("vision feature layer {v} (only a single layer is supported)"),
+            )
+        }),
+    }
+}
+
+/// `"anyres"` → no limit, `"anyres_max_9"` → 9; anything else is not anyres.
+fn anyres_max(ratio: &str, path: &Path) -> Result<Option<u32>> {
+    if ratio == "anyres" {
+        return Ok(None);
+    }
+    ratio
+        .strip_prefix("anyres_max_")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            unsupported(
+                path,
+                format!("image_aspect_ratio {ratio:?} (anyres and anyres_max_N are)"),
+            )
+        })
+}
+
+/// A list of `[a, b]` pairs, or LLaVA-NeXT's `"(1x1),...,(6x6)"` grid string (multiples of
+/// the tile).
+fn pinpoints(value: &Value, tile: u32, path: &Path) -> Result<Vec<[u32; 2]>> {
+    let bad = || config_error(path, format!("image_grid_pinpoints: cannot read {value}"));
+    if let Some(text) = value.as_str() {
+        let parse = |cell: &str| -> Option<[u32; 2]> {
+            let cell = cell.trim().trim_start_matches('(').trim_end_matches(')');
+            let (a, b) = cell.split_once('x')?;
+            Some([a.trim().parse().ok()?, b.trim().parse().ok()?])
+        };
+        let cells: Vec<&str> = text.split(',').map(str::trim).collect();
+        let grids: Vec<[u32; 2]> = if cells.len() == 3 && cells[1] == "..." {
+            // "(1x1),...,(6x6)": every grid between the two corners.
+            let (from, to) = (
+                parse(cells[0]).ok_or_else(bad)?,
+                parse(cells[2]).ok_or_else(bad)?,
+            );
+            (from[0]..=to[0])
+                .flat_map(|i| (from[1]..=to[1]).map(move |j| [i, j]))
+                .collect()
+        } else {
+            cells
+                .iter()
+                .map(|c| parse(c))
+                .collect::<Option<_>>()
+                .ok_or_else(bad)?
+        };
+        return Ok(grids.iter().map(|[a, b]| [a * tile, b * tile]).collect());
+    }
+    let list = value.as_array().ok_or_else(bad)?;
+    list.iter()
+        .map(|pair| {
+            let pair = pair.as_array()?;
+            Some([
+                pair.first()?.as_u64()? as u32,
+                pair.get(1)?.as_u64()? as u32,
+            ])
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(bad)
+}
+
+fn config_error(path: &Path, message: String) -> LlavaError {
+    LlavaError::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn unsupported(path: &Path, what: String) -> LlavaError {
+    LlavaError::Unsupported {
+        path: path.to_path_buf(),
+        what,
+    }
+}

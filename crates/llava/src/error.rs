@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+/// Errors of the facade. Each names the file, key or input it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum LlavaError {
+    /// `config.json` cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `config.json` is malformed or inconsistent; the message names the key.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The checkpoint asks for something not implemented (another projector, merge type, …).
+    #[error("{path}: unsupported {what}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The key and its value.
+        what: String,
+    },
+    /// The checkpoint has tensors that no module takes (named), so it does not match the
+    /// configuration.
+    #[error("{dir}: tensors not used by the model: {names:?}")]
+    UnusedTensors {
+        /// The checkpoint.
+        dir: PathBuf,
+        /// The keys (as stored).
+        names: Vec<String>,
+    },
+    /// A prompt and its images do not fit together (placeholder counts, sizes).
+    #[error("{0}")]
+    Input(String),
+    /// Weights could not be loaded.
+    #[error(transparent)]
+    Checkpoint(#[from] llava_checkpoint::CheckpointError),
+    /// The decoder rejected its configuration or input.
+    #[error(transparent)]
+    Llm(#[from] llava_llm::LlmError),
+    /// An image could not be read.
+    #[error(transparent)]
+    Vision(#[from] llava_vision::VisionError),
+}
+
+/// Result type of the facade.
+pub type Result<T, E = LlavaError> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+//! LLaVA-NeXT in Rust: the facade that composes the vision tower ([`llava_vision`]), the
+//! projector ([`llava_projector`]) and the decoder ([`llava_llm`]), and loads checkpoints in
+//! both layouts (llava-hf and original LLaVA).
+
+mod config;
+mod error;
+mod keys;
+mod model;
+
+pub use config::{Layout, LlavaConfig};
+pub use error::{LlavaError, Result};
+pub use keys::llava_key_map;
+pub use model::{IMAGE_SENTINEL, LlavaNext, LoadOptions, PreparedBatch, Prompt};
+
+pub use llava_llm::{GenerateOptions, sampling};
+pub use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, open_image, preprocess};

@@ -1,0 +1,496 @@
+//! The composed LLaVA-NeXT model: vision tower → projector → packing → features written at
+//! the image positions of the prompt's embeddings → decoder (spec §3, §4).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::module::{Initializer, Module, Param};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
+use llava_checkpoint::{
+    CheckpointError, CheckpointFiles, KeyMap, LoadReport, Progress, load_module,
+};
+use llava_llm::{
+    CausalLm, DecoderInput, ForwardOptions, GenerateOptions, Generator, LogitsFor, Prefill,
+    decoder_key_map,
+};
+use llava_projector::{Projector, pack_image};
+use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, VisionTower, preprocess};
+
+use crate::config::{Layout, LlavaConfig};
+use crate::keys::{ignorable, llava_key_map};
+use crate::{LlavaError, Result};
+
+/// Original LLaVA's image placeholder in token ids: one per image, replaced by all its rows.
+pub const IMAGE_SENTINEL: i64 = -200;
+
+/// LLaVA-NeXT / OneVision with transformers' module names.
+#[derive(Module, Debug)]
+pub struct LlavaNext {
+    /// CLIP or SigLIP.
+    pub vision_tower: VisionTower,
+    /// `mlp2x_gelu`.
+    pub multi_modal_projector: Projector,
+    /// Appended after every row of tile features, `[text hidden]`.
+    pub image_newline: Param<Tensor<1>>,
+    /// The decoder.
+    pub language_model: CausalLm,
+    #[module(skip)]
+    config: LlavaConfig,
+}
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Parameter dtype (f32 on CPU; bf16/f16 on CUDA).
+    pub dtype: DType,
+    /// Progress bars while loading.
+    pub progress: Progress,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            progress: Progress::Auto,
+        }
+    }
+}
+
+/// One prompt: token ids with image placeholders, and its images in order of appearance.
+///
+/// Placeholders are either llava-hf's `image_token_index` repeated once per feature row (the
+/// count must equal the images' rows, in order) or original LLaVA's [`IMAGE_SENTINEL`], one per
+/// image. Either works with either checkpoint layout; one prompt uses one kind.
+#[derive(Debug, Clone, Default)]
+pub struct Prompt {
+    /// Token ids.
+    pub ids: Vec<i64>,
+    /// Preprocessed images.
+    pub images: Vec<ProcessedImage>,
+}
+
+/// Left-padded embeddings ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct PreparedBatch {
+    /// `[batch, len, hidden]`, zeros on the padding.
+    pub embeds: Tensor<3>,
+    /// `[batch][len]`: false on the left padding.
+    pub attention_mask: Vec<Vec<bool>>,
+    /// Per row, the ids the repetition penalty counts.
+    pub history: Vec<Vec<u32>>,
+    /// Per row, the feature rows of each image.
+    pub image_tokens: Vec<Vec<usize>>,
+}
+
+impl LlavaNext {
+    /// A model with lazy parameters for `config`.
+    pub fn new(config: &LlavaConfig, device: &Device) -> Self {
+        Self {
+            vision_tower: VisionTower::new(&config.vision, device),
+            multi_modal_projector: Projector::new(
+                config.vision.hidden_size,
+                config.text.hidden_size,
+                device,
+            ),
+            image_newline: Initializer::Zeros.init([config.text.hidden_size], device),
+            language_model: CausalLm::new(&config.text, device),
+            config: config.clone(),
+        }
+    }
+
+    /// Reads `config.json` and the weights of a checkpoint directory in either layout.
+    pub fn from_pretrained(
+        dir: impl AsRef<Path>,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = LlavaConfig::from_dir(dir)?;
+        let files = CheckpointFiles::discover(dir)?;
+        Self::load(&config, &files, device, options)
+    }
+
+    /// Loads `files` into a model for `config`. Missing or mis-shaped tensors are errors naming
+    /// them; so are tensors no part of the model takes. A checkpoint without vision-tower
+    /// weights takes the tower from `mm_vision_tower` when that is a local directory; one that
+    /// carries them (LLaVA-1.6 fine-tuned its CLIP) always uses its own.
+    pub fn load(
+        config: &LlavaConfig,
+        files: &CheckpointFiles,
+        device: &Device,
+        options: &LoadOptions,
+    ) -> Result<Self> {
+        let mut model = Self::new(config, device);
+        let keys = checkpoint_keys(files)?;
+        let map = llava_key_map();
+        let opts = |key_map: KeyMap| llava_checkpoint::LoadOptions {
+            key_map,
+            dtype: Some(options.dtype),
+            progress: options.progress,
+        };
+        let strip = |prefix: &str| {
+            map.clone().then(
+                &KeyMap::new([(format!("^{}", regex_escape(prefix)), String::new())])
+                    .expect("valid"),
+            )
+        };
+        let has_tower = keys.iter().any(|k| map.map(k).starts_with("vision_tower."));
+        let mut parts: Vec<(KeyMap, LoadReport)> = Vec::new();
+        if has_tower {
+            let m = strip("vision_tower.");
+            let report = load_module(&mut model.vision_tower, files, &opts(m.clone()))?;
+            parts.push((m, report));
+        } else {
+            model.vision_tower = load_stock_tower(config, device, &opts(KeyMap::identity()))?;
+        }
+        let m = strip("multi_modal_projector.");
+        let report = load_module(&mut model.multi_modal_projector, files, &opts(m.clone()))?;
+        parts.push((m, report));
+        let mut newline = NewlineHolder {
+            image_newline: model.image_newline.clone(),
+        };
+        let report = load_module(&mut newline, files, &opts(map.clone()))?;
+        model.image_newline = newline.image_newline;
+        parts.push((map.clone(), report));
+        let m = decoder_key_map();
+        let report = load_module(&mut model.language_model, files, &opts(m.clone()))?;
+        parts.push((m, report));
+
+        let unused_sets: Vec<BTreeSet<&String>> = parts
+            .iter()
+            .map(|(_, r)| r.unused.iter().collect())
+            .collect();
+        let tied = config.text.tie_word_embeddings;
+        let unused: Vec<String> = keys
+            .iter()
+            .filter(|k| {
+                parts
+                    .iter()
+                    .zip(&unused_sets)
+                    .all(|((m, _), set)| set.contains(&m.map(k)))
+            })
+            .filter(|k| !ignorable(&map.map(k)))
+            .filter(|k| !(tied && map.map(k) == "language_model.lm_head.weight"))
+            .filter(|k| has_tower || !map.map(k).starts_with("vision_tower."))
+            .cloned()
+            .collect();
+        if !unused.is_empty() {
+            return Err(LlavaError::UnusedTensors {
+                dir: files.origin.clone(),
+                names: unused,
+            });
+        }
+        tracing::info!(origin = %files.origin.display(), tensors = keys.len(), "LLaVA model loaded");
+        Ok(model)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LlavaConfig {
+        &self.config
+    }
+
+    /// Image preprocessing for this checkpoint (geometry in its convention).
+    pub fn processor(&self) -> &ProcessorConfig {
+        &self.config.processor
+    }
+
+    /// Preprocesses a decoded image for this checkpoint.
+    pub fn process_image(&self, image: &RgbImage) -> ProcessedImage {
+        preprocess(image, &self.config.processor)
+    }
+
+    /// The device holding the parameters.
+    pub fn device(&self) -> Device {
+        self.language_model.device()
+    }
+
+    /// Each image's feature rows `[tokens, text hidden]`: all tiles of all images go through the
+    /// tower and projector together, then each image is packed by its own layout.
+    pub fn image_features(&self, images: &[&ProcessedImage]) -> Result<Vec<Tensor<2>>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let device = self.device();
+        let side = self.config.vision.image_size;
+        let plane = 3 * side * side;
+        let mut values = Vec::new();
+        let mut counts = Vec::with_capacity(images.len());
+        for (i, image) in images.iter().enumerate() {
+            let patches = image.patches();
+            if image.pixel_values.len() != patches * plane {
+                return Err(LlavaError::Input(format!(
+                    "image {i}: {} pixel values for {patches} patches of {side}×{side} (preprocessed for another tower?)",
+                    image.pixel_values.len()
+                )));
+            }
+            values.extend_from_slice(&image.pixel_values);
+            counts.push(patches);
+        }
+        let total: usize = counts.iter().sum();
+        let pixels =
+            Tensor::<4>::from_data(TensorData::new(values, [total, 3, side, side]), &device);
+        let features = self.vision_tower.forward(pixels, self.config.select);
+        let projected = self.multi_modal_projector.forward(features);
+        let [_, tokens, d] = projected.dims();
+        let newline = self.image_newline.val();
+        let mut out = Vec::with_capacity(images.len());
+        let mut start = 0;
+        for (image, count) in images.iter().zip(counts) {
+            let own = projected
+                .clone()
+                .slice([start..start + count, 0..tokens, 0..d]);
+            start += count;
+            let rows = pack_image(own, &image.layout, newline.clone());
+            let expected = image.layout.tokens as usize;
+            if rows.dims()[0] != expected {
+                return Err(LlavaError::Input(format!(
+                    "packed {} feature rows where the layout counts {expected} (layout {:?})",
+                    rows.dims()[0],
+                    image.layout
+                )));
+            }
+            out.push(rows);
+        }
+        Ok(out)
+    }
+
+    /// Embeds every prompt, writes its images' features at their placeholders, and left-pads
+    /// the batch.
+    pub fn prepare(&self, prompts: &[Prompt]) -> Result<PreparedBatch> {
+        if prompts.is_empty() {
+            return Err(LlavaError::Input("no prompt".into()));
+        }
+        let images: Vec<&ProcessedImage> = prompts.iter().flat_map(|p| p.images.iter()).collect();
+        let mut features = self.image_features(&images)?.into_iter();
+        let dtype = self.language_model.model.embed_tokens.weight.val().dtype();
+        let mut rows = Vec::with_capacity(prompts.len());
+        let mut history = Vec::with_capacity(prompts.len());
+        let mut image_tokens = Vec::with_capacity(prompts.len());
+        for (p, prompt) in prompts.iter().enumerate() {
+            let own: Vec<Tensor<2>> = features.by_ref().take(prompt.images.len()).collect();
+            image_tokens.push(own.iter().map(|f| f.dims()[0]).collect());
+            let (seq, hist) = self.splice(p, prompt, own, dtype)?;
+            rows.push(seq);
+            history.push(hist);
+        }
+        let len = rows.iter().map(|r| r.dims()[0]).max().unwrap_or(0);
+        let d = self.config.text.hidden_size;
+        let device = self.device();
+        let mut mask = Vec::with_capacity(rows.len());
+        let padded: Vec<Tensor<3>> = rows
+            .into_iter()
+            .map(|r| {
+                let n = r.dims()[0];
+                mask.push((0..len).map(|i| i >= len - n).collect());
+                let r = if n < len {
+                    Tensor::cat(
+                        vec![Tensor::<2>::zeros([len - n, d], &device).cast(dtype), r],
+                        0,
+                    )
+                } else {
+                    r
+                };
+                r.unsqueeze::<3>()
+            })
+            .collect();
+        Ok(PreparedBatch {
+            embeds: Tensor::cat(padded, 0),
+            attention_mask: mask,
+            history,
+            image_tokens,
+        })
+    }
+
+    /// One prompt's `[len, hidden]` sequence and its penalty history.
+    fn splice(
+        &self,
+        p: usize,
+        prompt: &Prompt,
+        feats: Vec<Tensor<2>>,
+        dtype: DType,
+    ) -> Result<(Tensor<2>, Vec<u32>)> {
+        let vocab = self.config.text.vocab_size as i64;
+        let image_id = self.config.image_token_index.map(i64::from);
+        let is_run = |t: i64| Some(t) == image_id;
+        let sentinels = prompt.ids.iter().filter(|&&t| t == IMAGE_SENTINEL).count();
+        let run_tokens = prompt.ids.iter().filter(|&&t| is_run(t)).count();
+        let rows: usize = feats.iter().map(|f| f.dims()[0]).sum();
+        if sentinels > 0 && run_tokens > 0 {
+            return Err(LlavaError::Input(format!(
+                "prompt {p} mixes {IMAGE_SENTINEL} sentinels and image_token_index placeholders"
+            )));
+        }
+        if sentinels > 0 && sentinels != feats.len() {
+            return Err(LlavaError::Input(format!(
+                "prompt {p} has {sentinels} image placeholder(s) ({IMAGE_SENTINEL}) but {} image(s)",
+                feats.len()
+            )));
+        }
+        if sentinels == 0 && run_tokens != rows {
+            return Err(LlavaError::Input(format!(
+                "prompt {p} has {run_tokens} image tokens but its {} image(s) give {rows} feature rows",
+                feats.len()
+            )));
+        }
+        if let Some(&bad) = prompt
+            .ids
+            .iter()
+            .find(|&&t| t != IMAGE_SENTINEL && !(0..vocab).contains(&t))
+        {
+            return Err(LlavaError::Input(format!(
+                "prompt {p}: token id {bad} is outside the vocabulary of {vocab}"
+            )));
+        }
+        if prompt.ids.is_empty() {
+            return Err(LlavaError::Input(format!("prompt {p} is empty")));
+        }
+        let all = (!feats.is_empty()).then(|| Tensor::cat(feats.clone(), 0).cast(dtype));
+        let device = self.device();
+        let mut pieces = Vec::new();
+        let mut history = Vec::new();
+        let mut text: Vec<i64> = Vec::new();
+        let mut cursor = 0;
+        let mut next_image = 0;
+        let flush = |text: &mut Vec<i64>, pieces: &mut Vec<Tensor<2>>| {
+            if !text.is_empty() {
+                let n = text.len();
+                let ids = Tensor::<2, Int>::from_data(
+                    TensorData::new(std::mem::take(text), [1, n]),
+                    &device,
+                );
+                pieces.push(
+                    self.language_model
+                        .embed(ids)
+                        .reshape([n, self.config.text.hidden_size]),
+                );
+            }
+        };
+        let mut i = 0;
+        while i < prompt.ids.len() {
+            let t = prompt.ids[i];
+            if t == IMAGE_SENTINEL {
+                flush(&mut text, &mut pieces);
+                let f = feats[next_image].clone().cast(dtype);
+                next_image += 1;
+                if let Some(id) = image_id {
+                    history.extend(std::iter::repeat_n(id as u32, f.dims()[0]));
+                }
+                pieces.push(f);
+                i += 1;
+            } else if is_run(t) {
+                flush(&mut text, &mut pieces);
+                let n = prompt.ids[i..].iter().take_while(|&&x| is_run(x)).count();
+                let all = all.as_ref().expect("counts checked above");
+                let d = self.config.text.hidden_size;
+                pieces.push(all.clone().slice([cursor..cursor + n, 0..d]));
+                history.extend(std::iter::repeat_n(t as u32, n));
+                cursor += n;
+                i += n;
+            } else {
+                text.push(t);
+                history.push(t as u32);
+                i += 1;
+            }
+        }
+        flush(&mut text, &mut pieces);
+        Ok((Tensor::cat(pieces, 0), history))
+    }
+
+    /// Logits `[batch, len, vocab]` for every position of the left-padded batch.
+    pub fn forward(&self, prompts: &[Prompt]) -> Result<(Tensor<3>, PreparedBatch)> {
+        let batch = self.prepare(prompts)?;
+        let (positions, valid) = positions_and_mask(&batch.attention_mask, &self.device());
+        let logits = self.language_model.forward(
+            DecoderInput::Embeds(batch.embeds.clone()),
+            None,
+            ForwardOptions {
+                positions: Some(positions),
+                key_valid: Some(valid),
+                logits: LogitsFor::All,
+            },
+        )?;
+        Ok((logits, batch))
+    }
+
+    /// Generates for a batch of prompts (left-padded together); each row's new tokens.
+    pub fn generate(&self, prompts: &[Prompt], options: GenerateOptions) -> Result<Vec<Vec<u32>>> {
+        let batch = self.prepare(prompts)?;
+        let prefill = Prefill {
+            input: DecoderInput::Embeds(batch.embeds),
+            attention_mask: batch.attention_mask,
+            history: batch.history,
+        };
+        Ok(Generator::new(&self.language_model, prefill, options)?.finish()?)
+    }
+
+    /// Whether this model was loaded from the original LLaVA layout.
+    pub fn layout(&self) -> Layout {
+        self.config.layout
+    }
+}
+
+/// Wrapper so `image_newline` loads through the same path as the other parameters.
+#[derive(Module, Debug)]
+struct NewlineHolder {
+    image_newline: Param<Tensor<1>>,
+}
+
+/// Positions `cumsum(mask) − 1` (0 on padding) and the key mask, as transformers' generate.
+fn positions_and_mask(mask: &[Vec<bool>], device: &Device) -> (Tensor<2, Int>, Tensor<2, Bool>) {
+    let b = mask.len();
+    let len = mask.first().map(Vec::len).unwrap_or(0);
+    let mut pos = Vec::with_capacity(b * len);
+    for row in mask {
+        let mut next = 0i64;
+        for &valid in row {
+            pos.push(if valid { next } else { 0 });
+            next += i64::from(valid);
+        }
+    }
+    let flat: Vec<bool> = mask.iter().flatten().copied().collect();
+    (
+        Tensor::from_data(TensorData::new(pos, [b, len]), device),
+        Tensor::from_data(TensorData::new(flat, [b, len]), device),
+    )
+}
+
+/// Every tensor name of every shard.
+fn checkpoint_keys(files: &CheckpointFiles) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for shard in &files.shards {
+        let header = llava_checkpoint::files::check_header(shard)?;
+        keys.extend(header.tensors.into_keys());
+    }
+    Ok(keys)
+}
+
+/// The tower from `mm_vision_tower` when the checkpoint has none (original layout only).
+fn load_stock_tower(
+    config: &LlavaConfig,
+    device: &Device,
+    options: &llava_checkpoint::LoadOptions,
+) -> Result<VisionTower> {
+    let source = config.vision_tower_source.as_deref().ok_or_else(|| {
+        LlavaError::Checkpoint(CheckpointError::MissingTensors {
+            dir: config.origin.clone(),
+            names: vec!["vision_tower.vision_model.* (the checkpoint has no vision tower)".into()],
+        })
+    })?;
+    let base = config.origin.parent().unwrap_or(Path::new("."));
+    let dir = base.join(source);
+    if !dir.is_dir() {
+        return Err(LlavaError::Input(format!(
+            "{}: the checkpoint carries no vision tower and mm_vision_tower {source:?} is not a local \
+             directory; download the tower (e.g. with huggingface-cli) and point mm_vision_tower at it",
+            config.origin.display()
+        )));
+    }
+    let files = CheckpointFiles::discover(&dir)?;
+    let mut tower = VisionTower::new(&config.vision, device);
+    load_module(&mut tower, &files, options)?;
+    Ok(tower)
+}
+
+fn regex_escape(text: &str) -> String {
+    text.replace('.', r"\.")
+}
