@@ -1,5 +1,6 @@
-//! `cargo xtask fixtures`: runs the Python script that builds the tiny checkpoints and their
-//! transformers reference outputs.
+//! `cargo xtask fixtures`: runs the Python scripts that build the tiny checkpoints and their
+//! transformers reference outputs: decoders, then the vision references (images, patches,
+//! token table), then the LLaVA models (which read the images).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,7 +12,8 @@ pub struct Args {
     /// Python interpreter with torch, transformers, peft and tokenizers.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Only these decoder families (mistral, llama3, yi, qwen2).
+    /// Only these fixtures: decoder families (mistral, llama3, yi, qwen2), `vision`, or LLaVA
+    /// models (clip-mistral, clip-qwen2, siglip-qwen2).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -22,11 +24,10 @@ fn workspace_root() -> PathBuf {
 
 pub fn run(args: Args) -> Result<()> {
     let root = workspace_root();
-    let script = root.join("scripts/fixtures/make_decoder_fixtures.py");
     let check = Command::new(&args.python)
         .args([
             "-c",
-            "import torch, transformers, peft, tokenizers, safetensors",
+            "import torch, transformers, peft, tokenizers, safetensors, PIL, numpy",
         ])
         .status()
         .with_context(|| format!("cannot run {}", args.python))?;
@@ -37,10 +38,55 @@ pub fn run(args: Args) -> Result<()> {
             root.join("scripts/fixtures/requirements.txt").display()
         );
     }
-    let mut cmd = Command::new(&args.python);
-    cmd.arg(&script).arg("--out").arg(root.join("fixtures"));
-    if !args.only.is_empty() {
-        cmd.arg("--only").args(&args.only);
+    const DECODERS: [&str; 4] = ["mistral", "llama3", "yi", "qwen2"];
+    const MODELS: [&str; 3] = ["clip-mistral", "clip-qwen2", "siglip-qwen2"];
+    let wanted = |names: &[&str]| -> Option<Vec<String>> {
+        let picked: Vec<String> = args
+            .only
+            .iter()
+            .filter(|o| names.contains(&o.as_str()))
+            .cloned()
+            .collect();
+        (args.only.is_empty() || !picked.is_empty()).then_some(picked)
+    };
+    let fixtures = root.join("fixtures");
+    if let Some(only) = wanted(&DECODERS) {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_decoder_fixtures.py"),
+            &fixtures,
+            &only,
+        )?;
+    }
+    if args.only.is_empty() || args.only.iter().any(|o| o == "vision") {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_vision_fixtures.py"),
+            &fixtures.join("vision"),
+            &[],
+        )?;
+    }
+    if let Some(only) = wanted(&MODELS) {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_llava_fixtures.py"),
+            &fixtures,
+            &only,
+        )?;
+    }
+    Ok(())
+}
+
+fn run_script(
+    python: &str,
+    script: &std::path::Path,
+    out: &std::path::Path,
+    only: &[String],
+) -> Result<()> {
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg("--out").arg(out);
+    if !only.is_empty() {
+        cmd.arg("--only").args(only);
     }
     let status = cmd
         .status()
