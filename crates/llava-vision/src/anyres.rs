@@ -228,6 +228,25 @@ impl ImageLayout {
         }
     }
 
+    /// The layout of an image that is not tiled: transformers' OneVision processor pads each
+    /// image of a several-image prompt to a square and resizes it to one tile, which yields the
+    /// tile's features plus one newline.
+    pub fn single(size: Size, config: &AnyresConfig) -> Self {
+        let side = size.width.max(size.height);
+        let s = config.tile_features();
+        Self {
+            image: size,
+            canvas: Size::new(side, side),
+            resized: size,
+            offset: ((side - size.width) / 2, (side - size.height) / 2),
+            grid: (0, 0),
+            unpadded: (0, 0),
+            features: (0, 0),
+            downscaled: false,
+            tokens: s * s + 1,
+        }
+    }
+
     /// Tiles cut from the canvas (row-major), not counting the base image.
     pub fn tiles(&self) -> u32 {
         self.grid.0 * self.grid.1

@@ -128,6 +128,35 @@ pub fn preprocess(image: &RgbImage, config: &ProcessorConfig) -> ProcessedImage 
     }
 }
 
+/// transformers' OneVision processor for an image of a several-image prompt: pad to a square
+/// with the mean colour (`int(mean·255)`, centred, floor offset), resize to one tile, normalise.
+pub fn preprocess_single_patch(image: &RgbImage, config: &ProcessorConfig) -> ProcessedImage {
+    let size = Size::new(image.width, image.height);
+    let layout = ImageLayout::single(size, &config.anyres);
+    let side = layout.canvas.width as usize;
+    let background: [u8; 3] = config.mean.map(|m| (m * 255.0) as u8);
+    let mut square: Vec<u8> = background
+        .iter()
+        .copied()
+        .cycle()
+        .take(side * side * 3)
+        .collect();
+    let (w, h) = (image.width as usize, image.height as usize);
+    let (ox, oy) = (layout.offset.0 as usize, layout.offset.1 as usize);
+    for y in 0..h {
+        let dst = ((oy + y) * side + ox) * 3;
+        square[dst..dst + w * 3].copy_from_slice(&image.pixels[y * w * 3..(y + 1) * w * 3]);
+    }
+    let tile = config.anyres.tile as usize;
+    let patch = resize_bicubic(&square, side, side, tile, tile);
+    let mut pixel_values = vec![0f32; 3 * tile * tile];
+    normalise(&patch, &mut pixel_values, config);
+    ProcessedImage {
+        layout,
+        pixel_values,
+    }
+}
+
 /// Packed RGB u8 → planar (C, H, W) f32: `x = f32(p · (1/255))`, then `(x − mean) / std` in
 /// f32, as transformers' `rescale` and `normalize` compute it (spec §1.7).
 fn normalise(rgb: &[u8], out: &mut [f32], config: &ProcessorConfig) {

@@ -208,6 +208,13 @@ impl LlavaConfig {
                 ));
             }
         };
+        // LLaVA-NeXT's SigLIP tower ignores both keys: it drops the last of so400m's 27 layers
+        // and returns the last hidden state, all 729 tokens (spec §2.2).
+        let (layer, drop_cls) = if vision.kind == TowerKind::Siglip {
+            (-1, false)
+        } else {
+            (layer, drop_cls)
+        };
         let pinpoints = match value.get("image_grid_pinpoints") {
             Some(v) => pinpoints(v, vision.image_size as u32, path)?,
             None => LLAVA_NEXT_PINPOINTS.to_vec(),

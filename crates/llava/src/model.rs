@@ -14,7 +14,9 @@ use llava_llm::{
     decoder_key_map,
 };
 use llava_projector::{Projector, pack_image};
-use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, VisionTower, preprocess};
+use llava_vision::{
+    ProcessedImage, ProcessorConfig, RgbImage, VisionTower, preprocess, preprocess_single_patch,
+};
 
 use crate::config::{Layout, LlavaConfig};
 use crate::keys::{ignorable, llava_key_map};
@@ -194,9 +196,29 @@ impl LlavaNext {
         &self.config.processor
     }
 
-    /// Preprocesses a decoded image for this checkpoint.
+    /// Preprocesses a decoded image for this checkpoint, as the only image of its prompt.
     pub fn process_image(&self, image: &RgbImage) -> ProcessedImage {
         preprocess(image, &self.config.processor)
+    }
+
+    /// Preprocesses the images of one prompt. Each is tiled (anyres), except in a llava-hf
+    /// OneVision checkpoint given several images: transformers then pads each to a square and
+    /// takes one tile of it (spec §1.12); the original code tiles every image.
+    pub fn process_images(&self, images: &[RgbImage]) -> Vec<ProcessedImage> {
+        let processor = &self.config.processor;
+        let single = images.len() > 1
+            && self.config.layout == Layout::LlavaHf
+            && processor.anyres.max_tiles.is_some();
+        images
+            .iter()
+            .map(|image| {
+                if single {
+                    preprocess_single_patch(image, processor)
+                } else {
+                    preprocess(image, processor)
+                }
+            })
+            .collect()
     }
 
     /// The device holding the parameters.
