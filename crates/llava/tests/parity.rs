@@ -1,7 +1,9 @@
 //! The composed model against transformers (`scripts/fixtures/make_llava_fixtures.py`): for
 //! every tiny LLaVA fixture, both layouts, every case (one image of each awkward size, text
 //! only, two images in one prompt, a batch of two prompts with different aspect ratios):
-//! image token counts exact, logits within 1e-4 relative, 24 greedy tokens identical.
+//! image token counts exact and logits within 1e-4 relative on every case; 24 greedy tokens
+//! identical on the text-only, two-image and batch cases and on the first and last single-image
+//! cases (a generation re-runs the whole prefill, and CI time is finite).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,13 @@ fn check_model(name: &str, layout: &str) {
     let (reference, cases) = Reference::open(&dir);
     let decode = model.processor().decode_options();
     let mut failures = Vec::new();
+    let singles: Vec<&String> = cases.keys().filter(|c| c.starts_with("one.")).collect();
+    let greedy_cases: Vec<&String> = cases
+        .keys()
+        .filter(|c| {
+            !c.starts_with("one.") || Some(c) == singles.first() || Some(c) == singles.last()
+        })
+        .collect();
     for (case, prompt_images) in &cases {
         let prompts: Vec<Prompt> = prompt_images
             .iter()
@@ -125,6 +134,9 @@ fn check_model(name: &str, layout: &str) {
             continue;
         }
 
+        if !greedy_cases.contains(&case) {
+            continue;
+        }
         let greedy = model
             .generate(
                 &prompts,
