@@ -147,6 +147,7 @@ impl LlavaConfig {
             .or_else(|| value.get("image_token_id"))
             .and_then(Value::as_u64)
             .map(|v| v as u32);
+        check_layer(layer, &vision, path)?;
         Ok(Self {
             origin: path.to_path_buf(),
             layout: Layout::LlavaHf,
@@ -219,6 +220,7 @@ impl LlavaConfig {
             Some(v) => pinpoints(v, vision.image_size as u32, path)?,
             None => LLAVA_NEXT_PINPOINTS.to_vec(),
         };
+        check_layer(layer, &vision, path)?;
         Ok(Self {
             origin: path.to_path_buf(),
             layout: Layout::Original,
@@ -303,6 +305,19 @@ fn processor(
         },
         mean,
         std,
+    }
+}
+
+/// A hidden-state index must name one of the tower's `layers + 1` states.
+fn check_layer(layer: i64, vision: &VisionConfig, path: &Path) -> Result<()> {
+    let states = vision.num_hidden_layers as i64 + 1;
+    if (-states..states).contains(&layer) {
+        Ok(())
+    } else {
+        Err(config_error(
+            path,
+            format!("vision feature layer {layer} is outside the tower's {states} hidden states"),
+        ))
     }
 }
 

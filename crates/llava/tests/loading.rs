@@ -161,6 +161,18 @@ fn config_errors_name_the_key() {
         "{err}"
     );
 
+    let dir = edited("clip-mistral", "hf", |_| {});
+    let path = dir.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["vision_feature_layer"] = serde_json::json!(-9);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("vision feature layer -9") && err.contains("4 hidden states"),
+        "{err}"
+    );
+
     let dir = edited("clip-mistral", "original", |_| {});
     let path = dir.path().join("config.json");
     let text = std::fs::read_to_string(&path)
