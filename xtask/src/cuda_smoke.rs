@@ -110,6 +110,12 @@ mod imp {
         for dir in &dirs {
             worst = worst.max(decoder(dir, &cpu, &cuda)?);
         }
+        if args.model_dirs.is_empty() {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+            for name in ["clip-mistral", "siglip-qwen2"] {
+                worst = worst.max(llava_model(&root, name, &cpu, &cuda)?);
+            }
+        }
         // f32 matmuls run as TF32 on the GPU (≈1e-3 relative).
         ensure!(
             mm32 < 1e-2 && worst < 1e-2,
@@ -117,6 +123,86 @@ mod imp {
         );
         println!("cuda smoke: ok");
         Ok(())
+    }
+
+    /// The composed LLaVA model (tower, projector, packing, decoder) on one image and on two:
+    /// CUDA f32 and bf16 logits against the CPU, greedy tokens against transformers' f32.
+    fn llava_model(root: &std::path::Path, name: &str, cpu: &Device, cuda: &Device) -> Result<f32> {
+        use llava::{LlavaNext, Prompt, open_image};
+        let dir = root.join("llava").join(name).join("hf");
+        let bytes = std::fs::read(dir.join("reference.safetensors"))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)?;
+        let ints = |key: &str| -> Result<Vec<i64>> {
+            Ok(st
+                .tensor(key)?
+                .data()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect())
+        };
+        let load = |device: &Device, dtype| {
+            let options = llava::LoadOptions {
+                dtype,
+                progress: Progress::Hidden,
+            };
+            LlavaNext::from_pretrained(&dir, device, &options)
+                .with_context(|| format!("loading {}", dir.display()))
+        };
+        let cpu32 = load(cpu, DType::F32)?;
+        let cpu16 = load(cpu, DType::BF16)?;
+        let mut worst = 0.0f32;
+        for (case, images) in [
+            ("one.coco_640x480", vec!["coco_640x480.png"]),
+            ("two_images", vec!["tie_300x200.png", "wide_1000x300.png"]),
+        ] {
+            let decoded = images
+                .iter()
+                .map(|f| {
+                    open_image(
+                        &root.join("vision/images").join(f),
+                        &cpu32.processor().decode_options(),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let prompt = Prompt {
+                ids: ints(&format!("{case}.input_ids.0"))?,
+                images: cpu32.process_images(&decoded)?,
+            };
+            let logits = |model: &LlavaNext| -> Result<Vec<f32>> {
+                let (l, _) = model.forward(std::slice::from_ref(&prompt))?;
+                Ok(l.cast(DType::F32).try_into_vec_as::<f32>()?)
+            };
+            let ref32 = logits(&cpu32)?;
+            let ref16 = logits(&cpu16)?;
+            let expected = ints(&format!("{case}.greedy_ids"))?;
+            for dtype in [DType::F32, DType::BF16] {
+                let t = Instant::now();
+                let model = load(cuda, dtype)?;
+                let ours = logits(&model)?;
+                let vs32 = rel(&ours, &ref32)?;
+                let same_dtype = rel(&ours, if dtype == DType::F32 { &ref32 } else { &ref16 })?;
+                let options = GenerateOptions {
+                    max_new_tokens: expected.len(),
+                    ..Default::default()
+                };
+                let out = model.generate(std::slice::from_ref(&prompt), options)?;
+                let same = out[0]
+                    .iter()
+                    .zip(&expected)
+                    .take_while(|(a, b)| i64::from(**a) == **b)
+                    .count();
+                println!(
+                    "llava {name} {case} ({} positions) {dtype:?} on CUDA: rel {vs32:.2e} vs CPU f32, {same_dtype:.2e} vs CPU {dtype:?}; greedy first {same}/{} equal to transformers ({:.1} s incl. compile)",
+                    ours.len() / cpu32.config().text.vocab_size,
+                    expected.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                if dtype == DType::F32 {
+                    worst = worst.max(vs32);
+                }
+            }
+        }
+        Ok(worst)
     }
 
     /// f32 and bf16 forwards on CUDA against the CPU, and greedy tokens against transformers;

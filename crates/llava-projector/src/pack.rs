@@ -44,8 +44,11 @@ pub fn pack_image(features: Tensor<3>, layout: &ImageLayout, newline: Tensor<1>)
             Tensor::<2>::from_data(TensorData::new(bilinear_weights(h, fh), [fh, h]), &device);
         let cols_w =
             Tensor::<2>::from_data(TensorData::new(bilinear_weights(w, fw), [fw, w]), &device);
-        map = rows_w.cast(dtype).unsqueeze::<3>().matmul(map);
-        map = map.matmul(cols_w.cast(dtype).transpose().unsqueeze::<3>());
+        // In f32 and rounded once, as PyTorch's interpolate accumulates.
+        let wide = rows_w
+            .unsqueeze::<3>()
+            .matmul(map.cast(burn::tensor::DType::F32));
+        map = wide.matmul(cols_w.transpose().unsqueeze::<3>()).cast(dtype);
     }
     let with_newline = Tensor::cat(
         vec![

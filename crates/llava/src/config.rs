@@ -142,12 +142,15 @@ impl LlavaConfig {
             None if onevision => Some(9),
             None => None,
         };
+        // transformers' config defaults when the key is absent.
         let image_token_index = value
             .get("image_token_index")
             .or_else(|| value.get("image_token_id"))
             .and_then(Value::as_u64)
-            .map(|v| v as u32);
+            .map(|v| v as u32)
+            .or(Some(if onevision { 151_646 } else { 32_000 }));
         check_layer(layer, &vision, path)?;
+        check_select(&vision, drop_cls, path)?;
         Ok(Self {
             origin: path.to_path_buf(),
             layout: Layout::LlavaHf,
@@ -179,7 +182,8 @@ impl LlavaConfig {
             .get("mm_patch_merge_type")
             .and_then(Value::as_str)
             .unwrap_or("flat");
-        if !merge.starts_with("spatial_unpad") {
+        // `spatial_unpad_nobase`, `…_maxpool2x2` pack differently.
+        if merge != "spatial_unpad" {
             return Err(unsupported(path, format!("mm_patch_merge_type {merge:?}")));
         }
         let ratio = value
@@ -216,11 +220,22 @@ impl LlavaConfig {
         } else {
             (layer, drop_cls)
         };
+        let mut vision = vision;
+        if vision.kind == TowerKind::Siglip {
+            if vision.num_hidden_layers < 2 {
+                return Err(config_error(
+                    path,
+                    "the SigLIP tower needs at least 2 layers (LLaVA drops its last)".into(),
+                ));
+            }
+            vision.num_hidden_layers -= 1;
+        }
         let pinpoints = match value.get("image_grid_pinpoints") {
             Some(v) => pinpoints(v, vision.image_size as u32, path)?,
             None => LLAVA_NEXT_PINPOINTS.to_vec(),
         };
         check_layer(layer, &vision, path)?;
+        check_select(&vision, drop_cls, path)?;
         Ok(Self {
             origin: path.to_path_buf(),
             layout: Layout::Original,
@@ -305,6 +320,21 @@ fn processor(
         },
         mean,
         std,
+    }
+}
+
+/// Packing needs exactly the grid's patch tokens: CLIP without its class token, SigLIP whole.
+fn check_select(vision: &VisionConfig, drop_cls: bool, path: &Path) -> Result<()> {
+    match (vision.kind, drop_cls) {
+        (TowerKind::Clip, true) | (TowerKind::Siglip, false) => Ok(()),
+        (TowerKind::Clip, false) => Err(unsupported(
+            path,
+            "feature selection that keeps CLIP's class token (\"full\" / \"cls_patch\")".into(),
+        )),
+        (TowerKind::Siglip, true) => Err(unsupported(
+            path,
+            "feature selection \"default\" with a SigLIP tower (it has no class token)".into(),
+        )),
     }
 }
 

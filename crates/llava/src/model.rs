@@ -62,7 +62,8 @@ impl Default for LoadOptions {
 ///
 /// Placeholders are either llava-hf's `image_token_index` repeated once per feature row (the
 /// count must equal the images' rows, in order) or original LLaVA's [`IMAGE_SENTINEL`], one per
-/// image. Either works with either checkpoint layout; one prompt uses one kind.
+/// image. The sentinel works with every checkpoint; the repeated token only where the config
+/// names one (llava-hf). One prompt uses one kind.
 #[derive(Debug, Clone, Default)]
 pub struct Prompt {
     /// Token ids.
@@ -197,19 +198,21 @@ impl LlavaNext {
     }
 
     /// Preprocesses a decoded image for this checkpoint, as the only image of its prompt.
-    pub fn process_image(&self, image: &RgbImage) -> ProcessedImage {
-        preprocess(image, &self.config.processor)
+    pub fn process_image(&self, image: &RgbImage) -> Result<ProcessedImage> {
+        check_image(image)?;
+        Ok(preprocess(image, &self.config.processor))
     }
 
     /// Preprocesses the images of one prompt. Each is tiled (anyres), except in a llava-hf
     /// OneVision checkpoint given several images: transformers then pads each to a square and
     /// takes one tile of it (spec §1.12); the original code tiles every image.
-    pub fn process_images(&self, images: &[RgbImage]) -> Vec<ProcessedImage> {
+    pub fn process_images(&self, images: &[RgbImage]) -> Result<Vec<ProcessedImage>> {
+        images.iter().try_for_each(check_image)?;
         let processor = &self.config.processor;
         let single = images.len() > 1
             && self.config.layout == Layout::LlavaHf
             && processor.anyres.max_tiles.is_some();
-        images
+        Ok(images
             .iter()
             .map(|image| {
                 if single {
@@ -218,7 +221,7 @@ impl LlavaNext {
                     preprocess(image, processor)
                 }
             })
-            .collect()
+            .collect::<Vec<_>>())
     }
 
     /// The device holding the parameters.
@@ -254,6 +257,12 @@ impl LlavaNext {
         let features = self.vision_tower.forward(pixels, self.config.select);
         let projected = self.multi_modal_projector.forward(features);
         let [_, tokens, d] = projected.dims();
+        let grid = self.config.vision.grid();
+        if tokens != grid * grid {
+            return Err(LlavaError::Input(format!(
+                "the tower gives {tokens} tokens per tile where packing needs {grid}×{grid}"
+            )));
+        }
         let newline = self.image_newline.val();
         let mut out = Vec::with_capacity(images.len());
         let mut start = 0;
@@ -449,6 +458,20 @@ impl LlavaNext {
     pub fn layout(&self) -> Layout {
         self.config.layout
     }
+}
+
+/// An image built by hand must have pixels and a buffer of the right length.
+fn check_image(image: &RgbImage) -> Result<()> {
+    let expected = image.width as usize * image.height as usize * 3;
+    if image.width == 0 || image.height == 0 || image.pixels.len() != expected {
+        return Err(LlavaError::Input(format!(
+            "image of {}×{} with {} bytes (expected a non-empty image of {expected} RGB bytes)",
+            image.width,
+            image.height,
+            image.pixels.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Wrapper so `image_newline` loads through the same path as the other parameters.

@@ -91,7 +91,7 @@ fn last_logits(model: &LlavaNext) -> Vec<f32> {
     .unwrap();
     let prompt = Prompt {
         ids: vec![1, 5, IMAGE_SENTINEL, 7, 9],
-        images: vec![model.process_image(&image)],
+        images: vec![model.process_image(&image).unwrap()],
     };
     let (logits, _) = model.forward(&[prompt]).unwrap();
     let [_, len, vocab] = logits.dims();
@@ -247,7 +247,7 @@ fn prompts_that_do_not_match_their_images_are_errors() {
         &model.processor().decode_options(),
     )
     .unwrap();
-    let processed = model.process_image(&image);
+    let processed = model.process_image(&image).unwrap();
     let image_id = model.config().image_token_index.unwrap() as i64;
     let check = |ids: Vec<i64>, images: usize, needle: &str| {
         let prompt = Prompt {
@@ -277,4 +277,11 @@ fn prompts_that_do_not_match_their_images_are_errors() {
         "token id 100000 is outside the vocabulary of 576",
     );
     check(vec![], 0, "prompt 0 is empty");
+    let empty = llava::RgbImage {
+        width: 0,
+        height: 4,
+        pixels: vec![],
+    };
+    let err = model.process_image(&empty).unwrap_err().to_string();
+    assert!(err.contains("0×4"), "{err}");
 }

@@ -78,14 +78,16 @@ fn check_model(name: &str, layout: &str) {
             .enumerate()
             .map(|(i, images)| Prompt {
                 ids: reference.ints(&format!("{case}.input_ids.{i}")),
-                images: model.process_images(
-                    &images
-                        .iter()
-                        .map(|f| {
-                            open_image(&root().join("vision/images").join(f), &decode).unwrap()
-                        })
-                        .collect::<Vec<_>>(),
-                ),
+                images: model
+                    .process_images(
+                        &images
+                            .iter()
+                            .map(|f| {
+                                open_image(&root().join("vision/images").join(f), &decode).unwrap()
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap(),
             })
             .collect();
         let (logits, batch) = model.forward(&prompts).unwrap();

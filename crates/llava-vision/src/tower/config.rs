@@ -75,13 +75,13 @@ impl VisionConfig {
         }
     }
 
-    /// `google/siglip-so400m-patch14-384` with the last layer removed, as llava-onevision has it.
+    /// `google/siglip-so400m-patch14-384` as published (27 layers; LLaVA drops the last).
     pub fn siglip_so400m_384() -> Self {
         Self {
             kind: TowerKind::Siglip,
             hidden_size: 1152,
             intermediate_size: 4304,
-            num_hidden_layers: 26,
+            num_hidden_layers: 27,
             num_attention_heads: 16,
             image_size: 384,
             patch_size: 14,
