@@ -10,7 +10,8 @@ mod model;
 pub use config::{Layout, LlavaConfig};
 pub use error::{LlavaError, Result};
 pub use keys::llava_key_map;
-pub use model::{IMAGE_SENTINEL, LlavaNext, LoadOptions, PreparedBatch, Prompt};
+pub use model::{IMAGE_SENTINEL, LlavaNext, PreparedBatch, Prompt};
 
-pub use llava_llm::{GenerateOptions, sampling};
+/// Parameter dtype and progress bars: the decoder's options serve the whole model.
+pub use llava_llm::{GenerateOptions, LoadOptions, sampling};
 pub use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, open_image, preprocess};

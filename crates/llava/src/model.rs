@@ -6,12 +6,10 @@ use std::path::Path;
 
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
-use llava_checkpoint::{
-    CheckpointError, CheckpointFiles, KeyMap, LoadReport, Progress, load_module,
-};
+use llava_checkpoint::{CheckpointError, CheckpointFiles, KeyMap, LoadReport, load_module};
 use llava_llm::{
-    CausalLm, DecoderInput, ForwardOptions, GenerateOptions, Generator, LogitsFor, Prefill,
-    decoder_key_map,
+    CausalLm, DecoderInput, ForwardOptions, GenerateOptions, Generator, LoadOptions, LogitsFor,
+    Prefill, decoder_key_map,
 };
 use llava_projector::{Projector, pack_image};
 use llava_vision::{
@@ -38,24 +36,6 @@ pub struct LlavaNext {
     pub language_model: CausalLm,
     #[module(skip)]
     config: LlavaConfig,
-}
-
-/// How to load a model.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Parameter dtype (f32 on CPU; bf16/f16 on CUDA).
-    pub dtype: DType,
-    /// Progress bars while loading.
-    pub progress: Progress,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self {
-            dtype: DType::F32,
-            progress: Progress::Auto,
-        }
-    }
 }
 
 /// One prompt: token ids with image placeholders, and its images in order of appearance.
