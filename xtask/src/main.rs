@@ -4,12 +4,14 @@
 //!   handle for decoders alone);
 //! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
 //!   transformers and peft);
-//! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`).
+//! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
+//! - `infer`: the `swift infer` REPL, or one query with `--query` (the main job).
 
 mod cuda_smoke;
 mod device;
 mod fixtures;
 mod generate;
+mod infer;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
+    Infer(infer::Args),
     /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
     Generate(generate::Args),
     /// Regenerate the committed fixtures with transformers and PEFT.
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Infer(args) => infer::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),

@@ -48,6 +48,10 @@ pub struct GenerationConfig {
     /// Padding id for finished rows.
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
+    /// Seed of the sampler's random stream (not a transformers key: there the global torch
+    /// seed plays this part). `None`: the caller's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Every other key, preserved.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

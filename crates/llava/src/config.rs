@@ -46,9 +46,18 @@ pub struct LlavaConfig {
     /// Original layout: `mm_vision_tower` (a hub id or a directory), where the tower's weights
     /// come from when the checkpoint does not carry them.
     pub vision_tower_source: Option<String>,
+    /// Original layout: `tokenizer_model_max_length`, the context the model was trained with.
+    pub tokenizer_model_max_length: Option<usize>,
 }
 
 impl LlavaConfig {
+    /// The context length the model was trained for: `tokenizer_model_max_length` (original
+    /// layout), else the decoder's `max_position_embeddings` (spec README, decision 3).
+    pub fn context_length(&self) -> Option<usize> {
+        self.tokenizer_model_max_length
+            .or(self.text.max_position_embeddings)
+    }
+
     /// Reads `dir/config.json`.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let path = dir.as_ref().join("config.json");
@@ -160,6 +169,7 @@ impl LlavaConfig {
             vision,
             image_token_index,
             vision_tower_source: None,
+            tokenizer_model_max_length: None,
         })
     }
 
@@ -245,6 +255,10 @@ impl LlavaConfig {
             vision,
             image_token_index: None,
             vision_tower_source: Some(source),
+            tokenizer_model_max_length: value
+                .get("tokenizer_model_max_length")
+                .and_then(Value::as_u64)
+                .map(|v| v as usize),
         })
     }
 }

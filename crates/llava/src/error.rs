@@ -36,6 +36,42 @@ pub enum LlavaError {
         /// The keys (as stored).
         names: Vec<String>,
     },
+    /// A file of a hub repository could not be found or downloaded.
+    #[error("{repo}: cannot get {file}: {message}")]
+    Hub {
+        /// The repository id.
+        repo: String,
+        /// The file.
+        file: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// No model type of that name.
+    #[error("unknown model type {name:?}; known: {known}")]
+    UnknownModelType {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma separated.
+        known: String,
+    },
+    /// An image given by URL could not be fetched.
+    #[error("cannot fetch image {url}: {message}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The prompt does not leave room for any new token in the model's context.
+    #[error(
+        "the prompt is {prompt} tokens long (images expanded) and the model's context is          {context} tokens: shorten the query, the history or the images"
+    )]
+    PromptTooLong {
+        /// Prompt tokens.
+        prompt: usize,
+        /// The context length.
+        context: usize,
+    },
     /// A prompt and its images do not fit together (placeholder counts, sizes).
     #[error("{0}")]
     Input(String),
@@ -45,6 +81,9 @@ pub enum LlavaError {
     /// The decoder rejected its configuration or input.
     #[error(transparent)]
     Llm(#[from] llava_llm::LlmError),
+    /// The template or tokenizer failed.
+    #[error(transparent)]
+    Template(#[from] llava_template::TemplateError),
     /// An image could not be read.
     #[error(transparent)]
     Vision(#[from] llava_vision::VisionError),

@@ -1,17 +1,51 @@
-//! LLaVA-NeXT in Rust: the facade that composes the vision tower ([`llava_vision`]), the
-//! projector ([`llava_projector`]) and the decoder ([`llava_llm`]), and loads checkpoints in
-//! both layouts (llava-hf and original LLaVA).
+//! LLaVA-NeXT in Rust, the way ms-swift users know it:
+//!
+//! ```no_run
+//! use llava::{InferArgs, ModelKwargs, get_default_template_type, get_model_tokenizer,
+//!     get_template, inference, inference_stream};
+//!
+//! let model_type = "llava1d6-mistral-7b-instruct";
+//! let (model, tokenizer) = get_model_tokenizer(model_type, None, ModelKwargs {
+//!     model_id_or_path: Some("fixtures/llava/clip-mistral/original".into()),
+//!     ..ModelKwargs::default()
+//! })?;
+//! let template = get_template(get_default_template_type(model_type)?, tokenizer)?;
+//! let args = InferArgs { images: vec!["fixtures/vision/images/coco_640x480.png".into()], ..Default::default() };
+//! let (response, history) = inference(&model, &template, "Describe the image.", args.clone())?;
+//! for delta in inference_stream(&model, &template, "And the colours?", InferArgs { history, ..args })? {
+//!     print!("{}", delta?.text);
+//! }
+//! # Ok::<(), llava::LlavaError>(())
+//! ```
+//!
+//! Underneath, the facade composes the vision tower ([`llava_vision`]), the projector
+//! ([`llava_projector`]), the decoder ([`llava_llm`]) and the templates ([`llava_template`]),
+//! and loads checkpoints in both layouts (llava-hf and original LLaVA).
 
 mod config;
 mod error;
+pub mod hub;
+mod image_input;
+mod inference;
 mod keys;
 mod model;
+mod pretrained;
+mod registry;
 
 pub use config::{Layout, LlavaConfig};
 pub use error::{LlavaError, Result};
+pub use hub::{HubOptions, resolve_model_dir};
+pub use image_input::{FetchOptions, ImageInput, fetch_url};
+pub use inference::{
+    Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_stream,
+    inference_with_info, seed_everything,
+};
 pub use keys::llava_key_map;
 pub use model::{IMAGE_SENTINEL, LlavaNext, PreparedBatch, Prompt};
+pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};
+pub use registry::{MODELS, ModelInfo, get_default_template_type};
 
 /// Parameter dtype and progress bars: the decoder's options serve the whole model.
-pub use llava_llm::{GenerateOptions, LoadOptions, sampling};
+pub use llava_llm::{GenerateOptions, GenerationConfig, LoadOptions, sampling};
+pub use llava_template::{Template, Tokenizer, get_template};
 pub use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, open_image, preprocess};

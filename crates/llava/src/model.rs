@@ -425,13 +425,19 @@ impl LlavaNext {
 
     /// Generates for a batch of prompts (left-padded together); each row's new tokens.
     pub fn generate(&self, prompts: &[Prompt], options: GenerateOptions) -> Result<Vec<Vec<u32>>> {
+        Ok(self.generator(prompts, options)?.finish()?)
+    }
+
+    /// Runs the prefill of a batch of prompts and returns the generator, to be stepped one
+    /// token at a time (streaming).
+    pub fn generator(&self, prompts: &[Prompt], options: GenerateOptions) -> Result<Generator<'_>> {
         let batch = self.prepare(prompts)?;
         let prefill = Prefill {
             input: DecoderInput::Embeds(batch.embeds),
             attention_mask: batch.attention_mask,
             history: batch.history,
         };
-        Ok(Generator::new(&self.language_model, prefill, options)?.finish()?)
+        Ok(Generator::new(&self.language_model, prefill, options)?)
     }
 
     /// Whether this model was loaded from the original LLaVA layout.

@@ -1,0 +1,198 @@
+//! Model files from a local directory or the Hugging Face hub, the way transformers finds
+//! them: a hub id is resolved through the hf-hub cache (`HF_HUB_CACHE`, else `HF_HOME/hub`,
+//! else `~/.cache/huggingface/hub`), downloading what is missing from `HF_ENDPOINT` with a
+//! progress bar, unless `HF_HUB_OFFLINE` is set. No git, no Python.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::{LlavaError, Result};
+
+/// Files a LLaVA checkpoint needs besides its weights.
+const REQUIRED: &[&str] = &["config.json", "tokenizer.json"];
+/// Files read when the repository has them.
+const OPTIONAL: &[&str] = &[
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+];
+/// Gets one file of the repository (the reason as text when it cannot).
+type Fetch = Box<dyn Fn(&str) -> Result<PathBuf, String>>;
+
+const INDEX: &str = "model.safetensors.index.json";
+const SINGLE: &str = "model.safetensors";
+
+/// Where and how hub files are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubOptions {
+    /// Branch, tag or commit (`main` when unset).
+    pub revision: Option<String>,
+    /// The hf-hub cache directory.
+    pub cache_dir: PathBuf,
+    /// Only the cache is read (`HF_HUB_OFFLINE`).
+    pub offline: bool,
+    /// The hub's address (`HF_ENDPOINT`), `https://huggingface.co` when unset.
+    pub endpoint: Option<String>,
+    /// Progress bars while downloading.
+    pub progress: bool,
+}
+
+impl HubOptions {
+    /// Options from the environment, as huggingface_hub reads it.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let cache_dir = var("HF_HUB_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| var("HF_HOME").map(|h| Path::new(&h).join("hub")))
+            .unwrap_or_else(|| Cache::default().path().clone());
+        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
+        Self {
+            revision: None,
+            cache_dir,
+            offline,
+            endpoint: var("HF_ENDPOINT"),
+            progress: true,
+        }
+    }
+
+    fn revision(&self) -> &str {
+        self.revision.as_deref().unwrap_or("main")
+    }
+}
+
+/// The directory holding the checkpoint: `id_or_path` itself when it is a directory, else the
+/// hub snapshot of that repository id (downloaded unless offline).
+pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathBuf> {
+    let path = Path::new(id_or_path);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if !looks_like_repo_id(id_or_path) {
+        return Err(LlavaError::Input(format!(
+            "{id_or_path}: no such directory, and not a hub id (`owner/name`)"
+        )));
+    }
+    let repo = Repo::with_revision(
+        id_or_path.to_string(),
+        RepoType::Model,
+        options.revision().to_string(),
+    );
+    let fetch: Fetch = if options.offline {
+        let cache = Cache::new(options.cache_dir.clone());
+        Box::new(move |file: &str| {
+            cached_file(&cache, &repo, file).ok_or_else(|| "not in the cache".to_string())
+        })
+    } else {
+        let mut builder = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
+            .with_progress(options.progress);
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        let api = builder
+            .build()
+            .map_err(|e| hub_error(id_or_path, "", &e.to_string(), options))?;
+        let api_repo = api.repo(repo);
+        Box::new(move |file: &str| api_repo.get(file).map_err(|e| e.to_string()))
+    };
+    let mut dir = None;
+    for file in REQUIRED {
+        let got = fetch(file).map_err(|why| hub_error(id_or_path, file, &why, options))?;
+        dir.get_or_insert_with(|| got.parent().map(Path::to_path_buf).unwrap_or_default());
+    }
+    for file in OPTIONAL {
+        // Absent from the repository is fine; nothing else reads them.
+        let _ = fetch(file);
+    }
+    match fetch(INDEX) {
+        Ok(index) => {
+            for shard in shard_names(&index)? {
+                fetch(&shard).map_err(|why| hub_error(id_or_path, &shard, &why, options))?;
+            }
+        }
+        Err(_) => {
+            fetch(SINGLE).map_err(|why| {
+                hub_error(id_or_path, &format!("{INDEX} or {SINGLE}"), &why, options)
+            })?;
+        }
+    }
+    Ok(dir.expect("REQUIRED is not empty"))
+}
+
+/// A file of the cached snapshot for the repository's revision (a branch or tag through
+/// `refs/`, or a commit hash directly).
+fn cached_file(cache: &Cache, repo: &Repo, file: &str) -> Option<PathBuf> {
+    if let Some(path) = cache.repo(repo.clone()).get(file) {
+        return Some(path);
+    }
+    let snapshot = cache
+        .path()
+        .join(repo.folder_name())
+        .join("snapshots")
+        .join(repo.revision())
+        .join(file);
+    snapshot.is_file().then_some(snapshot)
+}
+
+fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index).map_err(|source| LlavaError::Io {
+        path: index.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| LlavaError::Config {
+        path: index.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let map = value
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| LlavaError::Config {
+            path: index.to_path_buf(),
+            message: "missing field `weight_map`".into(),
+        })?;
+    let mut names: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn hub_error(id: &str, file: &str, why: &str, options: &HubOptions) -> LlavaError {
+    let what = if options.offline {
+        format!(
+            "HF_HUB_OFFLINE is set and the cache {} lacks it: download it while online \
+             (unset HF_HUB_OFFLINE), or pass a local directory",
+            options.cache_dir.display()
+        )
+    } else {
+        format!(
+            "{why}; check the id and the network (HF_ENDPOINT {}), or set HF_HUB_OFFLINE=1 to \
+             use the cache {} only",
+            options.endpoint.as_deref().unwrap_or("unset"),
+            options.cache_dir.display()
+        )
+    };
+    LlavaError::Hub {
+        repo: id.to_string(),
+        file: file.to_string(),
+        message: what,
+    }
+}
+
+fn looks_like_repo_id(id: &str) -> bool {
+    let mut parts = id.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}

@@ -1,0 +1,144 @@
+//! Images as callers give them: a local path, an `http(s)` URL, or pixels already in memory.
+//! URLs are fetched with a timeout, a size cap and a content-type check (ms-swift fetched with
+//! a plain GET and no limit, spec §2.3).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use llava_vision::{DecodeOptions, RgbImage, decode_image, open_image};
+
+use crate::{LlavaError, Result};
+
+/// One image of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageInput {
+    /// A file.
+    Path(PathBuf),
+    /// An `http://` or `https://` address.
+    Url(String),
+    /// Decoded pixels.
+    Image(RgbImage),
+}
+
+impl ImageInput {
+    /// A URL when `text` starts with `http://` or `https://`, else a path (surrounding
+    /// whitespace removed, as ms-swift does).
+    pub fn parse(text: &str) -> Self {
+        let text = text.trim();
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Self::Url(text.to_string())
+        } else {
+            Self::Path(PathBuf::from(text))
+        }
+    }
+
+    /// How the image is named in messages and result files.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Path(p) => p.display().to_string(),
+            Self::Url(u) => u.clone(),
+            Self::Image(i) => format!("<in-memory {}×{} image>", i.width, i.height),
+        }
+    }
+
+    /// Decoded RGB pixels.
+    pub fn load(&self, decode: &DecodeOptions, fetch: &FetchOptions) -> Result<RgbImage> {
+        match self {
+            Self::Path(path) => Ok(open_image(path, decode)?),
+            Self::Url(url) => {
+                let bytes = fetch_url(url, fetch)?;
+                Ok(decode_image(&bytes, url, decode)?)
+            }
+            Self::Image(image) => Ok(image.clone()),
+        }
+    }
+}
+
+impl From<&str> for ImageInput {
+    fn from(text: &str) -> Self {
+        Self::parse(text)
+    }
+}
+
+impl From<String> for ImageInput {
+    fn from(text: String) -> Self {
+        Self::parse(&text)
+    }
+}
+
+impl From<RgbImage> for ImageInput {
+    fn from(image: RgbImage) -> Self {
+        Self::Image(image)
+    }
+}
+
+/// Limits on fetching an image by URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Connecting, and then each read, must finish within this.
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// GET `url`: status 200, an image (or untyped binary) content type, at most `max_bytes`.
+pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
+    let fail = |message: String| LlavaError::Fetch {
+        url: url.to_string(),
+        message,
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(options.timeout)
+        .timeout_read(options.timeout)
+        .redirects(5)
+        .build();
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => fail(format!("HTTP status {code}")),
+        ureq::Error::Transport(t) => fail(t.to_string()),
+    })?;
+    let content_type = response.content_type().to_ascii_lowercase();
+    // Object stores often serve images untyped; anything named as another kind is refused.
+    let typed_image = content_type.starts_with("image/");
+    let untyped = matches!(
+        content_type.as_str(),
+        "application/octet-stream" | "binary/octet-stream"
+    );
+    if !typed_image && !untyped {
+        return Err(fail(format!(
+            "content type {content_type:?} is not an image"
+        )));
+    }
+    if let Some(len) = response
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        && len > options.max_bytes
+    {
+        return Err(fail(format!(
+            "{len} bytes announced, more than the limit of {} bytes",
+            options.max_bytes
+        )));
+    }
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(options.max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("reading the body: {e}")))?;
+    if bytes.len() as u64 > options.max_bytes {
+        return Err(fail(format!(
+            "the body exceeds the limit of {} bytes",
+            options.max_bytes
+        )));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,233 @@
+//! ms-swift's LLaVA model types (`../shared/spec/swift-llava.md` §1.2, §1.4): hub ids,
+//! checkpoint layout, default template, LoRA targets, end-of-sequence token, context length.
+
+use crate::config::Layout;
+use crate::{LlavaError, Result};
+
+/// One registered model type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// ms-swift's name.
+    pub model_type: &'static str,
+    /// Other names that select it (ms-swift 2.1's `llava1_6-*` renames).
+    pub aliases: &'static [&'static str],
+    /// The Hugging Face hub repository.
+    pub hf_model_id: &'static str,
+    /// The ModelScope repository (for reference; files are fetched from the HF hub).
+    pub ms_model_id: &'static str,
+    /// Key layout and geometry convention of the weights.
+    pub layout: Layout,
+    /// The template `get_default_template_type` gives.
+    pub template_type: &'static str,
+    /// Modules LoRA wraps by default (the LLM's q/k/v, spec README decision 4).
+    pub lora_target_modules: &'static [&'static str],
+    /// ms-swift's override of the tokenizer's end-of-sequence token.
+    pub eos_token: Option<&'static str>,
+    /// The context the model was trained for, used when `config.json` states none.
+    pub context_length: usize,
+}
+
+const QKV: &[&str] = &["q_proj", "k_proj", "v_proj"];
+
+const fn info(
+    model_type: &'static str,
+    aliases: &'static [&'static str],
+    (hf_model_id, ms_model_id): (&'static str, &'static str),
+    layout: Layout,
+    template_type: &'static str,
+    eos_token: Option<&'static str>,
+    context_length: usize,
+) -> ModelInfo {
+    ModelInfo {
+        model_type,
+        aliases,
+        hf_model_id,
+        ms_model_id,
+        layout,
+        template_type,
+        lora_target_modules: QKV,
+        eos_token,
+        context_length,
+    }
+}
+
+use Layout::{LlavaHf, Original};
+
+/// Every registered model type.
+pub const MODELS: &[ModelInfo] = &[
+    // The five of ms-swift 2.0.5's LLaVA best practice (original LLaVA / lmms-lab files).
+    info(
+        "llava1d6-mistral-7b-instruct",
+        &["llava1_6-mistral-7b-instruct"],
+        (
+            "liuhaotian/llava-v1.6-mistral-7b",
+            "AI-ModelScope/llava-v1.6-mistral-7b",
+        ),
+        Original,
+        "llava-mistral-instruct",
+        None,
+        4096,
+    ),
+    info(
+        "llava1d6-yi-34b-instruct",
+        &["llava1_6-yi-34b-instruct"],
+        ("liuhaotian/llava-v1.6-34b", "AI-ModelScope/llava-v1.6-34b"),
+        Original,
+        "llava-yi-instruct",
+        Some("<|im_end|>"),
+        4096,
+    ),
+    info(
+        "llama3-llava-next-8b",
+        &[],
+        (
+            "lmms-lab/llama3-llava-next-8b",
+            "AI-Modelscope/llama3-llava-next-8b",
+        ),
+        Original,
+        "llama-llava-next",
+        None,
+        8192,
+    ),
+    info(
+        "llava-next-72b",
+        &[],
+        ("lmms-lab/llava-next-72b", "AI-Modelscope/llava-next-72b"),
+        Original,
+        "llava-qwen-instruct",
+        None,
+        32768,
+    ),
+    info(
+        "llava-next-110b",
+        &[],
+        ("lmms-lab/llava-next-110b", "AI-Modelscope/llava-next-110b"),
+        Original,
+        "llava-qwen-instruct",
+        None,
+        32768,
+    ),
+    // llava-hf conversions of the same models (transformers' layout), and OneVision.
+    info(
+        "llava1_6-mistral-7b-instruct-hf",
+        &[],
+        (
+            "llava-hf/llava-v1.6-mistral-7b-hf",
+            "swift/llava-v1.6-mistral-7b-hf",
+        ),
+        LlavaHf,
+        "llava-mistral",
+        None,
+        32768,
+    ),
+    info(
+        "llava1_6-yi-34b-instruct-hf",
+        &[],
+        ("llava-hf/llava-v1.6-34b-hf", "swift/llava-v1.6-34b-hf"),
+        LlavaHf,
+        "llava-yi",
+        Some("<|im_end|>"),
+        4096,
+    ),
+    info(
+        "llama3-llava-next-8b-hf",
+        &[],
+        (
+            "llava-hf/llama3-llava-next-8b-hf",
+            "swift/llama3-llava-next-8b-hf",
+        ),
+        LlavaHf,
+        "llama3-llava-next-hf",
+        None,
+        8192,
+    ),
+    info(
+        "llava-next-72b-hf",
+        &[],
+        (
+            "llava-hf/llava-next-72b-hf",
+            "AI-ModelScope/llava-next-72b-hf",
+        ),
+        LlavaHf,
+        "llava-qwen-hf",
+        None,
+        32768,
+    ),
+    info(
+        "llava-next-110b-hf",
+        &[],
+        (
+            "llava-hf/llava-next-110b-hf",
+            "AI-ModelScope/llava-next-110b-hf",
+        ),
+        LlavaHf,
+        "llava-qwen-hf",
+        None,
+        32768,
+    ),
+    info(
+        "llava-onevision-qwen2-0_5b-ov",
+        &[],
+        (
+            "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+            "AI-ModelScope/llava-onevision-qwen2-0.5b-ov-hf",
+        ),
+        LlavaHf,
+        "llava-onevision-qwen",
+        None,
+        32768,
+    ),
+    info(
+        "llava-onevision-qwen2-7b-ov",
+        &[],
+        (
+            "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+            "AI-ModelScope/llava-onevision-qwen2-7b-ov-hf",
+        ),
+        LlavaHf,
+        "llava-onevision-qwen",
+        None,
+        32768,
+    ),
+    info(
+        "llava-onevision-qwen2-72b-ov",
+        &[],
+        (
+            "llava-hf/llava-onevision-qwen2-72b-ov-hf",
+            "AI-ModelScope/llava-onevision-qwen2-72b-ov-hf",
+        ),
+        LlavaHf,
+        "llava-onevision-qwen",
+        None,
+        32768,
+    ),
+];
+
+impl ModelInfo {
+    /// The model type named `name` (or an alias of it).
+    pub fn find(name: &str) -> Result<&'static ModelInfo> {
+        MODELS
+            .iter()
+            .find(|m| m.model_type == name || m.aliases.contains(&name))
+            .ok_or_else(|| LlavaError::UnknownModelType {
+                name: name.to_string(),
+                known: MODELS
+                    .iter()
+                    .map(|m| m.model_type)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The model type whose hub id is `id` (ms-swift picks the type from a registered id).
+    pub fn for_hub_id(id: &str) -> Option<&'static ModelInfo> {
+        MODELS.iter().find(|m| {
+            m.hf_model_id.eq_ignore_ascii_case(id) || m.ms_model_id.eq_ignore_ascii_case(id)
+        })
+    }
+}
+
+/// ms-swift's `get_default_template_type(model_type)`.
+pub fn get_default_template_type(model_type: &str) -> Result<&'static str> {
+    Ok(ModelInfo::find(model_type)?.template_type)
+}

@@ -1,0 +1,90 @@
+//! `cargo xtask infer` flags: ms-swift's `swift infer` flags in kebab case, with its CLI
+//! defaults (`../shared/spec/swift-llava.md` §4.2).
+
+use std::path::PathBuf;
+
+use clap::ArgAction;
+
+/// The embedded default model: a committed tiny LLaVA-NeXT (CLIP + Mistral, original layout).
+pub const DEFAULT_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/llava/clip-mistral/original"
+);
+/// Its model type.
+pub const DEFAULT_MODEL_TYPE: &str = "llava1d6-mistral-7b-instruct";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Model type (`llava1d6-mistral-7b-instruct`, `llava-next-72b`, …; `cargo xtask infer
+    /// --list-models` lists them). Without it and without a path: the embedded tiny model.
+    #[arg(long)]
+    pub model_type: Option<String>,
+    /// A local checkpoint directory or a hub id (default: the model type's hub id).
+    #[arg(long)]
+    pub model_id_or_path: Option<String>,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, alias = "revision")]
+    pub model_revision: Option<String>,
+    /// A training checkpoint: `sft_args.json` supplies the model type, path, template and
+    /// system; a LoRA adapter in it is applied; a full checkpoint is the model itself.
+    #[arg(long)]
+    pub ckpt_dir: Option<PathBuf>,
+    /// Template (default: the model type's).
+    #[arg(long, default_value = "AUTO")]
+    pub template_type: String,
+    /// System text (default: the template's; `""` for none).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// New tokens per answer, at most.
+    #[arg(long, default_value_t = 2048)]
+    pub max_new_tokens: usize,
+    /// Sample (`false`: greedy).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub do_sample: bool,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.3)]
+    pub temperature: f64,
+    /// Keep the k most likely tokens.
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+    /// Nucleus mass.
+    #[arg(long, default_value_t = 0.7)]
+    pub top_p: f64,
+    /// Penalty on tokens already in the sequence.
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f64,
+    /// Extra texts that end an answer, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub stop_words: Vec<String>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print the answer as it is generated.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub stream: bool,
+    /// Parameter dtype: AUTO, f32, bf16, f16.
+    #[arg(long, default_value = "AUTO")]
+    pub dtype: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Append each turn to `<ckpt or model dir>/infer_result/<timestamp>.jsonl`.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub save_result: bool,
+    /// Where the result file goes instead of `<ckpt or model dir>/infer_result`.
+    #[arg(long)]
+    pub result_dir: Option<PathBuf>,
+    /// One-shot mode: answer this query and exit (no REPL).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// One-shot mode: the query's images (paths or URLs), comma separated.
+    #[arg(long, value_delimiter = ',', requires = "query")]
+    pub images: Vec<String>,
+    /// One-shot mode: `text` (the answer) or `json`
+    /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "query")]
+    pub output_format: String,
+    /// List the model types and exit.
+    #[arg(long)]
+    pub list_models: bool,
+}

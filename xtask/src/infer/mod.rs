@@ -1,0 +1,184 @@
+//! `cargo xtask infer`: the `swift infer` REPL, and a one-shot mode for scripts.
+
+mod args;
+mod repl;
+mod result_file;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use llava::{
+    GenerationConfig, ImageInput, InferArgs, ModelInfo, ModelKwargs, get_default_template_type,
+    get_model_tokenizer, get_template, inference_with_info, read_sft_args,
+};
+use llava_checkpoint::Progress;
+use serde_json::json;
+
+pub use args::Args;
+
+use crate::device::{parse_device, parse_dtype};
+
+/// What `--ckpt-dir` and the flags resolve to.
+struct Target {
+    model_type: String,
+    source: Option<String>,
+    adapter: Option<PathBuf>,
+    template_type: Option<String>,
+    system: Option<String>,
+    dtype: Option<String>,
+    /// Where `infer_result/` goes.
+    result_base: Option<PathBuf>,
+}
+
+fn target(args: &Args) -> Result<Target> {
+    let mut t = Target {
+        model_type: String::new(),
+        source: args.model_id_or_path.clone(),
+        adapter: None,
+        template_type: (args.template_type != "AUTO").then(|| args.template_type.clone()),
+        system: args.system.clone(),
+        dtype: (args.dtype != "AUTO").then(|| args.dtype.clone()),
+        result_base: None,
+    };
+    let mut model_type = args.model_type.clone();
+    if let Some(ckpt) = &args.ckpt_dir {
+        if !ckpt.is_dir() {
+            bail!("--ckpt-dir {}: no such directory", ckpt.display());
+        }
+        // ms-swift reads these from the checkpoint unless given on the command line.
+        if let Some(sft) = read_sft_args(ckpt)? {
+            let get = |k: &str| sft.get(k).and_then(|v| v.as_str()).map(String::from);
+            model_type = model_type.or(get("model_type"));
+            t.source = t.source.or(get("model_id_or_path"));
+            t.template_type = t
+                .template_type
+                .or(get("template_type").filter(|s| s != "AUTO"));
+            t.system = t.system.or(get("system"));
+            t.dtype = t.dtype.or(get("dtype").filter(|s| s != "AUTO"));
+        }
+        if ckpt.join("adapter_config.json").is_file() {
+            t.adapter = Some(ckpt.clone());
+        } else {
+            t.source = Some(ckpt.display().to_string());
+        }
+        t.result_base = Some(ckpt.clone());
+    }
+    t.model_type = match (model_type, &t.source) {
+        (Some(m), _) => m,
+        (None, None) => {
+            t.source = Some(args::DEFAULT_MODEL.to_string());
+            args::DEFAULT_MODEL_TYPE.to_string()
+        }
+        (None, Some(source)) => ModelInfo::for_hub_id(source)
+            .map(|m| m.model_type.to_string())
+            .with_context(|| format!("{source} is not a registered hub id: pass --model-type"))?,
+    };
+    Ok(t)
+}
+
+fn generation_config(args: &Args) -> GenerationConfig {
+    let greedy = !args.do_sample || args.temperature == 0.0;
+    GenerationConfig {
+        max_new_tokens: Some(args.max_new_tokens),
+        do_sample: !greedy,
+        temperature: if greedy { 1.0 } else { args.temperature },
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        seed: Some(args.seed),
+        ..GenerationConfig::default()
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.list_models {
+        for m in llava::MODELS {
+            println!(
+                "{:36} {:24} {}",
+                m.model_type, m.template_type, m.hf_model_id
+            );
+        }
+        return Ok(());
+    }
+    let t = target(&args)?;
+    let dtype = t.dtype.as_deref().map(parse_dtype).transpose()?;
+    let (model, tokenizer) = get_model_tokenizer(
+        &t.model_type,
+        dtype,
+        ModelKwargs {
+            model_id_or_path: t.source.clone(),
+            device: parse_device(&args.device)?,
+            revision: args.model_revision.clone(),
+            progress: Progress::Auto,
+            adapter: t.adapter.clone(),
+            ..ModelKwargs::default()
+        },
+    )?;
+    let template_type = match &t.template_type {
+        Some(name) => name.clone(),
+        None => get_default_template_type(&t.model_type)?.to_string(),
+    };
+    let template = get_template(&template_type, tokenizer)?;
+    let base = InferArgs {
+        system: t.system.clone(),
+        generation_config: Some(generation_config(&args)),
+        stop_words: args.stop_words.clone(),
+        ..InferArgs::default()
+    };
+    if let Some(query) = &args.query {
+        return one_shot(&args, &model, &template, query, base);
+    }
+    let results = if args.save_result {
+        let dir = args.result_dir.clone().unwrap_or_else(|| {
+            t.result_base
+                .clone()
+                .unwrap_or_else(|| model.model_dir.clone())
+                .join("infer_result")
+        });
+        Some(result_file::ResultFile::create(&dir)?)
+    } else {
+        None
+    };
+    let mut session = repl::Session {
+        model: &model,
+        template: &template,
+        base,
+        stream: args.stream,
+        results,
+    };
+    let stdin = std::io::stdin();
+    repl::run(
+        &mut session,
+        &mut stdin.lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+fn one_shot(
+    args: &Args,
+    model: &llava::Model,
+    template: &llava::Template,
+    query: &str,
+    base: InferArgs,
+) -> Result<()> {
+    let inputs = InferArgs {
+        images: args.images.iter().map(|i| ImageInput::parse(i)).collect(),
+        ..base
+    };
+    let (response, _, info) = inference_with_info(model, template, query, inputs)?;
+    let mut out = std::io::stdout().lock();
+    if args.output_format == "json" {
+        let value = json!({
+            "response": response,
+            "token_ids": info.token_ids,
+            "prompt_tokens": info.prompt_tokens,
+            "image_tokens": info.image_tokens,
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{response}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! `cargo xtask infer` through its stdin and stdout: the one-shot JSON mode against the
+//! transformers reference, and a REPL session (two turns with an image, `clear`,
+//! `multi-line`, an empty media answer) with its jsonl result file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn reference(case: &str) -> Value {
+    let text =
+        std::fs::read_to_string(root().join("llava/clip-mistral/original/inference.json")).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    cases.into_iter().find(|c| c["case"] == case).unwrap()
+}
+
+fn xtask() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.arg("infer");
+    c
+}
+
+#[test]
+fn one_shot_json_equals_transformers() {
+    let case = reference("one_image");
+    let image = root()
+        .join("vision/images")
+        .join(case["images"][0].as_str().unwrap());
+    let out = xtask()
+        .args([
+            "--model-type",
+            "llava1d6-mistral-7b-instruct",
+            "--model-id-or-path",
+            root().join("llava/clip-mistral/original").to_str().unwrap(),
+            "--query",
+            case["query"].as_str().unwrap(),
+            "--images",
+            image.to_str().unwrap(),
+            "--do-sample",
+            "false",
+            "--max-new-tokens",
+            "24",
+            "--output-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["response"], case["response"]);
+    assert_eq!(got["token_ids"], case["token_ids"]);
+    assert_eq!(got["prompt_tokens"], case["prompt_tokens"]);
+    assert_eq!(got["image_tokens"], case["image_tokens"]);
+}
+
+#[test]
+fn temperature_zero_is_greedy_and_the_default_model_runs() {
+    let case = reference("text_only");
+    let out = xtask()
+        .args(["--query", case["query"].as_str().unwrap(), "--system", ""])
+        .args(["--temperature", "0", "--max-new-tokens", "24"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim_end_matches('\n'),
+        case["response"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn repl_session_through_pipes() {
+    let results = tempfile::tempdir().unwrap();
+    let first = reference("one_image");
+    let image = root()
+        .join("vision/images")
+        .join(first["images"][0].as_str().unwrap());
+    let script = format!(
+        "{q}\n{img}\n\
+         Tell me more.\n\n\
+         clear\n\
+         multi-line\n\
+         first line\nsecond line#\n\n\
+         single-line#\n\
+         exit\n",
+        q = first["query"].as_str().unwrap(),
+        img = image.display(),
+    );
+    let mut child = xtask()
+        .args([
+            "--do-sample",
+            "false",
+            "--max-new-tokens",
+            "24",
+            "--stream",
+            "true",
+        ])
+        .arg("--result-dir")
+        .arg(results.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stderr.contains("Input `exit` or `quit` to exit the conversation."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("End multi-line input with `#`."),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
+    // Prompts, the streamed first answer (equal to transformers'), separators.
+    assert!(
+        stdout.starts_with("<<< Input a media path or URL <<< "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(first["response"].as_str().unwrap()),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(&"-".repeat(50)).count(), 3, "{stdout}");
+    assert!(stdout.contains("<<<[M] "), "{stdout}");
+
+    let files: Vec<_> = std::fs::read_dir(results.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let name = files[0].file_name().into_string().unwrap();
+    assert!(
+        name.ends_with(".jsonl") && name.len() == "20261130-120000.jsonl".len(),
+        "{name}"
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(files[0].path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["query"], first["query"]);
+    assert_eq!(lines[0]["response"], first["response"]);
+    assert_eq!(lines[0]["history"], serde_json::json!([]));
+    assert_eq!(lines[0]["images"][0], image.display().to_string());
+    // Second turn: text only (empty media answer), with the first turn as history.
+    assert_eq!(lines[1]["query"], "Tell me more.");
+    assert_eq!(lines[1]["images"], serde_json::json!([]));
+    assert_eq!(lines[1]["history"][0][0], first["query"]);
+    assert_eq!(lines[1]["history"][0][1], first["response"]);
+    // After `clear`: no history; the multi-line query joined with a newline.
+    assert_eq!(lines[2]["query"], "first line\nsecond line");
+    assert_eq!(lines[2]["history"], serde_json::json!([]));
+    assert!(stderr.contains("save_result_path:"), "{stderr}");
+}
+
+#[test]
+fn a_missing_image_is_reported_and_the_session_goes_on() {
+    let results = tempfile::tempdir().unwrap();
+    let mut child = xtask()
+        .args(["--do-sample", "false", "--max-new-tokens", "4"])
+        .arg("--result-dir")
+        .arg(results.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Look\n/nonexistent/dog.png\nHello\n\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("/nonexistent/dog.png"), "{stderr}");
+    let files: Vec<_> = std::fs::read_dir(results.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
