@@ -1,6 +1,7 @@
 //! `cargo xtask fixtures`: runs the Python scripts that build the tiny checkpoints and their
 //! transformers reference outputs: decoders, then the vision references (images, patches,
-//! token table), then the LLaVA models (which read the images).
+//! token table), then the LLaVA models (which read the images), the chat-template references,
+//! and the `inference` references on the LLaVA models.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,8 +13,8 @@ pub struct Args {
     /// Python interpreter with torch, transformers, peft and tokenizers.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Only these fixtures: decoder families (mistral, llama3, yi, qwen2), `vision`, or LLaVA
-    /// models (clip-mistral, clip-qwen2, siglip-qwen2).
+    /// Only these fixtures: decoder families (mistral, llama3, yi, qwen2), `vision`, LLaVA
+    /// models (clip-mistral, clip-qwen2, siglip-qwen2), `templates` or `inference`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -72,6 +73,24 @@ pub fn run(args: Args) -> Result<()> {
             &root.join("scripts/fixtures/make_llava_fixtures.py"),
             &fixtures,
             &only,
+        )?;
+    }
+    if args.only.is_empty() || args.only.iter().any(|o| o == "templates") {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_template_fixtures.py"),
+            &fixtures,
+            &[],
+        )?;
+    }
+    // After the LLaVA models: it adds the chat tokens to their tokenizers and generates with
+    // templated prompts.
+    if args.only.is_empty() || args.only.iter().any(|o| o == "inference") {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_inference_fixtures.py"),
+            &fixtures,
+            &[],
         )?;
     }
     Ok(())

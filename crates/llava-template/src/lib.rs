@@ -7,6 +7,8 @@
 //! - [`get_template`] / [`Template::encode`]: per-segment tokenisation as ms-swift does it.
 //! - [`StreamDecoder`]: deltas that never split a UTF-8 character or show a stop word.
 
+#![warn(missing_docs)]
+
 mod conversation;
 mod encode;
 mod error;

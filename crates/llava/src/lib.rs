@@ -22,6 +22,8 @@
 //! ([`llava_projector`]), the decoder ([`llava_llm`]) and the templates ([`llava_template`]),
 //! and loads checkpoints in both layouts (llava-hf and original LLaVA).
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 pub mod hub;
