@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod conversation;
+mod convert;
 mod encode;
 mod error;
 mod spec;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::{Result, TemplateError};
+use crate::{Result, TemplateError, convert};
 
 /// A tokenizer with its special tokens by role.
 #[derive(Debug, Clone)]
@@ -20,10 +20,49 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// Reads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json` and
-    /// `dir/special_tokens_map.json` (for the names of BOS, EOS and PAD).
+    /// `dir/special_tokens_map.json` (for the names of BOS, EOS and PAD). A directory without
+    /// `tokenizer.json` may hold a slow tokenizer's files instead: SentencePiece's
+    /// `tokenizer.model`, or Qwen2's `vocab.json` + `merges.txt`; they are converted as
+    /// transformers converts them.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let mut tokenizer = Self::from_file(dir.join("tokenizer.json"))?;
+        let fast = dir.join("tokenizer.json");
+        let mut tokenizer = if fast.is_file() {
+            Self::from_file(&fast)?
+        } else {
+            let config_path = dir.join("tokenizer_config.json");
+            let config: Value = if config_path.is_file() {
+                let text =
+                    std::fs::read_to_string(&config_path).map_err(|source| TemplateError::Io {
+                        path: config_path.clone(),
+                        source,
+                    })?;
+                serde_json::from_str(&text).map_err(|e| TemplateError::TokenizerFile {
+                    path: config_path.clone(),
+                    message: e.to_string(),
+                })?
+            } else {
+                Value::Null
+            };
+            let (sp, vocab, merges) = (
+                dir.join("tokenizer.model"),
+                dir.join("vocab.json"),
+                dir.join("merges.txt"),
+            );
+            let (text, origin) = if sp.is_file() {
+                (convert::sentencepiece_json(&sp, &config)?, sp)
+            } else if vocab.is_file() && merges.is_file() {
+                (convert::qwen2_json(&vocab, &merges, &config)?, vocab)
+            } else {
+                return Err(TemplateError::TokenizerFile {
+                    path: dir.to_path_buf(),
+                    message: "no tokenizer: expected tokenizer.json, tokenizer.model, or \
+                              vocab.json with merges.txt"
+                        .into(),
+                });
+            };
+            Self::from_bytes(text.as_bytes(), &origin)?
+        };
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
             let path = dir.join(name);
             if path.is_file() {
@@ -40,15 +79,19 @@ impl Tokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
-            TemplateError::TokenizerFile {
-                path: path.to_path_buf(),
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// A tokenizer from `tokenizer.json` text; `origin` names it in errors.
+    fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let inner =
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| TemplateError::TokenizerFile {
+                path: origin.to_path_buf(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Self {
             inner,
-            origin: path.to_path_buf(),
+            origin: origin.to_path_buf(),
             bos_token: None,
             eos_token: None,
             pad_token: None,

@@ -155,3 +155,56 @@ fn special_tokens_come_from_tokenizer_config() {
     let qwen = tokenizer("qwen");
     assert_eq!(qwen.pad_token_id(), qwen.token_to_id("<|endoftext|>"));
 }
+
+/// Slow-tokenizer files converted here give transformers' ids and decodes: Mistral's real
+/// SentencePiece `tokenizer.model` (+ `<image>` from `added_tokens_decoder`) and Qwen2-style
+/// `vocab.json` + `merges.txt` (scripts/fixtures/make_template_fixtures.py, `conversions.json`).
+#[test]
+fn slow_tokenizer_files_convert_like_transformers() {
+    let text = std::fs::read_to_string(root().join("conversions.json")).unwrap();
+    let refs: Value = serde_json::from_str(&text).unwrap();
+    for name in ["mistral-sp", "qwen-vocab"] {
+        let dir = root().join(name);
+        assert!(!dir.join("tokenizer.json").exists());
+        let tok = Tokenizer::from_dir(&dir).unwrap();
+        let r = &refs[name];
+        assert_eq!(
+            tok.vocab_size() as u64,
+            r["vocab_size"].as_u64().unwrap(),
+            "{name}"
+        );
+        for case in r["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let ids: Vec<i64> = tok
+                .encode_segment(text)
+                .unwrap()
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            assert_eq!(ids, ints(&case["ids"]), "{name}: {text:?}");
+            let as_u32: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+            assert_eq!(
+                tok.decode(&as_u32, false).unwrap(),
+                case["decoded"].as_str().unwrap(),
+                "{name}: {text:?}"
+            );
+        }
+    }
+    // The converted Mistral tokenizer renders the Mistral templates exactly as the fast one.
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(root().join("cases.json")).unwrap()).unwrap();
+    let sp = Tokenizer::from_dir(root().join("mistral-sp")).unwrap();
+    assert_eq!(sp.eos_token_id(), Some(2));
+    for case in cases.iter().filter(|c| c["tokenizer"] == "mistral") {
+        let template = get_template(case["template"].as_str().unwrap(), sp.clone()).unwrap();
+        let encoded = template.encode(&conversation(case)).unwrap();
+        assert_eq!(
+            encoded.input_ids,
+            ints(&case["input_ids"]),
+            "{}",
+            case["case"]
+        );
+    }
+    let err = Tokenizer::from_dir(root()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.model"), "{err}");
+}

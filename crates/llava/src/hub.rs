@@ -10,14 +10,21 @@ use hf_hub::{Cache, Repo, RepoType};
 
 use crate::{LlavaError, Result};
 
-/// Files a LLaVA checkpoint needs besides its weights.
-const REQUIRED: &[&str] = &["config.json", "tokenizer.json"];
+/// Files a LLaVA checkpoint needs besides its weights and tokenizer.
+const REQUIRED: &[&str] = &["config.json"];
+/// The tokenizer: a fast tokenizer's file, else a slow one's (converted when loaded).
+const TOKENIZER: &[&[&str]] = &[
+    &["tokenizer.json"],
+    &["tokenizer.model"],
+    &["vocab.json", "merges.txt"],
+];
 /// Files read when the repository has them.
 const OPTIONAL: &[&str] = &[
     "tokenizer_config.json",
     "special_tokens_map.json",
     "generation_config.json",
     "preprocessor_config.json",
+    "added_tokens.json",
 ];
 /// Gets one file of the repository (the reason as text when it cannot).
 type Fetch = Box<dyn Fn(&str) -> Result<PathBuf, String>>;
@@ -103,6 +110,18 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
     for file in REQUIRED {
         let got = fetch(file).map_err(|why| hub_error(id_or_path, file, &why, options))?;
         dir.get_or_insert_with(|| got.parent().map(Path::to_path_buf).unwrap_or_default());
+    }
+    let tokenizer = TOKENIZER
+        .iter()
+        .find(|files| files.iter().all(|f| fetch(f).is_ok()));
+    if tokenizer.is_none() {
+        let why = fetch("tokenizer.json").err().unwrap_or_default();
+        return Err(hub_error(
+            id_or_path,
+            "tokenizer.json (or tokenizer.model, or vocab.json + merges.txt)",
+            &why,
+            options,
+        ));
     }
     for file in OPTIONAL {
         // Absent from the repository is fine; nothing else reads them.
