@@ -144,6 +144,7 @@ mod imp {
             let options = llava::LoadOptions {
                 dtype,
                 progress: Progress::Hidden,
+                ..Default::default()
             };
             LlavaNext::from_pretrained(&dir, device, &options)
                 .with_context(|| format!("loading {}", dir.display()))
@@ -217,6 +218,7 @@ mod imp {
             let options = LoadOptions {
                 dtype,
                 progress: Progress::Hidden,
+                ..Default::default()
             };
             CausalLm::from_pretrained(dir, device, &options)
                 .with_context(|| format!("loading {}", dir.display()))

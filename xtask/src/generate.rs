@@ -119,6 +119,7 @@ pub fn run(args: Args) -> Result<()> {
     let options = LoadOptions {
         dtype,
         progress: Progress::Auto,
+        ..Default::default()
     };
     let mut model = CausalLm::from_pretrained(dir, &device, &options)
         .with_context(|| format!("loading {}", dir.display()))?;

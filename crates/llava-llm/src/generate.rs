@@ -130,13 +130,7 @@ impl<'a> Generator<'a> {
         }
         let device = model.device();
         let dtype = model.model.embed_tokens.weight.val().dtype();
-        let mut cache = KvCache::new(
-            model.config(),
-            batch,
-            len + options.max_new_tokens,
-            dtype,
-            &device,
-        );
+        let mut cache = model.new_cache(batch, len + options.max_new_tokens, dtype);
 
         // transformers: position = cumsum(mask) − 1, padded slots set to 1.
         let mut positions = Vec::with_capacity(batch * len);

@@ -22,9 +22,22 @@ impl KvCache {
         dtype: DType,
         device: &Device,
     ) -> Self {
+        let devices = vec![device.clone(); config.num_hidden_layers];
+        Self::new_mapped(config, batch, capacity, dtype, &devices)
+    }
+
+    /// An empty cache whose layer `i` lives on `devices[i]`.
+    pub fn new_mapped(
+        config: &TextConfig,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        devices: &[Device],
+    ) -> Self {
         let shape = [batch, config.num_kv_heads(), capacity, config.head_dim()];
-        let layers = (0..config.num_hidden_layers)
-            .map(|_| {
+        let layers = devices
+            .iter()
+            .map(|device| {
                 (
                     Tensor::zeros(shape, (device, dtype)),
                     Tensor::zeros(shape, (device, dtype)),

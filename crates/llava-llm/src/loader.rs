@@ -5,7 +5,7 @@ use llava_checkpoint::{CheckpointFiles, Progress, load_module};
 use llava_lora::PeftAdapter;
 
 use crate::checkpoint_keys::{decoder_key_map, is_decoder_key};
-use crate::{CausalLm, LlmError, Result, TextConfig};
+use crate::{CausalLm, DeviceMap, LlmError, Result, TextConfig};
 
 /// How to load a decoder.
 #[derive(Debug, Clone)]
@@ -15,6 +15,9 @@ pub struct LoadOptions {
     pub dtype: DType,
     /// Whether to draw a progress bar.
     pub progress: Progress,
+    /// Where each part goes when the model is split over devices (`None`: all on the device
+    /// passed to the loader). Weights are loaded straight to their part's device.
+    pub device_map: Option<DeviceMap>,
 }
 
 impl Default for LoadOptions {
@@ -22,6 +25,7 @@ impl Default for LoadOptions {
         Self {
             dtype: DType::F32,
             progress: Progress::Auto,
+            device_map: None,
         }
     }
 }
@@ -49,7 +53,13 @@ impl CausalLm {
         device: &Device,
         options: &LoadOptions,
     ) -> Result<Self> {
-        let mut model = Self::new(config, device);
+        let mut model = match &options.device_map {
+            Some(map) => {
+                check_map(map, config, files)?;
+                Self::new_mapped(config, map)
+            }
+            None => Self::new(config, device),
+        };
         let load_options = llava_checkpoint::LoadOptions {
             key_map: decoder_key_map(),
             dtype: Some(options.dtype),
@@ -85,7 +95,25 @@ impl CausalLm {
     /// checkpoint layout). Returns the number of adapted layers.
     pub fn load_adapter(&mut self, dir: impl AsRef<Path>) -> Result<usize> {
         let adapter = PeftAdapter::load(dir)?;
-        let device = self.device();
-        Ok(adapter.attach(self.linears_mut(), &decoder_key_map(), &device)?)
+        Ok(adapter.attach(self.linears_mut(), &decoder_key_map())?)
     }
+}
+
+/// A device map must name one device per layer of the configuration.
+pub(crate) fn check_map(
+    map: &DeviceMap,
+    config: &TextConfig,
+    files: &CheckpointFiles,
+) -> Result<()> {
+    if map.layers.len() != config.num_hidden_layers {
+        return Err(LlmError::Config {
+            path: files.origin.clone(),
+            message: format!(
+                "the device map places {} layers but num_hidden_layers is {}",
+                map.layers.len(),
+                config.num_hidden_layers
+            ),
+        });
+    }
+    Ok(())
 }

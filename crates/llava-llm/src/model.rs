@@ -4,6 +4,7 @@ use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
+use crate::device_map::DeviceMap;
 use crate::kv_cache::KvCache;
 use crate::mask::attention_bias;
 use crate::{DecoderLayer, LlmError, Result, RmsNorm, RotaryEmbedding, TextConfig};
@@ -31,6 +32,8 @@ pub struct CausalLm {
     config: TextConfig,
     #[module(skip)]
     rope: RotaryEmbedding,
+    #[module(skip)]
+    devices: DeviceMap,
 }
 
 /// What the decoder reads: token ids, or embeddings in which LLaVA has spliced image features.
@@ -69,21 +72,35 @@ impl CausalLm {
     /// A model with lazy parameters shaped by `config` (nothing is allocated until loaded or
     /// first used).
     pub fn new(config: &TextConfig, device: &Device) -> Self {
+        Self::new_mapped(config, &DeviceMap::single(device, config.num_hidden_layers))
+    }
+
+    /// A model whose parts live on the devices of `map` (which must name one device per
+    /// layer); parameters are created, and later loaded, directly there.
+    pub fn new_mapped(config: &TextConfig, map: &DeviceMap) -> Self {
         let (v, h) = (config.vocab_size, config.hidden_size);
+        assert_eq!(
+            map.layers.len(),
+            config.num_hidden_layers,
+            "the device map must name one device per layer"
+        );
         let model = DecoderModel {
-            embed_tokens: EmbeddingConfig::new(v, h).init(device),
-            layers: (0..config.num_hidden_layers)
-                .map(|_| DecoderLayer::new(config, device))
+            embed_tokens: EmbeddingConfig::new(v, h).init(&map.embed),
+            layers: map
+                .layers
+                .iter()
+                .map(|device| DecoderLayer::new(config, device))
                 .collect(),
-            norm: RmsNorm::new(h, config.rms_norm_eps, device),
+            norm: RmsNorm::new(h, config.rms_norm_eps, &map.head),
         };
         let lm_head =
-            (!config.tie_word_embeddings).then(|| LoraLinearConfig::new(h, v).init(device));
+            (!config.tie_word_embeddings).then(|| LoraLinearConfig::new(h, v).init(&map.head));
         Self {
             model,
             lm_head,
             rope: RotaryEmbedding::new(config.head_dim(), config.rope_theta()),
             config: config.clone(),
+            devices: map.clone(),
         }
     }
 
@@ -92,9 +109,20 @@ impl CausalLm {
         &self.config
     }
 
-    /// The device holding the parameters.
+    /// The device of the embeddings (where inputs go).
     pub fn device(&self) -> Device {
-        self.model.embed_tokens.weight.val().device()
+        self.devices.embed.clone()
+    }
+
+    /// Where every part lives.
+    pub fn device_map(&self) -> &DeviceMap {
+        &self.devices
+    }
+
+    /// An empty KV cache for `batch` sequences of up to `capacity` positions, each layer's
+    /// buffers on that layer's device.
+    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: burn::tensor::DType) -> KvCache {
+        KvCache::new_mapped(&self.config, batch, capacity, dtype, &self.devices.layers)
     }
 
     /// Token embeddings, `[batch, seq]` → `[batch, seq, hidden]`.
@@ -179,16 +207,26 @@ impl CausalLm {
                 past + s
             )));
         }
-        let rope = self.rope.tables(positions, x.dtype(), &device);
+        let mut rope = self.rope.tables(positions, x.dtype(), &device);
+        let mut key_valid = options.key_valid;
         let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
         let mut x = x;
+        let mut here = device;
         for (i, layer) in self.model.layers.iter().enumerate() {
+            let target = &self.devices.layers[i];
+            if *target != here {
+                // A layer boundary between devices: activations and per-call tables follow.
+                x = x.to_device(target);
+                rope = rope.moved_to(target);
+                key_valid = key_valid.map(|k| k.to_device(target));
+                biases.clear();
+                here = target.clone();
+            }
             let window = self.config.sliding_window(i);
             let bias = match biases.iter().find(|(w, _)| *w == window) {
                 Some((_, bias)) => bias.clone(),
                 None => {
-                    let bias =
-                        attention_bias(b, s, past, options.key_valid.as_ref(), window, &device);
+                    let bias = attention_bias(b, s, past, key_valid.as_ref(), window, &here);
                     biases.push((window, bias.clone()));
                     bias
                 }
@@ -199,6 +237,9 @@ impl CausalLm {
         if let Some(c) = cache {
             c.advance(s);
         }
+        if here != self.devices.head {
+            x = x.to_device(&self.devices.head);
+        }
         Ok(self.model.norm.forward(x))
     }
 
@@ -208,7 +249,7 @@ impl CausalLm {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => linear(
-                hidden,
+                hidden.to_device(&self.devices.embed),
                 self.model.embed_tokens.weight.val().transpose(),
                 None,
             ),

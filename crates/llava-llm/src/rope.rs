@@ -46,6 +46,14 @@ impl RotaryEmbedding {
 }
 
 impl RopeTables {
+    /// The same tables on `device`.
+    pub fn moved_to(self, device: &Device) -> Self {
+        Self {
+            cos: self.cos.to_device(device),
+            sin: self.sin.to_device(device),
+        }
+    }
+
     /// Rotates `x`, `[batch, heads, seq, head_dim]`.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         let d = x.dims()[3];

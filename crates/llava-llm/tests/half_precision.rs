@@ -34,6 +34,7 @@ fn half_precision_logits_track_f32() {
             let options = LoadOptions {
                 dtype,
                 progress: Progress::Hidden,
+                ..Default::default()
             };
             let mut model = CausalLm::from_pretrained(fixture(name), &device(), &options).unwrap();
             assert_eq!(model.model.embed_tokens.weight.val().dtype(), dtype);

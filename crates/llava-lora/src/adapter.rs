@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use llava_checkpoint::KeyMap;
 
 use crate::{LoraConfig, LoraError, LoraFactors, LoraLinear, Result};
@@ -153,7 +153,6 @@ impl PeftAdapter {
         &self,
         layers: impl IntoIterator<Item = (String, &'a mut LoraLinear)>,
         key_map: &KeyMap,
-        device: &Device,
     ) -> Result<usize> {
         let mut by_path: HashMap<String, &'a mut LoraLinear> = layers.into_iter().collect();
         let path = self.dir.join(WEIGHTS_FILE);
@@ -184,8 +183,10 @@ impl PeftAdapter {
         }
         for f in &self.factors {
             if let Some(layer) = by_path.get_mut(&key_map.map(&f.module)) {
-                let a = Tensor::<2>::from_data(f.lora_a.clone(), (device, f.lora_a.dtype()));
-                let b = Tensor::<2>::from_data(f.lora_b.clone(), (device, f.lora_b.dtype()));
+                // Factors live with their layer (layers may sit on different devices).
+                let device = layer.weight.val().device();
+                let a = Tensor::<2>::from_data(f.lora_a.clone(), (&device, f.lora_a.dtype()));
+                let b = Tensor::<2>::from_data(f.lora_b.clone(), (&device, f.lora_b.dtype()));
                 layer.attach(LoraFactors::from_tensors(
                     a,
                     b,
@@ -202,6 +203,7 @@ impl PeftAdapter {
 mod tests {
     use super::*;
     use crate::LoraLinearConfig;
+    use burn::tensor::Device;
 
     fn write_adapter(dir: &Path, config: &str, tensors: &[(&str, [usize; 2])]) {
         std::fs::write(dir.join(CONFIG_FILE), config).unwrap();
@@ -242,12 +244,7 @@ mod tests {
         let device = Device::flex();
         let mut layer = LoraLinearConfig::new(4, 3).init(&device);
         let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
-        assert_eq!(
-            adapter
-                .attach(layers, &KeyMap::identity(), &device)
-                .unwrap(),
-            1
-        );
+        assert_eq!(adapter.attach(layers, &KeyMap::identity()).unwrap(), 1);
         assert_eq!(layer.lora.as_ref().unwrap().rank(), 2);
     }
 
@@ -260,7 +257,7 @@ mod tests {
         let mut layer = LoraLinearConfig::new(5, 3).init(&device);
         let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
         let err = adapter
-            .attach(layers, &KeyMap::identity(), &device)
+            .attach(layers, &KeyMap::identity())
             .unwrap_err()
             .to_string();
         assert!(

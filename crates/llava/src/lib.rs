@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod device_map;
 mod error;
 pub mod hub;
 mod image_input;
@@ -35,6 +36,7 @@ mod pretrained;
 mod registry;
 
 pub use config::{Layout, LlavaConfig};
+pub use device_map::DeviceMapSpec;
 pub use error::{LlavaError, Result};
 pub use hub::{HubOptions, resolve_model_dir};
 pub use image_input::{FetchOptions, ImageInput, fetch_url};
@@ -48,6 +50,8 @@ pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};
 pub use registry::{MODELS, ModelInfo, get_default_template_type};
 
 /// Parameter dtype and progress bars: the decoder's options serve the whole model.
-pub use llava_llm::{GenerateOptions, GenerationConfig, LoadOptions, sampling};
+pub use llava_llm::{
+    DeviceMap, GenerateOptions, GenerationConfig, LoadOptions, parse_layer_ranges, sampling,
+};
 pub use llava_template::{Template, Tokenizer, get_template};
 pub use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, open_image, preprocess};

@@ -8,8 +8,8 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 use llava_checkpoint::{CheckpointError, CheckpointFiles, KeyMap, LoadReport, load_module};
 use llava_llm::{
-    CausalLm, DecoderInput, ForwardOptions, GenerateOptions, Generator, LoadOptions, LogitsFor,
-    Prefill, decoder_key_map,
+    CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, Generator, LoadOptions,
+    LogitsFor, Prefill, decoder_key_map,
 };
 use llava_projector::{Projector, pack_image};
 use llava_vision::{
@@ -68,6 +68,16 @@ pub struct PreparedBatch {
 impl LlavaNext {
     /// A model with lazy parameters for `config`.
     pub fn new(config: &LlavaConfig, device: &Device) -> Self {
+        Self::new_mapped(
+            config,
+            &DeviceMap::single(device, config.text.num_hidden_layers),
+        )
+    }
+
+    /// A model split over devices: the vision tower, projector and `image_newline` with the
+    /// embeddings on `map.embed`, each decoder layer on its device.
+    pub fn new_mapped(config: &LlavaConfig, map: &DeviceMap) -> Self {
+        let device = &map.embed;
         Self {
             vision_tower: VisionTower::new(&config.vision, device),
             multi_modal_projector: Projector::new(
@@ -76,7 +86,7 @@ impl LlavaNext {
                 device,
             ),
             image_newline: Initializer::Zeros.init([config.text.hidden_size], device),
-            language_model: CausalLm::new(&config.text, device),
+            language_model: CausalLm::new_mapped(&config.text, map),
             config: config.clone(),
         }
     }
@@ -103,7 +113,19 @@ impl LlavaNext {
         device: &Device,
         options: &LoadOptions,
     ) -> Result<Self> {
-        let mut model = Self::new(config, device);
+        let mut model = match &options.device_map {
+            Some(map) => {
+                if map.layers.len() != config.text.num_hidden_layers {
+                    return Err(LlavaError::Input(format!(
+                        "the device map places {} layers but the model has {}",
+                        map.layers.len(),
+                        config.text.num_hidden_layers
+                    )));
+                }
+                Self::new_mapped(config, map)
+            }
+            None => Self::new(config, device),
+        };
         let keys = checkpoint_keys(files)?;
         let map = llava_key_map();
         let opts = |key_map: KeyMap| llava_checkpoint::LoadOptions {
@@ -124,7 +146,8 @@ impl LlavaNext {
             let report = load_module(&mut model.vision_tower, files, &opts(m.clone()))?;
             parts.push((m, report));
         } else {
-            model.vision_tower = load_stock_tower(config, device, &opts(KeyMap::identity()))?;
+            let first = model.device();
+            model.vision_tower = load_stock_tower(config, &first, &opts(KeyMap::identity()))?;
         }
         let m = strip("multi_modal_projector.");
         let report = load_module(&mut model.multi_modal_projector, files, &opts(m.clone()))?;

@@ -9,6 +9,7 @@ use llava_llm::{GenerationConfig, LoadOptions};
 use llava_template::Tokenizer;
 use serde_json::Value;
 
+use crate::device_map::DeviceMapSpec;
 use crate::hub::{HubOptions, resolve_model_dir};
 use crate::registry::ModelInfo;
 use crate::{LlavaConfig, LlavaError, LlavaNext, Result};
@@ -43,6 +44,8 @@ pub struct ModelKwargs {
     pub progress: Progress,
     /// A PEFT LoRA adapter directory applied to the decoder.
     pub adapter: Option<PathBuf>,
+    /// Split the model over several devices (`None`: everything on `device`).
+    pub device_map: Option<DeviceMapSpec>,
 }
 
 impl Default for ModelKwargs {
@@ -54,6 +57,7 @@ impl Default for ModelKwargs {
             hub: HubOptions::from_env(),
             progress: Progress::Auto,
             adapter: None,
+            device_map: None,
         }
     }
 }
@@ -90,7 +94,15 @@ pub fn get_model_tokenizer(
     let options = LoadOptions {
         dtype,
         progress: kwargs.progress,
+        device_map: kwargs
+            .device_map
+            .as_ref()
+            .map(|spec| spec.resolve(&config, dtype))
+            .transpose()?,
     };
+    if let Some(map) = &options.device_map {
+        tracing::info!("device map: {}", crate::device_map::describe(map));
+    }
     let files = llava_checkpoint::CheckpointFiles::discover(&dir)?;
     let mut llava = LlavaNext::load(&config, &files, &kwargs.device, &options)?;
     if let Some(adapter) = &kwargs.adapter {

@@ -65,9 +65,14 @@ pub struct Args {
     /// Parameter dtype: AUTO, f32, bf16, f16.
     #[arg(long, default_value = "AUTO")]
     pub dtype: String,
-    /// `cpu`, `cuda` or `cuda:N`.
+    /// `cpu`, `cuda` or `cuda:N`; with `--device-map auto`, a comma-separated list
+    /// (`cuda:0,cuda:1`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Split the model over devices: `auto` (layers balanced over `--device`'s list; the vision
+    /// tower and embeddings on the first) or layer ranges, `0-39:cuda:0,40-79:cuda:1`.
+    #[arg(long)]
+    pub device_map: Option<String>,
     /// Append each turn to `<ckpt or model dir>/infer_result/<timestamp>.jsonl`.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
     pub save_result: bool,

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use llava::{
-    GenerationConfig, ImageInput, InferArgs, ModelInfo, ModelKwargs, get_default_template_type,
-    get_model_tokenizer, get_template, inference_with_info, read_sft_args,
+    DeviceMapSpec, GenerationConfig, ImageInput, InferArgs, ModelInfo, ModelKwargs,
+    get_default_template_type, get_model_tokenizer, get_template, inference_with_info,
+    parse_layer_ranges, read_sft_args,
 };
 use llava_checkpoint::Progress;
 use serde_json::json;
@@ -103,12 +104,28 @@ pub fn run(args: Args) -> Result<()> {
     }
     let t = target(&args)?;
     let dtype = t.dtype.as_deref().map(parse_dtype).transpose()?;
+    let devices = args
+        .device
+        .split(',')
+        .map(|d| parse_device(d.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let device_map = match args.device_map.as_deref() {
+        None => None,
+        Some("auto") => Some(DeviceMapSpec::Auto(devices.clone())),
+        Some(ranges) => Some(DeviceMapSpec::Layers(parse_layer_ranges(ranges, |d| {
+            parse_device(d).map_err(|e| llava_llm::LlmError::Input(e.to_string()))
+        })?)),
+    };
+    if devices.len() > 1 && device_map.is_none() {
+        bail!("several devices given: add --device-map auto (or layer ranges)");
+    }
     let (model, tokenizer) = get_model_tokenizer(
         &t.model_type,
         dtype,
         ModelKwargs {
             model_id_or_path: t.source.clone(),
-            device: parse_device(&args.device)?,
+            device: devices[0].clone(),
+            device_map,
             revision: args.model_revision.clone(),
             progress: Progress::Auto,
             adapter: t.adapter.clone(),
