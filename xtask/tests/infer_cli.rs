@@ -207,3 +207,75 @@ fn a_missing_image_is_reported_and_the_session_goes_on() {
     let text = std::fs::read_to_string(files[0].path()).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
 }
+
+/// `--ckpt-dir` as ms-swift reads it: `sft_args.json` names the model type and base model, and
+/// the PEFT adapter in the directory is applied (the Mistral decoder fixture's adapter fits the
+/// clip-mistral LLaVA decoder: same widths and heads). The answer changes with the adapter and
+/// equals the library's with the same adapter.
+#[test]
+fn ckpt_dir_applies_its_adapter() {
+    let ckpt = tempfile::tempdir().unwrap();
+    let adapter = root().join("decoders/mistral/adapter");
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(adapter.join(f), ckpt.path().join(f)).unwrap();
+    }
+    let base = root().join("llava/clip-mistral/original");
+    let sft_args = serde_json::json!({
+        "model_type": "llava1d6-mistral-7b-instruct",
+        "model_id_or_path": base.display().to_string(),
+        "sft_type": "lora",
+        "template_type": "AUTO",
+        "dtype": "AUTO",
+    });
+    std::fs::write(ckpt.path().join("sft_args.json"), sft_args.to_string()).unwrap();
+    let run = |extra: &[&str]| -> Value {
+        let out = xtask()
+            .args(extra)
+            .args(["--query", "Hello there", "--do-sample", "false"])
+            .args(["--max-new-tokens", "12", "--output-format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tuned = run(&["--ckpt-dir", ckpt.path().to_str().unwrap()]);
+    let plain = run(&[
+        "--model-id-or-path",
+        base.to_str().unwrap(),
+        "--model-type",
+        "llava1d6-mistral-7b-instruct",
+    ]);
+    assert_ne!(
+        tuned["token_ids"], plain["token_ids"],
+        "the adapter changed nothing"
+    );
+
+    let (model, tokenizer) = llava::get_model_tokenizer(
+        "llava1d6-mistral-7b-instruct",
+        None,
+        llava::ModelKwargs {
+            model_id_or_path: Some(base.display().to_string()),
+            adapter: Some(adapter),
+            progress: llava_checkpoint::Progress::Hidden,
+            ..llava::ModelKwargs::default()
+        },
+    )
+    .unwrap();
+    let template = llava::get_template("llava-mistral-instruct", tokenizer).unwrap();
+    let args = llava::InferArgs {
+        generation_config: Some(llava::GenerationConfig {
+            max_new_tokens: Some(12),
+            seed: Some(42),
+            ..llava::GenerationConfig::default()
+        }),
+        ..llava::InferArgs::default()
+    };
+    let (response, _, info) =
+        llava::inference_with_info(&model, &template, "Hello there", args).unwrap();
+    assert_eq!(tuned["response"], response.as_str());
+    assert_eq!(tuned["token_ids"], serde_json::json!(info.token_ids));
+}

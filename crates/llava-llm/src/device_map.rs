@@ -45,27 +45,18 @@ impl DeviceMap {
         let Some(first) = devices.first() else {
             return Err(LlmError::Input("device_map: no device given".into()));
         };
-        let n = devices.len() as u64;
-        let total = layer_bytes * num_layers as u64 + first_extra + last_extra;
-        let share = total.div_ceil(n);
-        let mut layers = Vec::with_capacity(num_layers);
-        let mut device = 0usize;
-        let mut used = first_extra;
-        for _ in 0..num_layers {
-            // A layer goes to the next device when more than half of it would overflow this
-            // device's share; the last device takes whatever is left.
-            let overflows = used + layer_bytes / 2 > share && used > 0;
-            if overflows && device + 1 < devices.len() {
-                device += 1;
-                used = 0;
-            }
-            used += layer_bytes;
-            layers.push(devices[device].clone());
-        }
+        let slots = balanced_slots(
+            devices.len(),
+            num_layers,
+            layer_bytes,
+            first_extra,
+            last_extra,
+        );
+        let last = slots.last().copied().unwrap_or(0);
         Ok(Self {
             embed: first.clone(),
-            layers,
-            head: devices[device].clone(),
+            layers: slots.iter().map(|&i| devices[i].clone()).collect(),
+            head: devices[last].clone(),
         })
     }
 
@@ -145,4 +136,29 @@ pub fn parse_layer_ranges(
         return Err(bad("no layer range".into()));
     }
     Ok(out)
+}
+
+/// For [`DeviceMap::balanced`]: the index of the device of each layer. A layer goes to the next
+/// device when more than half of it would overflow this device's share of all the bytes; the
+/// last device takes whatever is left.
+pub fn balanced_slots(
+    devices: usize,
+    num_layers: usize,
+    layer_bytes: u64,
+    first_extra: u64,
+    last_extra: u64,
+) -> Vec<usize> {
+    let total = layer_bytes * num_layers as u64 + first_extra + last_extra;
+    let share = total.div_ceil(devices.max(1) as u64);
+    let mut slots = Vec::with_capacity(num_layers);
+    let (mut device, mut used) = (0usize, first_extra);
+    for _ in 0..num_layers {
+        if used + layer_bytes / 2 > share && used > 0 && device + 1 < devices {
+            device += 1;
+            used = 0;
+        }
+        used += layer_bytes;
+        slots.push(device);
+    }
+    slots
 }

@@ -1,5 +1,5 @@
-//! A decoder split over two CPU devices (burn's flex and ndarray backends, so every layer
-//! boundary is a real transfer between devices) equals transformers as the unsplit model does:
+//! A decoder placed by a device map over two flex devices (the CPU form of a split)
+//! equals transformers as the unsplit model does:
 //! full-sequence and KV-cached logits within 1e-4 relative, 32 greedy tokens identical, and a
 //! LoRA adapter whose factors follow their layers' devices.
 
@@ -11,12 +11,15 @@ use llava_checkpoint::Progress;
 use llava_llm::sampling::SamplingParams;
 use llava_llm::{
     CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, GenerationConfig,
-    LoadOptions, generate, parse_layer_ranges,
+    LoadOptions, balanced_slots, generate, parse_layer_ranges,
 };
 
-#[allow(deprecated)] // burn-ndarray: the second CPU device of this test only
+/// The "second" device. burn has one flex device and a second CPU backend (ndarray) costs CI
+/// seven minutes to build, so both halves run on flex here: the test proves the map's
+/// bookkeeping (per-layer parameters, caches, adapters, the tied head) keeps every result;
+/// transfers between real devices run in scripts/gpu/device_map_smoke.sh on two GPUs.
 fn second() -> Device {
-    Device::ndarray()
+    Device::flex()
 }
 
 fn load_split(name: &str, map: DeviceMap) -> CausalLm {
@@ -167,13 +170,20 @@ fn maps_from_ranges_and_balance() {
 
     // 80 equal layers over two devices, the first also holding 10 layers' worth of vision
     // tower and embeddings: it takes 35 layers, the second 45.
+    let slots = balanced_slots(2, 80, 100, 1000, 0);
+    assert_eq!(slots, [vec![0; 35], vec![1; 45]].concat());
+    // Four devices, 3 layers of extras on the first, 2 (an untied head) on the last: 61 layers
+    // in runs of 14, 17, 17, 13.
+    let slots = balanced_slots(4, 61, 10, 30, 20);
+    let runs: Vec<usize> = (0..4)
+        .map(|d| slots.iter().filter(|&&s| s == d).count())
+        .collect();
+    assert_eq!(runs, vec![14, 17, 17, 13]);
+    assert!(slots.windows(2).all(|w| w[0] <= w[1]));
+    // One device: everything there; more devices than layers: the first ones only.
+    assert_eq!(balanced_slots(1, 5, 100, 1000, 0), vec![0; 5]);
+    assert_eq!(balanced_slots(4, 2, 100, 0, 0), vec![0, 1]);
     let map = DeviceMap::balanced(&[a.clone(), b.clone()], 80, 100, 1000, 0).unwrap();
-    let on_a = map.layers.iter().filter(|d| **d == a).count();
-    assert_eq!(on_a, 35);
-    assert!(map.layers[..35].iter().all(|d| *d == a) && map.layers[35..].iter().all(|d| *d == b));
-    assert_eq!(map.head, b);
-    // One device: everything there.
-    let one = DeviceMap::balanced(std::slice::from_ref(&a), 5, 100, 1000, 0).unwrap();
-    assert!(one.layers.iter().all(|d| *d == a));
+    assert_eq!(map.layers.len(), 80);
     assert!(DeviceMap::balanced(&[], 5, 1, 1, 1).is_err());
 }

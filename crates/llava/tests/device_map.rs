@@ -1,4 +1,4 @@
-//! The composed model split over two CPU devices (flex and ndarray: vision tower, projector and
+//! The composed model split over two CPU devices (two flex devices: vision tower, projector and
 //! embeddings on the first, decoder layers spread, head on the second) gives transformers'
 //! answers exactly as the unsplit model does, through `get_model_tokenizer` with
 //! `DeviceMapSpec::Auto` and with explicit layer ranges.
@@ -13,9 +13,10 @@ use llava::{
 use llava_checkpoint::Progress;
 use serde_json::Value;
 
-#[allow(deprecated)] // burn-ndarray: the second CPU device of this test only
+/// The "second" device: flex again (see crates/llava-llm/tests/device_map.rs for why; real
+/// transfers between GPUs run in scripts/gpu/device_map_smoke.sh).
 fn second() -> Device {
-    Device::ndarray()
+    Device::flex()
 }
 
 fn root() -> PathBuf {
