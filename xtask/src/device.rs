@@ -2,6 +2,7 @@
 
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device};
+use llava::DeviceMapSpec;
 
 /// `cpu`, `cuda` or `cuda:N` → a burn device.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -33,4 +34,28 @@ pub fn parse_dtype(spec: &str) -> Result<DType> {
         "f16" | "float16" | "fp16" => Ok(DType::F16),
         other => bail!("unknown --dtype {other:?}: expected f32, bf16 or f16"),
     }
+}
+
+/// `--device` (one device, or a comma-separated list) and `--device-map` (`auto` or layer
+/// ranges such as `0-39:cuda:0,40-79:cuda:1`) → the devices and the split, if any.
+pub fn parse_placement(
+    device: &str,
+    device_map: Option<&str>,
+) -> Result<(Vec<Device>, Option<DeviceMapSpec>)> {
+    let devices = device
+        .split(',')
+        .map(|d| parse_device(d.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let map = match device_map {
+        None => None,
+        Some("auto") => Some(DeviceMapSpec::Auto(devices.clone())),
+        Some(ranges) => Some(DeviceMapSpec::Layers(llava_llm::parse_layer_ranges(
+            ranges,
+            |d| parse_device(d).map_err(|e| llava_llm::LlmError::Input(e.to_string())),
+        )?)),
+    };
+    if devices.len() > 1 && map.is_none() {
+        bail!("several devices given: add --device-map auto (or layer ranges)");
+    }
+    Ok((devices, map))
 }

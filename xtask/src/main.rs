@@ -5,8 +5,12 @@
 //! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
 //!   transformers and peft);
 //! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
-//! - `infer`: the `swift infer` REPL, or one query with `--query` (the main job).
+//! - `infer`: the `swift infer` REPL, or one query with `--query` (the main job);
+//! - `bench`: first-token time, decode speed and memory on full-size shapes with random
+//!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin).
 
+mod bench;
+mod bench_ops;
 mod cuda_smoke;
 mod device;
 mod fixtures;
@@ -32,6 +36,10 @@ enum Command {
     Fixtures(fixtures::Args),
     /// Run a matmul and a decoder fixture on CUDA and compare with the CPU.
     CudaSmoke(cuda_smoke::Args),
+    /// Time first token, decode and memory on a full-size shape with random weights.
+    Bench(bench::Args),
+    /// Time the decode-step operations (attention against a long cache, GEMV) on their own.
+    BenchOps(bench_ops::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchOps(args) => bench_ops::run(args),
     }
 }

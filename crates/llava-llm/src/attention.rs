@@ -120,7 +120,7 @@ mod tests {
         let q = Tensor::<4>::random([b, heads, s, d], Distribution::Normal(0.0, 1.0), &device);
         let k = Tensor::<4>::random([b, kv, s, d], Distribution::Normal(0.0, 1.0), &device);
         let v = Tensor::<4>::random([b, kv, s, d], Distribution::Normal(0.0, 1.0), &device);
-        let bias = crate::mask::attention_bias(b, s, 0, None, None, &device);
+        let bias = crate::mask::attention_bias(b, s, 0, s, None, None, &device);
         let ours = grouped_attention(q.clone(), k.clone(), v.clone(), bias);
         let repeat = |t: Tensor<4>| {
             t.reshape([b, kv, 1, s, d])

@@ -95,6 +95,7 @@ pub struct Generator<'a> {
     generated: Vec<Vec<u32>>,
     finished: Vec<bool>,
     pending: Option<Tensor<2>>,
+    prompt_len: usize,
 }
 
 impl<'a> Generator<'a> {
@@ -167,6 +168,7 @@ impl<'a> Generator<'a> {
             generated: vec![Vec::new(); batch],
             finished: vec![false; batch],
             pending: (options.max_new_tokens > 0).then(|| squeeze_last(logits)),
+            prompt_len: len,
             options,
         })
     }
@@ -220,6 +222,11 @@ impl<'a> Generator<'a> {
         )?;
         self.pending = Some(squeeze_last(logits));
         Ok(Some(tokens))
+    }
+
+    /// Positions of the (left-padded) prompt the prefill read.
+    pub fn prompt_len(&self) -> usize {
+        self.prompt_len
     }
 
     /// The new tokens of every row so far (each ends at its end-of-sequence id, if reached).

@@ -90,7 +90,10 @@ impl KvCache {
     }
 
     /// Writes `k`, `v` (`[batch, kv_heads, s, head_dim]`) of layer `layer` after the current
-    /// positions and returns every valid key and value, `[batch, kv_heads, len + s, head_dim]`.
+    /// positions and returns the layer's whole buffers, `[batch, kv_heads, capacity, head_dim]`:
+    /// slots past `len + s` hold zeros and the attention bias masks them. Attending over the
+    /// whole buffer costs a few unused slots; a slice of it would be copied on every step
+    /// (measured on CUDA: 2 × 88 µs per layer and step for a 3k-token llava-next-72b cache).
     /// The length advances only in [`KvCache::advance`], once all layers are written.
     pub(crate) fn append(
         &mut self,
@@ -113,10 +116,7 @@ impl KvCache {
                 v,
             )
         });
-        (
-            ck.clone().slice_dim(2, 0..end),
-            cv.clone().slice_dim(2, 0..end),
-        )
+        (ck.clone(), cv.clone())
     }
 
     pub(crate) fn advance(&mut self, s: usize) {

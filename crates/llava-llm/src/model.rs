@@ -207,6 +207,8 @@ impl CausalLm {
                 past + s
             )));
         }
+        // With a cache, attention reads its whole buffer (see `KvCache::append`).
+        let slots = cache.as_deref().map_or(past + s, KvCache::capacity);
         let mut rope = self.rope.tables(positions, x.dtype(), &device);
         let mut key_valid = options.key_valid;
         let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
@@ -226,7 +228,7 @@ impl CausalLm {
             let bias = match biases.iter().find(|(w, _)| *w == window) {
                 Some((_, bias)) => bias.clone(),
                 None => {
-                    let bias = attention_bias(b, s, past, key_valid.as_ref(), window, &here);
+                    let bias = attention_bias(b, s, past, slots, key_valid.as_ref(), window, &here);
                     biases.push((window, bias.clone()));
                     bias
                 }

@@ -33,10 +33,11 @@ mod inference;
 mod keys;
 mod model;
 mod pretrained;
+mod random_weights;
 mod registry;
 
 pub use config::{Layout, LlavaConfig};
-pub use device_map::DeviceMapSpec;
+pub use device_map::{DeviceMapSpec, describe as describe_device_map};
 pub use error::{LlavaError, Result};
 pub use hub::{HubOptions, resolve_model_dir};
 pub use image_input::{FetchOptions, ImageInput, fetch_url};
@@ -47,6 +48,7 @@ pub use inference::{
 pub use keys::llava_key_map;
 pub use model::{IMAGE_SENTINEL, LlavaNext, PreparedBatch, Prompt};
 pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};
+pub use random_weights::randomize;
 pub use registry::{MODELS, ModelInfo, get_default_template_type};
 
 /// Parameter dtype and progress bars: the decoder's options serve the whole model.

@@ -9,16 +9,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use llava::{
-    DeviceMapSpec, GenerationConfig, ImageInput, InferArgs, ModelInfo, ModelKwargs,
-    get_default_template_type, get_model_tokenizer, get_template, inference_with_info,
-    parse_layer_ranges, read_sft_args,
+    GenerationConfig, ImageInput, InferArgs, ModelInfo, ModelKwargs, get_default_template_type,
+    get_model_tokenizer, get_template, inference_with_info, read_sft_args,
 };
 use llava_checkpoint::Progress;
 use serde_json::json;
 
 pub use args::Args;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::{parse_dtype, parse_placement};
 
 /// What `--ckpt-dir` and the flags resolve to.
 struct Target {
@@ -104,21 +103,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let t = target(&args)?;
     let dtype = t.dtype.as_deref().map(parse_dtype).transpose()?;
-    let devices = args
-        .device
-        .split(',')
-        .map(|d| parse_device(d.trim()))
-        .collect::<Result<Vec<_>>>()?;
-    let device_map = match args.device_map.as_deref() {
-        None => None,
-        Some("auto") => Some(DeviceMapSpec::Auto(devices.clone())),
-        Some(ranges) => Some(DeviceMapSpec::Layers(parse_layer_ranges(ranges, |d| {
-            parse_device(d).map_err(|e| llava_llm::LlmError::Input(e.to_string()))
-        })?)),
-    };
-    if devices.len() > 1 && device_map.is_none() {
-        bail!("several devices given: add --device-map auto (or layer ranges)");
-    }
+    let (devices, device_map) = parse_placement(&args.device, args.device_map.as_deref())?;
     let (model, tokenizer) = get_model_tokenizer(
         &t.model_type,
         dtype,

@@ -1,0 +1,144 @@
+//! `cargo xtask bench-ops`: the decode-step operations on their own (attention of one query
+//! against a long KV cache, and the weight GEMV), in the ways the decoder could compute them,
+//! so a choice between them rests on a measurement on the target GPU.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::tensor::activation::softmax;
+use burn::tensor::{DType, Distribution, Tensor};
+use clap::Parser;
+use llava_llm::grouped_attention;
+use serde_json::json;
+
+use crate::device::{parse_device, parse_dtype};
+
+#[derive(Parser)]
+pub struct Args {
+    #[arg(long, default_value = "cuda")]
+    pub device: String,
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+    /// Query heads, key/value heads, head dim (llava-next-72b: 64,64,128; Mistral: 32,8,128).
+    #[arg(long, default_value = "64,64,128")]
+    pub heads: String,
+    /// Cached positions.
+    #[arg(long, default_value_t = 3072)]
+    pub context: usize,
+    /// Timed calls (after one untimed call).
+    #[arg(long, default_value_t = 50)]
+    pub iters: usize,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let dims: Vec<usize> = args
+        .heads
+        .split(',')
+        .map(|v| v.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let [heads, kv, d] = dims[..] else {
+        anyhow::bail!("--heads takes three numbers: heads,kv_heads,head_dim");
+    };
+    let t = args.context;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let q = Tensor::<4>::random([1, heads, 1, d], normal, (&device, dtype));
+    let k = Tensor::<4>::random([1, kv, t, d], normal, (&device, dtype));
+    let v = Tensor::<4>::random([1, kv, t, d], normal, (&device, dtype));
+    let bias = Tensor::<4>::zeros([1, 1, 1, t], (&device, DType::F32));
+    let kv_bytes = (2 * kv * t * d * dtype.size()) as f64;
+
+    let time = |name: &str, f: &dyn Fn() -> Tensor<4>| -> Result<()> {
+        let first = Instant::now();
+        let reference = f();
+        let _ = reference
+            .clone()
+            .cast(DType::F32)
+            .sum()
+            .into_scalar::<f32>();
+        let cold = first.elapsed();
+        let start = Instant::now();
+        let mut out = None;
+        for _ in 0..args.iters {
+            out = Some(f());
+        }
+        if let Some(out) = out {
+            let _ = out.cast(DType::F32).sum().into_scalar::<f32>();
+        }
+        let per = start.elapsed().as_secs_f64() / args.iters as f64;
+        println!(
+            "{}",
+            json!({
+                "op": name, "heads": heads, "kv_heads": kv, "head_dim": d, "context": t,
+                "dtype": args.dtype, "us": per * 1e6, "kv_gb_s": kv_bytes / per / 1e9,
+                "first_call_s": cold.as_secs_f64(),
+            })
+        );
+        Ok(())
+    };
+    time("attention_matmul", &|| {
+        grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone())
+    })?;
+    time("attention_mul_sum_f32", &|| {
+        decode_attention_mul_sum(q.clone(), k.clone(), v.clone(), bias.clone())
+    })?;
+
+    // The weight GEMVs of a decode step (x [1, in] · Wᵀ, W stored [out, in]), both orders.
+    let h = heads * d;
+    for (out_f, in_f) in [(h, h), (3 * h, h), (h, 3 * h)] {
+        let w = Tensor::<2>::random([out_f, in_f], normal, (&device, dtype));
+        let x = Tensor::<2>::random([1, in_f], normal, (&device, dtype));
+        let w_bytes = (out_f * in_f * dtype.size()) as f64;
+        let orders: [(&str, &dyn Fn() -> Tensor<2>); 2] = [
+            ("gemv_input_first", &|| {
+                x.clone().matmul(w.clone().transpose())
+            }),
+            ("gemv_weight_first", &|| {
+                w.clone().matmul(x.clone().transpose()).transpose()
+            }),
+        ];
+        for (name, f) in orders {
+            let first = Instant::now();
+            let _ = f().cast(DType::F32).sum().into_scalar::<f32>();
+            let cold = first.elapsed();
+            let start = Instant::now();
+            let mut y = None;
+            for _ in 0..args.iters {
+                y = Some(f());
+            }
+            if let Some(y) = y {
+                let _ = y.cast(DType::F32).sum().into_scalar::<f32>();
+            }
+            let per = start.elapsed().as_secs_f64() / args.iters as f64;
+            println!(
+                "{}",
+                json!({"op": name, "out": out_f, "in": in_f, "dtype": args.dtype,
+                       "us": per * 1e6, "weight_gb_s": w_bytes / per / 1e9,
+                       "first_call_s": cold.as_secs_f64()})
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decode attention as broadcast products and reductions instead of matmuls (f32 accumulation):
+/// a candidate when the query has one position.
+fn decode_attention_mul_sum(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Tensor<4>,
+) -> Tensor<4> {
+    let [b, heads, s, d] = q.dims();
+    let [_, kv, t, _] = k.dims();
+    let group = heads / kv;
+    let dtype = q.dtype();
+    let q = q.cast(DType::F32).reshape([b, kv, group * s, 1, d]);
+    let k = k.cast(DType::F32).reshape([b, kv, 1, t, d]);
+    let scores = (q * k).sum_dim(4).reshape([b, kv, group * s, t]) / (d as f64).sqrt()
+        + bias.reshape([b, 1, s, t]);
+    let probs = softmax(scores, 3).reshape([b, kv, group * s, t, 1]);
+    let v = v.cast(DType::F32).reshape([b, kv, 1, t, d]);
+    (probs * v).sum_dim(3).reshape([b, heads, s, d]).cast(dtype)
+}
