@@ -49,40 +49,26 @@ pub fn run(args: Args) -> Result<()> {
     let bias = Tensor::<4>::zeros([1, 1, 1, t], (&device, DType::F32));
     let kv_bytes = (2 * kv * t * d * dtype.size()) as f64;
 
-    let time = |name: &str, f: &dyn Fn() -> Tensor<4>| -> Result<()> {
-        let first = Instant::now();
-        let reference = f();
-        let _ = reference
-            .clone()
-            .cast(DType::F32)
-            .sum()
-            .into_scalar::<f32>();
-        let cold = first.elapsed();
-        let start = Instant::now();
-        let mut out = None;
-        for _ in 0..args.iters {
-            out = Some(f());
-        }
-        if let Some(out) = out {
-            let _ = out.cast(DType::F32).sum().into_scalar::<f32>();
-        }
-        let per = start.elapsed().as_secs_f64() / args.iters as f64;
+    for (name, f) in [
+        (
+            "attention_matmul",
+            &(|| grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone()))
+                as &dyn Fn() -> Tensor<4>,
+        ),
+        ("attention_mul_sum_f32", &|| {
+            decode_attention_mul_sum(q.clone(), k.clone(), v.clone(), bias.clone())
+        }),
+    ] {
+        let (cold, per) = time_calls(args.iters, f);
         println!(
             "{}",
             json!({
                 "op": name, "heads": heads, "kv_heads": kv, "head_dim": d, "context": t,
                 "dtype": args.dtype, "us": per * 1e6, "kv_gb_s": kv_bytes / per / 1e9,
-                "first_call_s": cold.as_secs_f64(),
+                "first_call_s": cold,
             })
         );
-        Ok(())
-    };
-    time("attention_matmul", &|| {
-        grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone())
-    })?;
-    time("attention_mul_sum_f32", &|| {
-        decode_attention_mul_sum(q.clone(), k.clone(), v.clone(), bias.clone())
-    })?;
+    }
 
     // The weight GEMVs of a decode step (x [1, in] · Wᵀ, W stored [out, in]), both orders.
     let h = heads * d;
@@ -99,27 +85,36 @@ pub fn run(args: Args) -> Result<()> {
             }),
         ];
         for (name, f) in orders {
-            let first = Instant::now();
-            let _ = f().cast(DType::F32).sum().into_scalar::<f32>();
-            let cold = first.elapsed();
-            let start = Instant::now();
-            let mut y = None;
-            for _ in 0..args.iters {
-                y = Some(f());
-            }
-            if let Some(y) = y {
-                let _ = y.cast(DType::F32).sum().into_scalar::<f32>();
-            }
-            let per = start.elapsed().as_secs_f64() / args.iters as f64;
+            let (cold, per) = time_calls(args.iters, f);
             println!(
                 "{}",
                 json!({"op": name, "out": out_f, "in": in_f, "dtype": args.dtype,
                        "us": per * 1e6, "weight_gb_s": w_bytes / per / 1e9,
-                       "first_call_s": cold.as_secs_f64()})
+                       "first_call_s": cold})
             );
         }
     }
     Ok(())
+}
+
+/// Seconds of the first call (compilation included) and mean seconds of `iters` further calls
+/// queued back to back; each measurement ends by reading a value back, so the GPU has finished.
+fn time_calls<const D: usize>(iters: usize, f: &dyn Fn() -> Tensor<D>) -> (f64, f64) {
+    let wait = |t: Tensor<D>| {
+        let _ = t.cast(DType::F32).sum().into_scalar::<f32>();
+    };
+    let first = Instant::now();
+    wait(f());
+    let cold = first.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut last = None;
+    for _ in 0..iters {
+        last = Some(f());
+    }
+    if let Some(t) = last {
+        wait(t);
+    }
+    (cold, start.elapsed().as_secs_f64() / iters.max(1) as f64)
 }
 
 /// Decode attention as broadcast products and reductions instead of matmuls (f32 accumulation):
