@@ -7,13 +7,9 @@
 #   e.g. scripts/gpu/bench.sh ours+llava-next-72b-hf+auto+1+128 hf+llava-next-72b-hf+auto+1+128
 # Per-job logs in /tmp/bench; $OUT (default /tmp/out) gets results.jsonl and bench.log.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/bin /tmp/bench
+source "$(dirname "$0")/env.sh"
 LOG=/tmp/bench
-xz -dc .carry/xtask.xz > /tmp/bin/xtask && chmod +x /tmp/bin/xtask || exit 1
-export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
-export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$CUDA_PATH/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+mkdir -p "$LOG"
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE=1
 GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
 ALL=$(seq -s, -f 'cuda:%g' 0 $((GPUS - 1)))

@@ -2,11 +2,7 @@
 # On the GPU machine: unpack the carried CUDA build of xtask and run the CUDA smoke test on the
 # decoder and LLaVA fixtures (see docs/cuda.md). Usage: scripts/gpu/cuda_smoke.sh  (writes logs to $OUT)
 set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/bin
-xz -dc .carry/xtask.xz > /tmp/bin/xtask && chmod +x /tmp/bin/xtask || exit 1
-export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
-export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$CUDA_PATH/lib64:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 ls "$CUDA_PATH"/lib64/libnvrtc* 2>/dev/null | head -3
 ls "$CUDA_PATH"/include/cuda_bf16.h >/dev/null || echo "no CUDA headers under $CUDA_PATH/include"

@@ -3,12 +3,7 @@
 # must give the transformers reference answers (fixtures/llava/*/inference.json), as on one GPU.
 # Usage: scripts/gpu/device_map_smoke.sh  (logs to $OUT)
 set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/bin
-xz -dc .carry/xtask.xz > /tmp/bin/xtask && chmod +x /tmp/bin/xtask || exit 1
-export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
-export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:$CUDA_PATH/lib64:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
 nvidia-smi topo -m 2>/dev/null | head -5
 export RUST_BACKTRACE=1 RUST_LOG=llava=info
