@@ -1,6 +1,8 @@
 //! `cargo xtask bench` on a tiny fixture config (random weights, CPU): one JSON record per
 //! batch size with the prompt the benchmark promises and every requested token generated.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -14,11 +16,7 @@ fn bench_reports_each_batch_with_the_full_prompt_and_all_tokens() {
         .args(["--max-new-tokens", "5", "--batch", "1,2", "--warmup", "0"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -2,6 +2,8 @@
 //! transformers reference, and a REPL session (two turns with an image, `clear`,
 //! `multi-line`, an empty media answer) with its jsonl result file.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,11 +52,7 @@ fn one_shot_json_equals_transformers() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["response"], case["response"]);
     assert_eq!(got["token_ids"], case["token_ids"]);
@@ -70,11 +68,7 @@ fn temperature_zero_is_greedy_and_the_default_model_runs() {
         .args(["--temperature", "0", "--max-new-tokens", "24"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         text.trim_end_matches('\n'),
@@ -235,11 +229,7 @@ fn ckpt_dir_applies_its_adapter() {
             .args(["--max-new-tokens", "12", "--output-format", "json"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let tuned = run(&["--ckpt-dir", ckpt.path().to_str().unwrap()]);
