@@ -10,6 +10,11 @@ balanced memory, no module class split), then `dispatch_model` adds the same hoo
 Usage (on the GPU machine, with torch, transformers and accelerate):
   python3 benches/transformers_llava.py --config benches/configs/llava-next-72b-hf \
       --device-map auto --max-new-tokens 128 --batch 1
+
+Same weights for both engines (scripts/gpu/fidelity.sh): `--save-weights DIR` writes the random
+model as a safetensors checkpoint and exits; `--weights DIR` loads it instead of making random
+weights; `--compare-logits FILE` compares the prefill logits with the ones `xtask bench
+--dump-logits FILE` wrote (cosine per position, relative error) before timing.
 """
 
 import argparse
@@ -113,6 +118,50 @@ def build(config, dtype, device_map_arg, seed):
     return model.eval(), device_map
 
 
+def compare_logits(model, ids, inputs, device, args):
+    """Our prefill logits against transformers' on the same weights and prompt: cosine per
+    position, relative error overall and per position, argmax agreement."""
+    def logits_of(m, dtype):
+        with torch.inference_mode():
+            extra = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+            return m(
+                input_ids=torch.tensor([ids], device=device),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
+                **extra,
+            ).logits[0].float()
+
+    def report(name, got, ref):
+        if got.shape != ref.shape:
+            raise SystemExit(f"logits shapes differ: {tuple(got.shape)} vs {tuple(ref.shape)}")
+        cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
+        per_pos = (got - ref).norm(dim=-1) / ref.norm(dim=-1)
+        record = {
+            "fidelity": f"prefill logits, {name}, same weights",
+            "positions": ref.shape[0],
+            "vocab": ref.shape[1],
+            "cosine_min": cos.min().item(),
+            "cosine_mean": cos.mean().item(),
+            "rel_err": ((got - ref).norm() / ref.norm()).item(),
+            "rel_err_max_position": per_pos.max().item(),
+            "argmax_agree": (got.argmax(-1) == ref.argmax(-1)).float().mean().item(),
+        }
+        print(json.dumps(record), flush=True)
+
+    ref = logits_of(model, DTYPES[args.dtype])
+    ours = torch.from_numpy(np.fromfile(args.compare_logits, dtype="<f4"))
+    ours = ours.reshape(-1, ref.shape[-1]).to(ref.device)
+    report(f"ours {args.dtype} vs transformers {args.dtype}", ours, ref)
+    if args.f32_reference:
+        wide = LlavaNextForConditionalGeneration.from_pretrained(
+            args.weights, dtype=torch.float32, device_map=str(device), attn_implementation="sdpa"
+        ).eval()
+        ref32 = logits_of(wide, torch.float32)
+        del wide
+        torch.cuda.empty_cache()
+        report(f"transformers {args.dtype} vs transformers f32", ref, ref32)
+        report(f"ours {args.dtype} vs transformers f32", ours, ref32)
+
+
 def sync():
     for i in range(torch.cuda.device_count()):
         torch.cuda.synchronize(i)
@@ -133,14 +182,33 @@ def main():
     parser.add_argument("--batch", default="1")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-weights", help="write the random weights here and exit")
+    parser.add_argument("--weights", help="load this checkpoint instead of random weights")
+    parser.add_argument("--compare-logits", help="our prefill logits (f32 [positions, vocab])")
+    parser.add_argument(
+        "--f32-reference",
+        action="store_true",
+        help="with --compare-logits: also load the weights in f32 and compare both engines' "
+        "logits with that (the bf16 noise floor)",
+    )
     args = parser.parse_args()
     dtype = DTYPES[args.dtype]
     torch.manual_seed(args.seed)
 
     config = LlavaNextConfig.from_pretrained(args.config)
     start = time.perf_counter()
-    model, device_map = build(config, dtype, args.device_map, args.seed)
+    if args.weights:
+        model = LlavaNextForConditionalGeneration.from_pretrained(
+            args.weights, dtype=dtype, device_map=args.device_map, attn_implementation="sdpa"
+        ).eval()
+        device_map = getattr(model, "hf_device_map", None) or {"": args.device_map}
+    else:
+        model, device_map = build(config, dtype, args.device_map, args.seed)
     sync()
+    if args.save_weights:
+        model.save_pretrained(args.save_weights, safe_serialization=True)
+        print(f"weights saved to {args.save_weights}", file=sys.stderr)
+        return
     load_s = time.perf_counter() - start
     placement = {}
     for prefix, device in device_map.items():
@@ -174,6 +242,9 @@ def main():
         ids = [config.image_token_index] * rows + ids
         inputs["pixel_values"] = pixels["pixel_values"].to(first_device, dtype)
         inputs["image_sizes"] = pixels["image_sizes"].to(first_device)
+
+    if args.compare_logits:
+        compare_logits(model, ids, inputs, first_device, args)
 
     def run(batch, new_tokens):
         batch_inputs = {

@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Parser;
 use llava::{IMAGE_SENTINEL, LlavaConfig, LlavaNext, Prompt, RgbImage};
-use llava_llm::{DeviceMap, GenerateOptions};
+use llava_checkpoint::Progress;
+use llava_llm::{DeviceMap, GenerateOptions, LoadOptions};
 use serde_json::json;
 
 use crate::device::{parse_dtype, parse_placement};
@@ -51,6 +52,14 @@ pub struct Args {
     /// Seed of the weights and the prompt.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Load these weights (a checkpoint directory, e.g. the one
+    /// `benches/transformers_llava.py --save-weights` writes) instead of random ones.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Write the prefill logits of the batch-1 prompt here (f32, little-endian, row-major
+    /// `[positions, vocab]`), for `benches/transformers_llava.py --compare-logits`.
+    #[arg(long)]
+    pub dump_logits: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -76,13 +85,27 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("placement: {}", llava::describe_device_map(&map));
 
     let start = Instant::now();
-    let model = LlavaNext::random(&config, &map, dtype, args.seed);
+    let model = match &args.weights {
+        Some(dir) => {
+            let options = LoadOptions {
+                dtype,
+                progress: Progress::Auto,
+                device_map: Some(map.clone()),
+            };
+            LlavaNext::from_pretrained(dir, &devices[0], &options)
+                .with_context(|| format!("loading {}", dir.display()))?
+        }
+        None => LlavaNext::random(&config, &map, dtype, args.seed),
+    };
     sync_all(&map)?;
     let load = start.elapsed();
-    eprintln!("random weights ready in {:.1} s", load.as_secs_f64());
+    eprintln!("weights ready in {:.1} s", load.as_secs_f64());
     let weights = memory(&map);
 
     let prompt = test_prompt(&model, &args)?;
+    if let Some(path) = &args.dump_logits {
+        dump_logits(&model, &prompt, path)?;
+    }
     let options = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         seed: args.seed,
@@ -107,6 +130,8 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("batch {batch}, warm-up {i}: {}", timing.summary());
             cold.get_or_insert(timing);
         }
+        #[cfg(feature = "cuda")]
+        let _ = llava_ops::cuda::report(); // the timed run's statistics alone
         let timing = time_generation(&model, &prompts, &options)?;
         eprintln!("batch {batch}: {}", timing.summary());
         let mut record = common.clone();
@@ -123,6 +148,13 @@ pub fn run(args: Args) -> Result<()> {
         });
         merge(&mut record, fields);
         println!("{record}");
+        #[cfg(feature = "cuda")]
+        if std::env::var_os("LLAVA_OPS_STATS").is_some() {
+            eprintln!(
+                "llava-ops route, batch {batch}:\n{}",
+                llava_ops::cuda::report()
+            );
+        }
     }
     Ok(())
 }
@@ -225,6 +257,23 @@ fn time_generation(
         steps,
         batch: prompts.len(),
     })
+}
+
+/// The prefill logits of `prompt` as raw little-endian f32, `[positions, vocab]`.
+fn dump_logits(model: &LlavaNext, prompt: &Prompt, path: &std::path::Path) -> Result<()> {
+    let (logits, _) = model.forward(std::slice::from_ref(prompt))?;
+    let [_, positions, vocab] = logits.dims();
+    let values = logits
+        .cast(burn::tensor::DType::F32)
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the logits back: {e:?}"))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "prefill logits [{positions}, {vocab}] written to {}",
+        path.display()
+    );
+    Ok(())
 }
 
 fn sync_all(map: &DeviceMap) -> Result<()> {

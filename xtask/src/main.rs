@@ -7,7 +7,9 @@
 //! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
 //! - `infer`: the `swift infer` REPL, or one query with `--query` (the main job);
 //! - `bench`: first-token time, decode speed and memory on full-size shapes with random
-//!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin).
+//!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin);
+//! - `bench-ops`, `sweep`: decode operations alone, and every candidate kernel of the CUDA
+//!   route on one model's shapes (what `llava_ops::cuda` picks from).
 
 mod bench;
 mod bench_ops;
@@ -16,6 +18,8 @@ mod device;
 mod fixtures;
 mod generate;
 mod infer;
+#[cfg(feature = "cuda")]
+mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +44,9 @@ enum Command {
     Bench(bench::Args),
     /// Time the decode-step operations (attention against a long cache, GEMV) on their own.
     BenchOps(bench_ops::Args),
+    /// Time every candidate kernel of the CUDA route on one model's shapes (CUDA builds).
+    #[cfg(feature = "cuda")]
+    Sweep(sweep::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::CudaSmoke(args) => cuda_smoke::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchOps(args) => bench_ops::run(args),
+        #[cfg(feature = "cuda")]
+        Command::Sweep(args) => sweep::run(args),
     }
 }

@@ -1,6 +1,5 @@
 use burn::module::Module;
-use burn::tensor::activation::softmax;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
 use crate::TextConfig;
@@ -95,16 +94,14 @@ pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<
     let group = heads / kv_heads;
     let dtype = q.dtype();
     let q = q.reshape([b, kv_heads, group * s, d]);
-    let scores = q
-        .matmul(k.swap_dims(2, 3))
+    let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3))
         .mul_scalar(1.0 / (d as f64).sqrt())
-        .cast(DType::F32)
         .reshape([b, kv_heads, group, s, t])
         + bias.reshape([b, 1, 1, s, t]);
-    let probs = softmax(scores, 4)
+    let probs = llava_ops::softmax_last(scores)
         .cast(dtype)
         .reshape([b, kv_heads, group * s, t]);
-    probs.matmul(v).reshape([b, heads, s, d])
+    llava_ops::matmul(probs, v).reshape([b, heads, s, d])
 }
 
 #[cfg(test)]

@@ -10,8 +10,14 @@ pub struct KvCache {
     layers: Vec<(Tensor<4>, Tensor<4>)>,
     len: usize,
     capacity: usize,
+    slots: usize,
     batch: usize,
 }
+
+/// Buffers hold a multiple of this many positions: attention reads the whole buffer, and
+/// lengths that are multiples of 256 keep the GPU kernels vectorised and their shapes few (one
+/// compiled kernel serves every prompt length in a bucket).
+pub const SLOT_BLOCK: usize = 256;
 
 impl KvCache {
     /// An empty cache for `batch` sequences of up to `capacity` positions.
@@ -34,7 +40,8 @@ impl KvCache {
         dtype: DType,
         devices: &[Device],
     ) -> Self {
-        let shape = [batch, config.num_kv_heads(), capacity, config.head_dim()];
+        let slots = capacity.div_ceil(SLOT_BLOCK).max(1) * SLOT_BLOCK;
+        let shape = [batch, config.num_kv_heads(), slots, config.head_dim()];
         let layers = devices
             .iter()
             .map(|device| {
@@ -48,6 +55,7 @@ impl KvCache {
             layers,
             len: 0,
             capacity,
+            slots,
             batch,
         }
     }
@@ -65,6 +73,12 @@ impl KvCache {
     /// Positions the cache can hold.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Positions the buffers hold (the capacity rounded up to [`SLOT_BLOCK`]); the slots past
+    /// the written positions are masked.
+    pub fn slots(&self) -> usize {
+        self.slots
     }
 
     /// Sequences in the batch.
@@ -90,7 +104,7 @@ impl KvCache {
     }
 
     /// Writes `k`, `v` (`[batch, kv_heads, s, head_dim]`) of layer `layer` after the current
-    /// positions and returns the layer's whole buffers, `[batch, kv_heads, capacity, head_dim]`:
+    /// positions and returns the layer's whole buffers, `[batch, kv_heads, slots, head_dim]`:
     /// slots past `len + s` hold zeros and the attention bias masks them. Attending over the
     /// whole buffer costs a few unused slots; a slice of it would be copied on every step
     /// (measured on CUDA: 2 × 88 µs per layer and step for a 3k-token llava-next-72b cache).
@@ -121,5 +135,32 @@ impl KvCache {
 
     pub(crate) fn advance(&mut self, s: usize) {
         self.len += s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_round_up_to_the_slot_block_but_the_capacity_still_limits() {
+        let config = TextConfig::from_json(
+            r#"{"model_type": "llama", "vocab_size": 8, "hidden_size": 8,
+                "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "num_key_value_heads": 1}"#,
+            "tiny.json",
+        )
+        .unwrap();
+        let device = Device::flex();
+        let mut cache = KvCache::new(&config, 1, 300, DType::F32, &device);
+        assert_eq!((cache.capacity(), cache.slots()), (300, 512));
+        let kv = Tensor::<4>::ones([1, 1, 300, 4], &device);
+        let (k, _) = cache.append(0, kv.clone(), kv);
+        assert_eq!(k.dims(), [1, 1, 512, 4]);
+        cache.advance(300);
+        assert!(
+            cache.reserve(1).is_err(),
+            "the capacity, not the slots, bounds the length"
+        );
     }
 }

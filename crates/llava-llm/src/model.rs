@@ -208,7 +208,7 @@ impl CausalLm {
             )));
         }
         // With a cache, attention reads its whole buffer (see `KvCache::append`).
-        let slots = cache.as_deref().map_or(past + s, KvCache::capacity);
+        let slots = cache.as_deref().map_or(past + s, KvCache::slots);
         let mut rope = self.rope.tables(positions, x.dtype(), &device);
         let mut key_valid = options.key_valid;
         let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();

@@ -26,7 +26,7 @@ impl RmsNorm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
-        let mean_square = x.clone().square().mean_dim(D - 1);
+        let mean_square = llava_ops::mean_last(x.clone().square());
         let normed = x * mean_square.add_scalar(self.eps).sqrt().recip();
         normed.cast(dtype) * self.weight.val().cast(dtype).unsqueeze::<D>()
     }

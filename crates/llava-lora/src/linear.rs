@@ -127,9 +127,9 @@ impl LoraLinear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let bias = self.bias.as_ref().map(|b| b.val());
         match &self.lora {
-            None => linear(x, self.weight.val().transpose(), bias),
+            None => llava_ops::linear(x, self.weight.val(), bias),
             Some(lora) => {
-                let y = linear(x.clone(), self.weight.val().transpose(), bias);
+                let y = llava_ops::linear(x.clone(), self.weight.val(), bias);
                 let delta = lora.delta(x);
                 let (out, branch) = (y.dtype(), delta.dtype());
                 if out == branch {

@@ -126,7 +126,7 @@ impl Sampler {
                 .sum_dim(1)
                 .clamp_max(vocab as i64 - 1)
         } else {
-            scores.argmax(1)
+            llava_ops::argmax_last(scores)
         };
         let ids = ids
             .try_into_vec_as::<i64>()

@@ -1,8 +1,8 @@
 //! The pre-LN transformer layer CLIP and SigLIP share (spec §2.1 step 4).
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid, softmax};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::activation::{gelu, gelu_approximate, sigmoid};
+use burn::tensor::{Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
 use super::config::{Activation, VisionConfig};
@@ -52,9 +52,11 @@ impl SelfAttention {
         let q = split(self.q_proj.forward(x.clone()));
         let k = split(self.k_proj.forward(x.clone()));
         let v = split(self.v_proj.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).cast(DType::F32) * (hd as f64).powf(-0.5);
-        let probs = softmax(scores, 3).cast(dtype);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([n, t, d]);
+        let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3)) * (hd as f64).powf(-0.5);
+        let probs = llava_ops::softmax_last(scores).cast(dtype);
+        let out = llava_ops::matmul(probs, v)
+            .swap_dims(1, 2)
+            .reshape([n, t, d]);
         self.out_proj.forward(out)
     }
 }

@@ -1,0 +1,471 @@
+//! The CUDA route: burn tensors that live on a CUDA device (and outside autodiff) are unwrapped
+//! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
+//! function returns `None` when the route does not apply, and the caller runs the burn op.
+
+use std::sync::OnceLock;
+
+use burn::tensor::{DType, Int, Tensor};
+use burn_backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::kernel::matmul::init_matmul_output;
+use burn_cubecl::kernel::reduce::{KernelReduceStrategy, reduce_dim};
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{CubeBackend, CubeDevice};
+use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
+use cubek::matmul::multi_level::Strategy as Ml;
+use cubek::matmul::multi_level::components::tile::TileMatmulKind;
+use cubek::matmul::multi_level::routines::TileSizeSelection;
+use cubek::matmul::multi_level::routines::batch::{
+    double_buffering::DoubleBufferingArgs, double_unit::DoubleUnitSelectionArgs,
+    ordered_double_buffering::OrderedSelectionArgs, simple::SimpleArgs,
+    simple_unit::SimpleUnitSelectionArgs,
+};
+use cubek::matmul::routine::BlueprintStrategy;
+use cubek::matmul::strategy::Strategy;
+use cubek::reduce::ReduceStrategy;
+use cubek::reduce::components::instructions::ReduceOperationConfig;
+use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
+use cubek::reduce::routines::{
+    BlueprintStrategy as ReduceBlueprint, cube::CubeStrategy, plane::PlaneStrategy,
+    unit::UnitStrategy,
+};
+use cubek::std::InputBinding;
+
+/// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `1` times the launch
+/// alone (CPU cost of the route), `sync` waits for the GPU after each routed op (its device
+/// time plus launch). [`report`] prints them.
+fn stats_mode() -> Option<bool> {
+    static MODE: OnceLock<Option<bool>> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("LLAVA_OPS_STATS").as_deref() {
+        Ok("sync") => Some(true),
+        Ok(_) => Some(false),
+        Err(_) => None,
+    })
+}
+
+type Stats = std::collections::BTreeMap<String, (u64, f64)>;
+
+fn stats() -> &'static std::sync::Mutex<Stats> {
+    static STATS: OnceLock<std::sync::Mutex<Stats>> = OnceLock::new();
+    STATS.get_or_init(Default::default)
+}
+
+/// Runs `f`, recording its time under `key()` when statistics are on.
+fn timed<T: OnDevice>(key: impl FnOnce() -> String, f: impl FnOnce() -> Option<T>) -> Option<T> {
+    let Some(sync) = stats_mode() else {
+        return f();
+    };
+    let start = std::time::Instant::now();
+    let out = f();
+    if let (true, Some(t)) = (sync, &out) {
+        let _ = t.device_of().sync();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if let Ok(mut s) = stats().lock() {
+        let e = s.entry(key()).or_default();
+        e.0 += 1;
+        e.1 += secs;
+    }
+    out
+}
+
+/// What [`timed`] waits on.
+trait OnDevice {
+    fn device_of(&self) -> burn::tensor::Device;
+}
+
+impl<const D: usize> OnDevice for Tensor<D> {
+    fn device_of(&self) -> burn::tensor::Device {
+        self.device()
+    }
+}
+
+impl<const D: usize> OnDevice for Tensor<D, Int> {
+    fn device_of(&self) -> burn::tensor::Device {
+        self.device()
+    }
+}
+
+/// The statistics gathered under `LLAVA_OPS_STATS`, slowest class first, then cleared.
+pub fn report() -> String {
+    let Ok(mut s) = stats().lock() else {
+        return String::new();
+    };
+    let mut rows: Vec<_> = std::mem::take(&mut *s).into_iter().collect();
+    rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    rows.iter()
+        .map(|(k, (n, t))| {
+            format!(
+                "{:10.2} ms {:7}x {:9.1} us  {k}\n",
+                t * 1e3,
+                n,
+                t / *n as f64 * 1e6
+            )
+        })
+        .collect()
+}
+
+/// Whether the route is on (`LLAVA_OPS=burn` turns it off).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLAVA_OPS").map_or(true, |v| v != "burn"))
+}
+
+/// The CubeCL tensor behind `t` when it is a plain (non-autodiff) float tensor on CUDA.
+fn on_cuda<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
+    if !enabled() {
+        return None;
+    }
+    let prim = t.clone().try_into_primitive::<CubeBackend>().ok()?;
+    let float = matches!(prim.dtype, DType::BF16 | DType::F16 | DType::F32);
+    (float && matches!(prim.device, CubeDevice::Cuda(_))).then_some(prim)
+}
+
+/// Every matmul strategy the sweep can time, by name (cubek's routines as burn's autotune
+/// lists them).
+pub const MATMUL_STRATEGIES: &[&str] = &[
+    "auto",
+    "naive",
+    "vecmat",
+    "double_vecmat",
+    "gemv_perpendicular",
+    "gemm",
+    "gemm_no_stage",
+    "unit_max",
+    "unit_min",
+    "double_unit_max",
+    "double_unit_min",
+    "cyclic_cmma",
+    "cyclic_mma",
+    "cyclic_cmma_rows",
+    "cyclic_mma_rows",
+    "ordered_cmma4",
+    "ordered_mma4",
+    "ordered_cmma8",
+    "ordered_mma8",
+    "double_cyclic_cmma",
+    "double_cyclic_mma",
+    "specialized_double_cmma",
+    "specialized_double_mma",
+    "specialized_cyclic_cmma",
+    "specialized_cyclic_mma",
+    "tma_cmma",
+    "tma_mma",
+    "tma_cmma_rows",
+    "tma_mma_rows",
+    "specialized_tma_cmma",
+    "specialized_tma_mma",
+];
+
+/// The cubek strategy called `name` in [`MATMUL_STRATEGIES`].
+pub fn matmul_strategy(name: &str) -> Option<Strategy> {
+    use BlueprintStrategy::Inferred;
+    let simple = |multi_rows, tile_matmul| SimpleArgs {
+        multi_rows,
+        tile_matmul,
+    };
+    let ordered = |row_count, tile_matmul| OrderedSelectionArgs {
+        partition_k: Some(2),
+        row_count: Some(row_count),
+        rows_per_plane: Some(2),
+        tile_matmul,
+    };
+    let double = |specialized, tile_matmul| DoubleBufferingArgs {
+        specialized,
+        tile_matmul,
+    };
+    let (cmma, mma) = (TileMatmulKind::Cmma, TileMatmulKind::Mma);
+    let ml = match name {
+        "auto" => return Some(Strategy::Auto),
+        "naive" => Ml::Naive,
+        "vecmat" => Ml::SimpleVecMat(Inferred(().into())),
+        "double_vecmat" => Ml::DoubleVecMat(Inferred(().into())),
+        "gemv_perpendicular" => Ml::GemvUnitPerpendicular(Inferred(Default::default())),
+        "gemm" => Ml::Gemm(Inferred(Default::default())),
+        "gemm_no_stage" => Ml::Gemm(Inferred(
+            cubek::matmul::multi_level::routines::gemm::GemmStrategy {
+                target_num_planes: None,
+            },
+        )),
+        "unit_max" | "unit_min" | "double_unit_max" | "double_unit_min" => {
+            let tile_size = if name.ends_with("max") {
+                TileSizeSelection::MaxTileSize
+            } else {
+                TileSizeSelection::MinTileSize
+            };
+            if name.starts_with("double") {
+                Ml::DoubleUnit(Inferred(DoubleUnitSelectionArgs { tile_size }))
+            } else {
+                Ml::SimpleUnit(Inferred(SimpleUnitSelectionArgs { tile_size }))
+            }
+        }
+        "cyclic_cmma" => Ml::SimpleCyclicCmma(Inferred(simple(false, cmma))),
+        "cyclic_mma" => Ml::SimpleCyclicMma(Inferred(simple(false, mma))),
+        "cyclic_cmma_rows" => Ml::SimpleCyclicCmma(Inferred(simple(true, cmma))),
+        "cyclic_mma_rows" => Ml::SimpleCyclicMma(Inferred(simple(true, mma))),
+        "ordered_cmma4" => Ml::OrderedDoubleCmma(Inferred(ordered(4, cmma))),
+        "ordered_mma4" => Ml::OrderedDoubleMma(Inferred(ordered(4, mma))),
+        "ordered_cmma8" => Ml::OrderedDoubleCmma(Inferred(ordered(8, cmma))),
+        "ordered_mma8" => Ml::OrderedDoubleMma(Inferred(ordered(8, mma))),
+        "double_cyclic_cmma" => Ml::DoubleCyclicCmma(Inferred(double(false, cmma))),
+        "double_cyclic_mma" => Ml::DoubleCyclicMma(Inferred(double(false, mma))),
+        "specialized_double_cmma" => Ml::DoubleCyclicCmma(Inferred(double(true, cmma))),
+        "specialized_double_mma" => Ml::DoubleCyclicMma(Inferred(double(true, mma))),
+        "specialized_cyclic_cmma" => Ml::SpecializedCyclicCmma(Inferred(().into())),
+        "specialized_cyclic_mma" => Ml::SpecializedCyclicMma(Inferred(().into())),
+        "tma_cmma" => Ml::SimpleTmaCmma(Inferred(simple(false, cmma))),
+        "tma_mma" => Ml::SimpleTmaMma(Inferred(simple(false, mma))),
+        "tma_cmma_rows" => Ml::SimpleTmaCmma(Inferred(simple(true, cmma))),
+        "tma_mma_rows" => Ml::SimpleTmaMma(Inferred(simple(true, mma))),
+        "specialized_tma_cmma" => Ml::SpecializedTmaCmma(Inferred(().into())),
+        "specialized_tma_mma" => Ml::SpecializedTmaMma(Inferred(().into())),
+        _ => return None,
+    };
+    Some(Strategy::MultiLevel(ml))
+}
+
+/// The strategies to try, in order, for a product with `m` rows per batch (`batched`: with
+/// leading batch dims, as attention's): the first that accepts the problem runs.
+/// `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE` and `LLAVA_MATMUL_BATCHED` (comma lists of names)
+/// override the defaults, for A/B runs without a rebuild. The defaults are the fastest in the
+/// sweep on an H200 (docs/benchmarks.md): the plane-per-output dot product for decode, the
+/// warp-specialised TMA kernel for prefill projections.
+fn matmul_plan(m: usize, batched: bool) -> &'static [Strategy] {
+    static SMALL: OnceLock<Vec<Strategy>> = OnceLock::new();
+    static LARGE: OnceLock<Vec<Strategy>> = OnceLock::new();
+    static BATCHED: OnceLock<Vec<Strategy>> = OnceLock::new();
+    let plan = |var: &str, default: &str| {
+        let names = std::env::var(var).unwrap_or_else(|_| default.to_string());
+        let mut plan: Vec<Strategy> = names
+            .split(',')
+            .filter_map(|n| matmul_strategy(n.trim()))
+            .collect();
+        plan.push(Strategy::Auto);
+        plan
+    };
+    if m <= SMALL_M {
+        SMALL.get_or_init(|| plan("LLAVA_MATMUL_SMALL", "gemm_no_stage,gemm"))
+    } else if batched {
+        BATCHED.get_or_init(|| plan("LLAVA_MATMUL_BATCHED", "auto"))
+    } else {
+        LARGE.get_or_init(|| {
+            plan(
+                "LLAVA_MATMUL_LARGE",
+                "specialized_tma_mma,double_cyclic_mma",
+            )
+        })
+    }
+}
+
+/// Rows per batch up to which a product is decode-shaped (one row per sequence, a few
+/// sequences or a query head group).
+const SMALL_M: usize = 16;
+
+/// `lhs · rhs` through the plan for its shape; `None` when the route does not apply.
+pub fn matmul<const D: usize>(lhs: &Tensor<D>, rhs: &Tensor<D>) -> Option<Tensor<D>> {
+    matmul_to(lhs, rhs, None)
+}
+
+/// `lhs · rhs` written in f32 by the kernel; `None` when the route does not apply.
+pub fn matmul_wide<const D: usize>(lhs: &Tensor<D>, rhs: &Tensor<D>) -> Option<Tensor<D>> {
+    matmul_to(lhs, rhs, Some(DType::F32))
+}
+
+fn matmul_to<const D: usize>(
+    lhs: &Tensor<D>,
+    rhs: &Tensor<D>,
+    out_dtype: Option<DType>,
+) -> Option<Tensor<D>> {
+    let (l, r) = (on_cuda(lhs)?, on_cuda(rhs)?);
+    let (ls, rs) = (lhs.dims(), rhs.dims());
+    if l.dtype != r.dtype || ls[..D - 2] != rs[..D - 2] {
+        return None;
+    }
+    let m = ls[D - 2];
+    let batch = ls[..D - 2].iter().product::<usize>();
+    let out_dtype = out_dtype.unwrap_or(l.dtype);
+    let key = || {
+        format!(
+            "matmul b{batch} {m}x{}x{} {:?}->{out_dtype:?}",
+            ls[D - 1],
+            rs[D - 1],
+            l.dtype
+        )
+    };
+    timed(key, || {
+        matmul_plan(m, batch > 1)
+            .iter()
+            .find_map(|s| {
+                let out = init_matmul_output(&l, &r, out_dtype);
+                launch_matmul_into(s, l.clone(), r.clone(), out).ok()
+            })
+            .map(Tensor::from_primitive::<CubeBackend>)
+    })
+}
+
+/// `x · weightᵀ` for `weight` `[d_output, d_input]`, `x` flattened to rows.
+pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let d_input = dims[D - 1];
+    let rows = dims[..D - 1].iter().product();
+    let y = matmul(
+        &x.clone().reshape([rows, d_input]),
+        &weight.clone().transpose(),
+    )?;
+    let mut out = dims;
+    out[D - 1] = weight.dims()[0];
+    Some(y.reshape(out))
+}
+
+/// `lhs · rhs` with one named strategy, for the sweep; the error says why it declined.
+pub fn matmul_with<const D: usize>(
+    name: &str,
+    lhs: &Tensor<D>,
+    rhs: &Tensor<D>,
+) -> Result<Tensor<D>, String> {
+    let strategy = matmul_strategy(name).ok_or_else(|| format!("unknown strategy {name}"))?;
+    let (l, r) = match (on_cuda(lhs), on_cuda(rhs)) {
+        (Some(l), Some(r)) => (l, r),
+        _ => return Err("not a CUDA float tensor".into()),
+    };
+    // A kernel that fails at launch (not at setup) writes nothing: the NaN fill shows that,
+    // where a reused buffer would still hold the previous candidate's correct product.
+    let mut shape = lhs.dims();
+    shape[D - 1] = rhs.dims()[D - 1];
+    let nan = Tensor::<D>::full(shape, f32::NAN, (&lhs.device(), lhs.dtype()));
+    let out = on_cuda(&nan).ok_or("not a CUDA float tensor")?;
+    launch_matmul_into(&strategy, l, r, out).map(Tensor::from_primitive::<CubeBackend>)
+}
+
+fn launch_matmul_into(
+    strategy: &Strategy,
+    lhs: CubeTensor,
+    rhs: CubeTensor,
+    out: CubeTensor,
+) -> Result<CubeTensor, String> {
+    let elem = dtype_to_storage_type(lhs.dtype);
+    let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {
+        lhs: elem,
+        rhs: elem,
+        out: dtype_to_storage_type(out.dtype),
+    });
+    let client = out.client.clone();
+    cubek::matmul::launch::launch_ref(
+        strategy,
+        &client,
+        InputBinding::new(lhs.binding(), elem),
+        InputBinding::new(rhs.binding(), elem),
+        out.clone().binding(),
+        &mut dtypes,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    Ok(out)
+}
+
+/// A reduction over the last dim.
+#[derive(Clone, Copy, Debug)]
+pub enum RowOp {
+    Max,
+    Sum,
+    Mean,
+}
+
+/// The reduce routines the sweep can time.
+pub const REDUCE_ROUTINES: &[&str] = &["unit", "plane", "cube"];
+
+fn reduce_strategy(routine: &str) -> Option<KernelReduceStrategy> {
+    let routine = match routine {
+        "unit" => RoutineStrategy::Unit(ReduceBlueprint::Inferred(UnitStrategy)),
+        "plane" => RoutineStrategy::Plane(ReduceBlueprint::Inferred(PlaneStrategy {
+            independent: true,
+        })),
+        "cube" => {
+            RoutineStrategy::Cube(ReduceBlueprint::Inferred(CubeStrategy { use_planes: true }))
+        }
+        _ => return None,
+    };
+    Some(KernelReduceStrategy::Specific(ReduceStrategy {
+        routine,
+        vectorization: VectorizationStrategy {
+            parallel_output_vectorization: false,
+        },
+        autotune_level: Default::default(),
+    }))
+}
+
+/// One cube per row for a few long rows (a decode step's norm, the logits), one plane per row
+/// for many (softmax rows, prefill norms), one unit per row only for short rows.
+fn reduce_routine(rows: usize, len: usize) -> &'static str {
+    if len >= 1024 && rows <= 8 {
+        "cube"
+    } else if len >= 64 {
+        "plane"
+    } else {
+        "unit"
+    }
+}
+
+fn row_config(op: RowOp) -> ReduceOperationConfig {
+    match op {
+        RowOp::Max => ReduceOperationConfig::Max,
+        RowOp::Sum => ReduceOperationConfig::Sum,
+        RowOp::Mean => ReduceOperationConfig::Mean,
+    }
+}
+
+/// The reduction `op` over the last dim; `None` when the route does not apply.
+pub fn reduce_last<const D: usize>(x: &Tensor<D>, op: RowOp) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let (len, rows) = (dims[D - 1], dims[..D - 1].iter().product());
+    let routine = reduce_routine(rows, len);
+    timed(
+        || format!("{op:?} {rows}x{len} {routine}"),
+        || reduce_last_with(routine, x, op).ok(),
+    )
+}
+
+/// The reduction `op` over the last dim with one named routine, for the sweep.
+pub fn reduce_last_with<const D: usize>(
+    routine: &str,
+    x: &Tensor<D>,
+    op: RowOp,
+) -> Result<Tensor<D>, String> {
+    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
+    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
+    reduce_dim(prim, None, D - 1, strategy, row_config(op))
+        .map(Tensor::from_primitive::<CubeBackend>)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Softmax over the last dim as max-shifted exponentials over their sum, both reductions
+/// routed; `None` when the route does not apply.
+pub fn softmax_last<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    let shifted = x.clone() - reduce_last(x, RowOp::Max)?;
+    let e = shifted.exp();
+    let total = reduce_last(&e, RowOp::Sum)?;
+    Some(e / total)
+}
+
+/// Each row's argmax (first on ties), `[rows, 1]`; `None` when the route does not apply.
+pub fn argmax_last(x: &Tensor<2>) -> Option<Tensor<2, Int>> {
+    let [rows, len] = x.dims();
+    let routine = reduce_routine(rows, len);
+    timed(
+        || format!("argmax {rows}x{len} {routine}"),
+        || argmax_last_with(routine, x).ok(),
+    )
+}
+
+/// Each row's argmax with one named routine, for the sweep.
+pub fn argmax_last_with(routine: &str, x: &Tensor<2>) -> Result<Tensor<2, Int>, String> {
+    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
+    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
+    reduce_dim(
+        prim,
+        Some(DType::I32),
+        1,
+        strategy,
+        ReduceOperationConfig::ArgMax,
+    )
+    .map(Tensor::<2, Int>::from_primitive::<CubeBackend>)
+    .map_err(|e| format!("{e:?}"))
+}

@@ -1,0 +1,158 @@
+//! The decoder's hot tensor ops, with a CUDA route.
+//!
+//! burn 0.22 without its `autotune` feature launches one default kernel per op whatever the
+//! shape: the tensor-core tiled matmul for a one-row GEMV, and one thread per row for every
+//! reduction (an argmax over 152 064 logits on a single thread). Autotune would choose better,
+//! but it compiles and times every candidate of every new shape on first use (minutes on a
+//! fresh machine; docs/cuda.md). So on CUDA these ops launch cubek's kernels with a strategy
+//! picked here from the shape, measured once on the target GPU (`cargo xtask bench-ops
+//! --sweep`, docs/benchmarks.md). Everywhere else (CPU, autodiff, another runtime) they are
+//! plain burn ops, so the CPU parity tests exercise the same formulas.
+//!
+//! `LLAVA_OPS=burn` turns the route off, for A/B runs.
+
+use burn::tensor::{Int, Tensor};
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+/// `lhs · rhs` over the last two dims (batch dims equal).
+pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::matmul(&lhs, &rhs) {
+        return out;
+    }
+    lhs.matmul(rhs)
+}
+
+/// `lhs · rhs` with the product in f32 whatever the inputs' dtype, as fused attention kernels
+/// (SDPA) keep their scores. On CUDA the kernel writes f32 directly; elsewhere the product is
+/// rounded to the inputs' dtype first (transformers' eager attention).
+pub fn matmul_wide<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::matmul_wide(&lhs, &rhs) {
+        return out;
+    }
+    lhs.matmul(rhs).cast(burn::tensor::DType::F32)
+}
+
+/// `x · weightᵀ + bias` with `weight` stored as PyTorch stores it, `[d_output, d_input]`.
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::linear(&x, &weight) {
+        return match bias {
+            Some(b) => out + b.unsqueeze::<D>(),
+            None => out,
+        };
+    }
+    burn::tensor::module::linear(x, weight.transpose(), bias)
+}
+
+/// Softmax over the last dim. On CUDA: the max subtracted, exp, divided by the sum, with both
+/// reductions routed; elsewhere burn's `softmax`.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::softmax_last(&x) {
+        return out;
+    }
+    burn::tensor::activation::softmax(x, D - 1)
+}
+
+/// Maximum over the last dim, kept as a dim of size 1.
+pub fn max_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::reduce_last(&x, cuda::RowOp::Max) {
+        return out;
+    }
+    x.max_dim(D - 1)
+}
+
+/// Sum over the last dim, kept as a dim of size 1.
+pub fn sum_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::reduce_last(&x, cuda::RowOp::Sum) {
+        return out;
+    }
+    x.sum_dim(D - 1)
+}
+
+/// Mean over the last dim, kept as a dim of size 1.
+pub fn mean_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::reduce_last(&x, cuda::RowOp::Mean) {
+        return out;
+    }
+    x.mean_dim(D - 1)
+}
+
+/// The index of each row's maximum (the first on ties), `[rows, 1]`.
+pub fn argmax_last(x: Tensor<2>) -> Tensor<2, Int> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::argmax_last(&x) {
+        return out;
+    }
+    x.argmax(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn t2(values: &[f32], shape: [usize; 2]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(values.to_vec(), shape), &Device::flex())
+    }
+
+    #[test]
+    fn linear_multiplies_by_the_transposed_weight_and_adds_the_bias() {
+        let x = t2(&[1.0, 2.0, 3.0, 4.0], [2, 2]);
+        let w = t2(&[1.0, 0.0, 1.0, 1.0, 0.0, 2.0], [3, 2]); // [out 3, in 2]
+        let b = Tensor::<1>::from_data(
+            TensorData::new(vec![0.5f32, 0.0, -1.0], [3]),
+            &Device::flex(),
+        );
+        let y = linear(x, w, Some(b)).try_into_vec_as::<f32>().unwrap();
+        assert_eq!(y, vec![1.5, 3.0, 3.0, 3.5, 7.0, 7.0]);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_keep_order() {
+        let p = softmax_last(t2(&[0.0, 1.0, 2.0, 5.0, 5.0, 5.0], [2, 3]))
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let e = [1.0f32, 1f32.exp(), 2f32.exp()];
+        let s: f32 = e.iter().sum();
+        for (got, want) in p.iter().zip([
+            e[0] / s,
+            e[1] / s,
+            e[2] / s,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+        ]) {
+            assert!((got - want).abs() < 1e-6, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn row_reductions_and_argmax_take_the_first_maximum() {
+        let x = t2(&[1.0, 7.0, 7.0, -2.0, -1.0, -3.0], [2, 3]);
+        assert_eq!(
+            max_last(x.clone()).try_into_vec_as::<f32>().unwrap(),
+            vec![7.0, -1.0]
+        );
+        assert_eq!(
+            sum_last(x.clone()).try_into_vec_as::<f32>().unwrap(),
+            vec![15.0, -6.0]
+        );
+        assert_eq!(
+            mean_last(x.clone()).try_into_vec_as::<f32>().unwrap(),
+            vec![5.0, -2.0]
+        );
+        assert_eq!(argmax_last(x).try_into_vec_as::<i64>().unwrap(), vec![1, 1]);
+    }
+}

@@ -1,0 +1,359 @@
+//! `cargo xtask sweep` (CUDA builds): every candidate kernel of llava-ops' CUDA route on the
+//! products and reductions of one model's decode steps and prefill, each checked against burn's
+//! own op and timed, so the per-shape choice in `llava_ops::cuda` rests on a measurement.
+//! One JSON object per (op, shape, candidate) on stdout.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::tensor::{DType, Distribution, Int, Tensor};
+use clap::Parser;
+use llava::LlavaConfig;
+use llava_ops::cuda::{self, RowOp};
+use serde_json::json;
+
+use crate::device::{parse_device, parse_dtype};
+
+#[derive(Parser)]
+pub struct Args {
+    /// Directory with the model's `config.json`, e.g. benches/configs/NAME.
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    #[arg(long, default_value = "cuda")]
+    pub device: String,
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+    /// Rows of the products (sequences at decode; prompt positions at prefill).
+    #[arg(long, default_value = "1,4,16,2958")]
+    pub rows: String,
+    /// Cached positions for the decode attention products.
+    #[arg(long, default_value_t = 3072)]
+    pub context: usize,
+    /// Candidates for products with at most 16 rows (default: the GEMV-capable ones).
+    #[arg(
+        long,
+        default_value = "vecmat,double_vecmat,gemv_perpendicular,gemm,gemm_no_stage,unit_min,double_unit_min,cyclic_cmma,cyclic_mma,auto"
+    )]
+    pub small: String,
+    /// Candidates for larger products.
+    #[arg(
+        long,
+        default_value = "auto,cyclic_mma,cyclic_cmma_rows,ordered_cmma8,ordered_mma8,double_cyclic_cmma,double_cyclic_mma,specialized_cyclic_mma,tma_cmma,tma_mma,specialized_tma_mma"
+    )]
+    pub large: String,
+    /// What to sweep: linear, attention, reduce (comma-separated).
+    #[arg(long, default_value = "linear,attention,reduce")]
+    pub ops: String,
+    /// Timed calls per candidate (after one untimed call).
+    #[arg(long, default_value_t = 30)]
+    pub iters: usize,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let config = LlavaConfig::from_dir(&args.config)?;
+    let text = &config.text;
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let rows: Vec<usize> = args
+        .rows
+        .split(',')
+        .map(|r| r.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let (h, inter, vocab) = (text.hidden_size, text.intermediate_size, text.vocab_size);
+    let heads = text.num_attention_heads;
+    let kv = text.num_key_value_heads.unwrap_or(heads);
+    let d = text.head_dim.unwrap_or(h / heads);
+    let normal = Distribution::Normal(0.0, 0.02);
+    let candidates = |m: usize| -> Vec<String> {
+        let list = if m <= 16 { &args.small } else { &args.large };
+        list.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    let ops: Vec<&str> = args.ops.split(',').map(str::trim).collect();
+
+    if ops.contains(&"linear") {
+        let mut layers = vec![
+            ("q_o", h, heads * d),
+            ("k_v", h, kv * d),
+            ("gate_up", h, inter),
+            ("down", inter, h),
+        ];
+        layers.push(("lm_head", h, vocab));
+        for &(name, d_in, d_out) in &layers {
+            let w = Tensor::<2>::random([d_out, d_in], normal, (&device, dtype));
+            for &m in &rows {
+                if name == "lm_head" && m > 16 {
+                    continue; // only the last position reaches lm_head
+                }
+                let x = Tensor::<2>::random(
+                    [m, d_in],
+                    Distribution::Normal(0.0, 1.0),
+                    (&device, dtype),
+                );
+                let wt = w.clone().transpose();
+                let reference = x.clone().matmul(wt.clone());
+                let bytes = (d_out * d_in * dtype.size()) as f64;
+                let flops = 2.0 * (m * d_in * d_out) as f64;
+                for s in candidates(m) {
+                    let f = || cuda::matmul_with(&s, &x, &wt);
+                    report_matmul(
+                        name,
+                        [1, m, d_in, d_out],
+                        &s,
+                        &reference,
+                        &f,
+                        args.iters,
+                        bytes,
+                        flops,
+                    );
+                }
+            }
+        }
+    }
+
+    if ops.contains(&"attention") {
+        let group = heads / kv;
+        let t = args.context;
+        // Decode: the query heads of one group against the whole cache buffer.
+        let cache = Tensor::<4>::random(
+            [1, kv, t, d],
+            Distribution::Normal(0.0, 1.0),
+            (&device, dtype),
+        );
+        let q = Tensor::<4>::random(
+            [1, kv, group, d],
+            Distribution::Normal(0.0, 1.0),
+            (&device, dtype),
+        );
+        let kt = cache.clone().swap_dims(2, 3);
+        let reference = q.clone().matmul(kt.clone());
+        let bytes = (kv * t * d * dtype.size()) as f64;
+        for s in candidates(group) {
+            let f = || cuda::matmul_with(&s, &q, &kt);
+            report_matmul(
+                "decode_scores",
+                [kv, group, d, t],
+                &s,
+                &reference,
+                &f,
+                args.iters,
+                bytes,
+                0.0,
+            );
+        }
+        let probs = Tensor::<4>::random(
+            [1, kv, group, t],
+            Distribution::Uniform(0.0, 1.0 / t as f64),
+            (&device, dtype),
+        );
+        let reference = probs.clone().matmul(cache.clone());
+        for s in candidates(group) {
+            let f = || cuda::matmul_with(&s, &probs, &cache);
+            report_matmul(
+                "decode_values",
+                [kv, group, t, d],
+                &s,
+                &reference,
+                &f,
+                args.iters,
+                bytes,
+                0.0,
+            );
+        }
+        // Prefill: every prompt position of a group at once.
+        if let Some(&s_len) = rows.iter().find(|&&r| r > 16) {
+            let m = group * s_len;
+            let k = Tensor::<4>::random(
+                [1, kv, s_len, d],
+                Distribution::Normal(0.0, 1.0),
+                (&device, dtype),
+            );
+            let q = Tensor::<4>::random(
+                [1, kv, m, d],
+                Distribution::Normal(0.0, 1.0),
+                (&device, dtype),
+            );
+            let kt = k.clone().swap_dims(2, 3);
+            let reference = q.clone().matmul(kt.clone());
+            let flops = 2.0 * (kv * m * s_len * d) as f64;
+            for s in candidates(m) {
+                let f = || cuda::matmul_with(&s, &q, &kt);
+                report_matmul(
+                    "prefill_scores",
+                    [kv, m, d, s_len],
+                    &s,
+                    &reference,
+                    &f,
+                    args.iters,
+                    0.0,
+                    flops,
+                );
+            }
+            let probs = Tensor::<4>::random(
+                [1, kv, m, s_len],
+                Distribution::Uniform(0.0, 1.0 / s_len as f64),
+                (&device, dtype),
+            );
+            let reference = probs.clone().matmul(k.clone());
+            for s in candidates(m) {
+                let f = || cuda::matmul_with(&s, &probs, &k);
+                report_matmul(
+                    "prefill_values",
+                    [kv, m, s_len, d],
+                    &s,
+                    &reference,
+                    &f,
+                    args.iters,
+                    0.0,
+                    flops,
+                );
+            }
+        }
+    }
+
+    if ops.contains(&"reduce") {
+        let f32_rows = |r: usize, len: usize| {
+            Tensor::<2>::random(
+                [r, len],
+                Distribution::Normal(0.0, 1.0),
+                (&device, DType::F32),
+            )
+        };
+        let mut cases = vec![
+            ("norm_mean", RowOp::Mean, f32_rows(1, h)),
+            (
+                "decode_softmax_max",
+                RowOp::Max,
+                f32_rows(heads, args.context),
+            ),
+            (
+                "decode_softmax_sum",
+                RowOp::Sum,
+                f32_rows(heads, args.context),
+            ),
+        ];
+        if let Some(&s_len) = rows.iter().find(|&&r| r > 16) {
+            cases.push(("prefill_norm_mean", RowOp::Mean, f32_rows(s_len, h)));
+            cases.push((
+                "prefill_softmax_max",
+                RowOp::Max,
+                f32_rows(heads * s_len, s_len),
+            ));
+        }
+        for (name, op, x) in &cases {
+            let reference = match op {
+                RowOp::Max => x.clone().max_dim(1),
+                RowOp::Sum => x.clone().sum_dim(1),
+                RowOp::Mean => x.clone().mean_dim(1),
+            };
+            for routine in cuda::REDUCE_ROUTINES {
+                let f = || cuda::reduce_last_with(routine, x, *op);
+                report_matmul(
+                    name,
+                    [1, x.dims()[0], x.dims()[1], 1],
+                    routine,
+                    &reference,
+                    &f,
+                    args.iters,
+                    (x.dims()[0] * x.dims()[1] * 4) as f64,
+                    0.0,
+                );
+            }
+        }
+        for &m in rows.iter().filter(|&&m| m <= 16) {
+            let logits =
+                Tensor::<2>::random([m, vocab], Distribution::Normal(0.0, 1.0), (&device, dtype));
+            let reference: Tensor<2, Int> = logits.clone().argmax(1);
+            let want = reference.try_into_vec_as::<i64>().unwrap_or_default();
+            for routine in cuda::REDUCE_ROUTINES {
+                let f = || cuda::argmax_last_with(routine, &logits);
+                let (cold, per, got) = match time(args.iters, &f) {
+                    Ok((c, p, out)) => (c, p, out.try_into_vec_as::<i64>().unwrap_or_default()),
+                    Err(e) => {
+                        println!(
+                            "{}",
+                            json!({"op": "argmax", "rows": m, "len": vocab, "candidate": routine, "error": e})
+                        );
+                        continue;
+                    }
+                };
+                println!(
+                    "{}",
+                    json!({"op": "argmax", "rows": m, "len": vocab, "candidate": routine,
+                    "us": per * 1e6, "first_call_s": cold, "same_ids": got == want})
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Times one candidate and prints its record: `dims` are (batch, m, k, n) for products.
+#[allow(clippy::too_many_arguments)]
+fn report_matmul<const D: usize>(
+    op: &str,
+    dims: [usize; 4],
+    candidate: &str,
+    reference: &Tensor<D>,
+    f: &dyn Fn() -> Result<Tensor<D>, String>,
+    iters: usize,
+    bytes: f64,
+    flops: f64,
+) {
+    let record = match time(iters, f) {
+        Err(e) => json!({"op": op, "dims": dims, "candidate": candidate, "error": e}),
+        Ok((cold, per, out)) => {
+            let (rel, _) = relative_error(&out, reference);
+            json!({"op": op, "dims": dims, "candidate": candidate, "us": per * 1e6,
+                   "gb_s": bytes / per / 1e9, "tflop_s": flops / per / 1e12,
+                   "first_call_s": cold, "rel_err_vs_burn": rel})
+        }
+    };
+    println!("{record}");
+}
+
+/// ‖a − b‖ / ‖b‖ in f32, and ‖b‖.
+fn relative_error<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> (f64, f64) {
+    let (a, b) = (a.clone().cast(DType::F32), b.clone().cast(DType::F32));
+    let diff = (a - b.clone()).square().sum().into_scalar::<f32>() as f64;
+    let norm = b.square().sum().into_scalar::<f32>() as f64;
+    ((diff / norm.max(1e-30)).sqrt(), norm.sqrt())
+}
+
+/// First-call seconds, mean seconds of `iters` queued calls, and the last output.
+fn time<T: Clone + Syncable>(
+    iters: usize,
+    f: &dyn Fn() -> Result<T, String>,
+) -> Result<(f64, f64, T), String> {
+    let first = Instant::now();
+    let out = f()?;
+    out.wait();
+    let cold = first.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut last = out;
+    for _ in 0..iters {
+        last = f()?;
+    }
+    last.wait();
+    Ok((
+        cold,
+        start.elapsed().as_secs_f64() / iters.max(1) as f64,
+        last,
+    ))
+}
+
+/// Waiting for a tensor: reading one value back.
+trait Syncable {
+    fn wait(&self);
+}
+
+impl<const D: usize> Syncable for Tensor<D> {
+    fn wait(&self) {
+        let _ = self.clone().cast(DType::F32).sum().into_scalar::<f32>();
+    }
+}
+
+impl<const D: usize> Syncable for Tensor<D, Int> {
+    fn wait(&self) {
+        let _ = self.clone().sum().into_scalar::<i64>();
+    }
+}
