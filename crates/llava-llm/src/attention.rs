@@ -83,12 +83,53 @@ impl Attention {
 /// `j / (heads / kv_heads)`, as transformers' `repeat_kv` arranges them, but without copying
 /// K/V: the query heads of one group are stacked along the sequence axis instead.
 ///
-/// Follows transformers' eager attention for precision: scores in the activation dtype,
-/// softmax in f32, probabilities cast back.
+/// Precision: softmax in f32 and probabilities cast back, as transformers does. The scores are
+/// f32 as the kernel writes them on CUDA (as SDPA keeps them); elsewhere they are rounded to the
+/// activation dtype first (transformers' eager attention, the CPU fixtures' reference).
+///
+/// The f32 scores of a long prompt are large (a 3k-position llava prompt: 1.2 GB per layer for
+/// Mistral's 32 heads), so queries are taken in chunks whose scores fit [`SCORE_BYTES`].
 ///
 /// Shapes: q `[b, heads, s, d]`, k/v `[b, kv_heads, t, d]`, bias `[b, 1, s, t]` (f32);
 /// returns `[b, heads, s, d]`.
 pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    chunked_attention(q, k, v, bias, SCORE_BYTES)
+}
+
+/// The most f32 attention scores one chunk of queries may hold, in bytes.
+pub const SCORE_BYTES: usize = 256 << 20;
+
+/// [`grouped_attention`] with the queries taken in chunks of at most `score_bytes` of scores.
+fn chunked_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Tensor<4>,
+    score_bytes: usize,
+) -> Tensor<4> {
+    let [b, heads, s, _] = q.dims();
+    let t = k.dims()[2];
+    let rows = (score_bytes / (b * heads * t * 4)).max(1);
+    if rows >= s {
+        return attend(q, k, v, bias);
+    }
+    let chunks = (0..s)
+        .step_by(rows)
+        .map(|start| {
+            let len = rows.min(s - start);
+            attend(
+                q.clone().narrow(2, start, len),
+                k.clone(),
+                v.clone(),
+                bias.clone().narrow(2, start, len),
+            )
+        })
+        .collect();
+    Tensor::cat(chunks, 2)
+}
+
+/// One chunk of queries against every key.
+fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
     let [b, heads, s, d] = q.dims();
     let [_, kv_heads, t, _] = k.dims();
     let group = heads / kv_heads;
@@ -110,6 +151,23 @@ mod tests {
     use burn::tensor::{Distribution, module::attention, ops::AttentionModuleOptions};
 
     /// Against burn's reference attention with K/V heads repeated as transformers' `repeat_kv`.
+    #[test]
+    fn query_chunks_give_the_unchunked_result() {
+        let device = Device::flex();
+        let (b, heads, kv, s, d) = (1, 4, 2, 7, 8);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let q = Tensor::<4>::random([b, heads, s, d], normal, &device);
+        let k = Tensor::<4>::random([b, kv, s, d], normal, &device);
+        let v = Tensor::<4>::random([b, kv, s, d], normal, &device);
+        let bias = crate::mask::attention_bias(b, s, 0, s, None, None, &device);
+        let whole = grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone());
+        // 2 query rows per chunk: chunks of 2, 2, 2 and 1.
+        let chunked = chunked_attention(q, k, v, bias, 2 * b * heads * s * 4);
+        assert_eq!(chunked.dims(), [b, heads, s, d]);
+        let diff = (whole - chunked).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-6, "max difference {diff}");
+    }
+
     #[test]
     fn grouped_equals_repeated_kv_causal_attention() {
         let device = Device::flex();

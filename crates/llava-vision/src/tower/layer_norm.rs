@@ -28,9 +28,9 @@ impl LayerNorm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
-        let mean = x.clone().mean_dim(D - 1);
+        let mean = llava_ops::mean_last(x.clone());
         let centred = x - mean;
-        let var = centred.clone().square().mean_dim(D - 1);
+        let var = llava_ops::mean_last(centred.clone().square());
         let normed = centred * var.add_scalar(self.eps).sqrt().recip();
         let w = self.weight.val().cast(DType::F32).unsqueeze::<D>();
         let b = self.bias.val().cast(DType::F32).unsqueeze::<D>();
