@@ -42,16 +42,38 @@ impl DeviceMap {
         first_extra: u64,
         last_extra: u64,
     ) -> Result<Self> {
-        let Some(first) = devices.first() else {
-            return Err(LlmError::Input("device_map: no device given".into()));
-        };
-        let slots = balanced_slots(
-            devices.len(),
+        let equal = vec![1; devices.len()];
+        Self::balanced_by_memory(
+            devices,
+            &equal,
             num_layers,
             layer_bytes,
             first_extra,
             last_extra,
-        );
+        )
+    }
+
+    /// As [`DeviceMap::balanced`], with each device's share of the weights proportional to
+    /// `free[i]`, the bytes it can take (ms-swift / accelerate balance by free memory).
+    pub fn balanced_by_memory(
+        devices: &[Device],
+        free: &[u64],
+        num_layers: usize,
+        layer_bytes: u64,
+        first_extra: u64,
+        last_extra: u64,
+    ) -> Result<Self> {
+        let Some(first) = devices.first() else {
+            return Err(LlmError::Input("device_map: no device given".into()));
+        };
+        if free.len() != devices.len() || free.iter().all(|&f| f == 0) {
+            return Err(LlmError::Input(format!(
+                "device_map: {} free-memory figures for {} devices",
+                free.len(),
+                devices.len()
+            )));
+        }
+        let slots = weighted_slots(free, num_layers, layer_bytes, first_extra, last_extra);
         let last = slots.last().copied().unwrap_or(0);
         Ok(Self {
             embed: first.clone(),
@@ -148,14 +170,32 @@ pub fn balanced_slots(
     first_extra: u64,
     last_extra: u64,
 ) -> Vec<usize> {
-    let total = layer_bytes * num_layers as u64 + first_extra + last_extra;
-    let share = total.div_ceil(devices.max(1) as u64);
+    let equal = vec![1; devices.max(1)];
+    weighted_slots(&equal, num_layers, layer_bytes, first_extra, last_extra)
+}
+
+/// The device index of each layer when device `i` should hold about `weights[i] / Σ weights`
+/// of all the bytes.
+pub fn weighted_slots(
+    weights: &[u64],
+    num_layers: usize,
+    layer_bytes: u64,
+    first_extra: u64,
+    last_extra: u64,
+) -> Vec<usize> {
+    let total = (layer_bytes * num_layers as u64 + first_extra + last_extra) as u128;
+    let sum = weights.iter().map(|&w| w as u128).sum::<u128>().max(1);
+    let share = |i: usize| (total * weights[i] as u128).div_ceil(sum) as u64;
     let mut slots = Vec::with_capacity(num_layers);
     let (mut device, mut used) = (0usize, first_extra);
     for _ in 0..num_layers {
-        if used + layer_bytes / 2 > share && used > 0 && device + 1 < devices {
+        if used + layer_bytes / 2 > share(device) && used > 0 && device + 1 < weights.len() {
             device += 1;
             used = 0;
+            // A device with no room gets nothing.
+            while share(device) == 0 && device + 1 < weights.len() {
+                device += 1;
+            }
         }
         used += layer_bytes;
         slots.push(device);

@@ -35,7 +35,7 @@ pub use attention::{Attention, grouped_attention};
 pub use checkpoint_keys::decoder_key_map;
 pub use config::{Family, TextConfig, TokenIds};
 pub use decoder_layer::DecoderLayer;
-pub use device_map::{DeviceMap, balanced_slots, parse_layer_ranges};
+pub use device_map::{DeviceMap, balanced_slots, parse_layer_ranges, weighted_slots};
 pub use error::LlmError;
 pub use generate::{GenerateOptions, Generator, Prefill, generate};
 pub use generation_config::GenerationConfig;

@@ -11,7 +11,7 @@ use llava_checkpoint::Progress;
 use llava_llm::sampling::SamplingParams;
 use llava_llm::{
     CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, GenerationConfig,
-    LoadOptions, balanced_slots, generate, parse_layer_ranges,
+    LoadOptions, balanced_slots, generate, parse_layer_ranges, weighted_slots,
 };
 
 /// The "second" device. burn has one flex device and a second CPU backend (ndarray) costs CI
@@ -186,4 +186,20 @@ fn maps_from_ranges_and_balance() {
     let map = DeviceMap::balanced(&[a.clone(), b.clone()], 80, 100, 1000, 0).unwrap();
     assert_eq!(map.layers.len(), 80);
     assert!(DeviceMap::balanced(&[], 5, 1, 1, 1).is_err());
+}
+
+#[test]
+fn shares_follow_free_memory_and_a_full_device_gets_no_layer() {
+    // 80 layers of 100 bytes over devices with 1 : 3 free memory: 2000 and 6000 bytes.
+    let slots = weighted_slots(&[1, 3], 80, 100, 0, 0);
+    assert_eq!(slots.iter().filter(|&&d| d == 0).count(), 20);
+    assert_eq!(slots.iter().filter(|&&d| d == 1).count(), 60);
+    // The middle device has no room: its share is skipped.
+    let slots = weighted_slots(&[1, 0, 1], 10, 100, 0, 0);
+    assert_eq!(slots, [0, 0, 0, 0, 0, 2, 2, 2, 2, 2]);
+    // Equal figures give the equal split.
+    assert_eq!(
+        weighted_slots(&[7, 7], 80, 100, 1000, 0),
+        balanced_slots(2, 80, 100, 1000, 0)
+    );
 }

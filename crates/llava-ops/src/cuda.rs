@@ -104,6 +104,20 @@ pub fn report() -> String {
         .collect()
 }
 
+/// A CUDA device's total memory (the driver's figure, as cubecl reads it) less what burn's pool
+/// reserves on it. Other processes' use is not seen.
+pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
+    let burn_dispatch::DispatchDevice::Cube(cube) = device.as_dispatch() else {
+        return None;
+    };
+    if !matches!(cube, CubeDevice::Cuda(_)) {
+        return None;
+    }
+    let total = cube.client().properties().memory.max_memory()?;
+    let reserved = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
+    Some(total.saturating_sub(reserved))
+}
+
 /// Whether the route is on (`LLAVA_OPS=burn` turns it off).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();

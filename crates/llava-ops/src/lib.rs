@@ -16,6 +16,18 @@ use burn::tensor::{Int, Tensor};
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
+/// Bytes a device can still take: its capacity less what burn's pool already reserves. `None`
+/// where no capacity is known (CPU devices, builds without CUDA).
+pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    return cuda::free_memory(device);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 /// `lhs · rhs` over the last two dims (batch dims equal).
 pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "cuda")]

@@ -13,7 +13,8 @@ use crate::{LlavaConfig, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceMapSpec {
     /// Contiguous runs of layers over these devices, balanced by bytes of weights (the first
-    /// device also holds the vision tower, projector and embeddings).
+    /// device also holds the vision tower, projector and embeddings). Where every device reports
+    /// its free memory (CUDA), each takes a share of the bytes proportional to it.
     Auto(Vec<Device>),
     /// Layer ranges to devices, covering every layer once.
     Layers(Vec<(RangeInclusive<usize>, Device)>),
@@ -47,7 +48,13 @@ impl DeviceMapSpec {
                 } else {
                     v * h * bytes
                 };
-                DeviceMap::balanced(devices, n, layer, first, last)?
+                let free: Option<Vec<u64>> = devices.iter().map(llava_ops::free_memory).collect();
+                match free {
+                    Some(free) if free.iter().any(|&f| f > 0) => {
+                        DeviceMap::balanced_by_memory(devices, &free, n, layer, first, last)?
+                    }
+                    _ => DeviceMap::balanced(devices, n, layer, first, last)?,
+                }
             }
         })
     }
