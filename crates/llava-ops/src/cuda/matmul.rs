@@ -1,15 +1,12 @@
-//! The CUDA route: burn tensors that live on a CUDA device (and outside autodiff) are unwrapped
-//! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
-//! function returns `None` when the route does not apply, and the caller runs the burn op.
+//! Products: the cubek strategy per shape, and one named strategy for the sweep.
 
 use std::sync::OnceLock;
 
-use burn::tensor::{DType, Int, Tensor};
+use burn::tensor::{DType, Tensor};
 use burn_backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::matmul::init_matmul_output;
-use burn_cubecl::kernel::reduce::{KernelReduceStrategy, reduce_dim};
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::{CubeBackend, CubeDevice};
 use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
 use cubek::matmul::multi_level::Strategy as Ml;
 use cubek::matmul::multi_level::components::tile::TileMatmulKind;
@@ -21,118 +18,10 @@ use cubek::matmul::multi_level::routines::batch::{
 };
 use cubek::matmul::routine::BlueprintStrategy;
 use cubek::matmul::strategy::Strategy;
-use cubek::reduce::ReduceStrategy;
-use cubek::reduce::components::instructions::ReduceOperationConfig;
-use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
-use cubek::reduce::routines::{
-    BlueprintStrategy as ReduceBlueprint, cube::CubeStrategy, plane::PlaneStrategy,
-    unit::UnitStrategy,
-};
 use cubek::std::InputBinding;
 
-/// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `1` times the launch
-/// alone (CPU cost of the route), `sync` waits for the GPU after each routed op (its device
-/// time plus launch). [`report`] prints them.
-fn stats_mode() -> Option<bool> {
-    static MODE: OnceLock<Option<bool>> = OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("LLAVA_OPS_STATS").as_deref() {
-        Ok("sync") => Some(true),
-        Ok(_) => Some(false),
-        Err(_) => None,
-    })
-}
-
-type Stats = std::collections::BTreeMap<String, (u64, f64)>;
-
-fn stats() -> &'static std::sync::Mutex<Stats> {
-    static STATS: OnceLock<std::sync::Mutex<Stats>> = OnceLock::new();
-    STATS.get_or_init(Default::default)
-}
-
-/// Runs `f`, recording its time under `key()` when statistics are on.
-fn timed<T: OnDevice>(key: impl FnOnce() -> String, f: impl FnOnce() -> Option<T>) -> Option<T> {
-    let Some(sync) = stats_mode() else {
-        return f();
-    };
-    let start = std::time::Instant::now();
-    let out = f();
-    if let (true, Some(t)) = (sync, &out) {
-        let _ = t.device_of().sync();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    if let Ok(mut s) = stats().lock() {
-        let e = s.entry(key()).or_default();
-        e.0 += 1;
-        e.1 += secs;
-    }
-    out
-}
-
-/// What [`timed`] waits on.
-trait OnDevice {
-    fn device_of(&self) -> burn::tensor::Device;
-}
-
-impl<const D: usize> OnDevice for Tensor<D> {
-    fn device_of(&self) -> burn::tensor::Device {
-        self.device()
-    }
-}
-
-impl<const D: usize> OnDevice for Tensor<D, Int> {
-    fn device_of(&self) -> burn::tensor::Device {
-        self.device()
-    }
-}
-
-/// The statistics gathered under `LLAVA_OPS_STATS`, slowest class first, then cleared.
-pub fn report() -> String {
-    let Ok(mut s) = stats().lock() else {
-        return String::new();
-    };
-    let mut rows: Vec<_> = std::mem::take(&mut *s).into_iter().collect();
-    rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
-    rows.iter()
-        .map(|(k, (n, t))| {
-            format!(
-                "{:10.2} ms {:7}x {:9.1} us  {k}\n",
-                t * 1e3,
-                n,
-                t / *n as f64 * 1e6
-            )
-        })
-        .collect()
-}
-
-/// A CUDA device's total memory (the driver's figure, as cubecl reads it) less what burn's pool
-/// reserves on it. Other processes' use is not seen.
-pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
-    let burn_dispatch::DispatchDevice::Cube(cube) = device.as_dispatch() else {
-        return None;
-    };
-    if !matches!(cube, CubeDevice::Cuda(_)) {
-        return None;
-    }
-    let total = cube.client().properties().memory.max_memory()?;
-    let reserved = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
-    Some(total.saturating_sub(reserved))
-}
-
-/// Whether the route is on (`LLAVA_OPS=burn` turns it off).
-pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_OPS").map_or(true, |v| v != "burn"))
-}
-
-/// The CubeCL tensor behind `t` when it is a plain (non-autodiff) float tensor on CUDA.
-fn on_cuda<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
-    if !enabled() {
-        return None;
-    }
-    let prim = t.clone().try_into_primitive::<CubeBackend>().ok()?;
-    let float = matches!(prim.dtype, DType::BF16 | DType::F16 | DType::F32);
-    (float && matches!(prim.device, CubeDevice::Cuda(_))).then_some(prim)
-}
+use super::on_cuda;
+use super::stats::timed;
 
 /// Every matmul strategy the sweep can time, by name (cubek's routines as burn's autotune
 /// lists them).
@@ -373,113 +262,4 @@ fn launch_matmul_into(
     )
     .map_err(|e| format!("{e:?}"))?;
     Ok(out)
-}
-
-/// A reduction over the last dim.
-#[derive(Clone, Copy, Debug)]
-pub enum RowOp {
-    Max,
-    Sum,
-    Mean,
-}
-
-/// The reduce routines the sweep can time.
-pub const REDUCE_ROUTINES: &[&str] = &["unit", "plane", "cube"];
-
-fn reduce_strategy(routine: &str) -> Option<KernelReduceStrategy> {
-    let routine = match routine {
-        "unit" => RoutineStrategy::Unit(ReduceBlueprint::Inferred(UnitStrategy)),
-        "plane" => RoutineStrategy::Plane(ReduceBlueprint::Inferred(PlaneStrategy {
-            independent: true,
-        })),
-        "cube" => {
-            RoutineStrategy::Cube(ReduceBlueprint::Inferred(CubeStrategy { use_planes: true }))
-        }
-        _ => return None,
-    };
-    Some(KernelReduceStrategy::Specific(ReduceStrategy {
-        routine,
-        vectorization: VectorizationStrategy {
-            parallel_output_vectorization: false,
-        },
-        autotune_level: Default::default(),
-    }))
-}
-
-/// One cube per row for a few long rows (a decode step's norm, the logits), one plane per row
-/// for many (softmax rows, prefill norms), one unit per row only for short rows.
-fn reduce_routine(rows: usize, len: usize) -> &'static str {
-    if len >= 1024 && rows <= 8 {
-        "cube"
-    } else if len >= 64 {
-        "plane"
-    } else {
-        "unit"
-    }
-}
-
-fn row_config(op: RowOp) -> ReduceOperationConfig {
-    match op {
-        RowOp::Max => ReduceOperationConfig::Max,
-        RowOp::Sum => ReduceOperationConfig::Sum,
-        RowOp::Mean => ReduceOperationConfig::Mean,
-    }
-}
-
-/// The reduction `op` over the last dim; `None` when the route does not apply.
-pub fn reduce_last<const D: usize>(x: &Tensor<D>, op: RowOp) -> Option<Tensor<D>> {
-    let dims = x.dims();
-    let (len, rows) = (dims[D - 1], dims[..D - 1].iter().product());
-    let routine = reduce_routine(rows, len);
-    timed(
-        || format!("{op:?} {rows}x{len} {routine}"),
-        || reduce_last_with(routine, x, op).ok(),
-    )
-}
-
-/// The reduction `op` over the last dim with one named routine, for the sweep.
-pub fn reduce_last_with<const D: usize>(
-    routine: &str,
-    x: &Tensor<D>,
-    op: RowOp,
-) -> Result<Tensor<D>, String> {
-    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
-    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
-    reduce_dim(prim, None, D - 1, strategy, row_config(op))
-        .map(Tensor::from_primitive::<CubeBackend>)
-        .map_err(|e| format!("{e:?}"))
-}
-
-/// Softmax over the last dim as max-shifted exponentials over their sum, both reductions
-/// routed; `None` when the route does not apply.
-pub fn softmax_last<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
-    let shifted = x.clone() - reduce_last(x, RowOp::Max)?;
-    let e = shifted.exp();
-    let total = reduce_last(&e, RowOp::Sum)?;
-    Some(e / total)
-}
-
-/// Each row's argmax (first on ties), `[rows, 1]`; `None` when the route does not apply.
-pub fn argmax_last(x: &Tensor<2>) -> Option<Tensor<2, Int>> {
-    let [rows, len] = x.dims();
-    let routine = reduce_routine(rows, len);
-    timed(
-        || format!("argmax {rows}x{len} {routine}"),
-        || argmax_last_with(routine, x).ok(),
-    )
-}
-
-/// Each row's argmax with one named routine, for the sweep.
-pub fn argmax_last_with(routine: &str, x: &Tensor<2>) -> Result<Tensor<2, Int>, String> {
-    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
-    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
-    reduce_dim(
-        prim,
-        Some(DType::I32),
-        1,
-        strategy,
-        ReduceOperationConfig::ArgMax,
-    )
-    .map(Tensor::<2, Int>::from_primitive::<CubeBackend>)
-    .map_err(|e| format!("{e:?}"))
 }

@@ -1,0 +1,50 @@
+//! The CUDA route: burn tensors that live on a CUDA device (and outside autodiff) are unwrapped
+//! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
+//! function returns `None` when the route does not apply, and the caller runs the burn op.
+
+mod matmul;
+mod reduce;
+mod stats;
+
+use std::sync::OnceLock;
+
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{CubeBackend, CubeDevice};
+
+pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
+pub use reduce::{
+    REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
+    softmax_last,
+};
+pub use stats::report;
+
+/// A CUDA device's total memory (the driver's figure, as cubecl reads it) less what burn's pool
+/// reserves on it. Other processes' use is not seen.
+pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
+    let burn_dispatch::DispatchDevice::Cube(cube) = device.as_dispatch() else {
+        return None;
+    };
+    if !matches!(cube, CubeDevice::Cuda(_)) {
+        return None;
+    }
+    let total = cube.client().properties().memory.max_memory()?;
+    let reserved = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
+    Some(total.saturating_sub(reserved))
+}
+
+/// Whether the route is on (`LLAVA_OPS=burn` turns it off).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLAVA_OPS").map_or(true, |v| v != "burn"))
+}
+
+/// The CubeCL tensor behind `t` when it is a plain (non-autodiff) float tensor on CUDA.
+fn on_cuda<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
+    if !enabled() {
+        return None;
+    }
+    let prim = t.clone().try_into_primitive::<CubeBackend>().ok()?;
+    let float = matches!(prim.dtype, DType::BF16 | DType::F16 | DType::F32);
+    (float && matches!(prim.device, CubeDevice::Cuda(_))).then_some(prim)
+}

@@ -1,0 +1,82 @@
+//! `LLAVA_OPS_STATS`: calls and time per routed op class.
+
+use std::sync::OnceLock;
+
+use burn::tensor::{Int, Tensor};
+
+/// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `1` times the launch
+/// alone (CPU cost of the route), `sync` waits for the GPU after each routed op (its device
+/// time plus launch). [`report`] prints them.
+fn stats_mode() -> Option<bool> {
+    static MODE: OnceLock<Option<bool>> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("LLAVA_OPS_STATS").as_deref() {
+        Ok("sync") => Some(true),
+        Ok(_) => Some(false),
+        Err(_) => None,
+    })
+}
+
+type Stats = std::collections::BTreeMap<String, (u64, f64)>;
+
+fn stats() -> &'static std::sync::Mutex<Stats> {
+    static STATS: OnceLock<std::sync::Mutex<Stats>> = OnceLock::new();
+    STATS.get_or_init(Default::default)
+}
+
+/// Runs `f`, recording its time under `key()` when statistics are on.
+pub(super) fn timed<T: OnDevice>(
+    key: impl FnOnce() -> String,
+    f: impl FnOnce() -> Option<T>,
+) -> Option<T> {
+    let Some(sync) = stats_mode() else {
+        return f();
+    };
+    let start = std::time::Instant::now();
+    let out = f();
+    if let (true, Some(t)) = (sync, &out) {
+        let _ = t.device_of().sync();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if let Ok(mut s) = stats().lock() {
+        let e = s.entry(key()).or_default();
+        e.0 += 1;
+        e.1 += secs;
+    }
+    out
+}
+
+/// What [`timed`] waits on.
+pub(super) trait OnDevice {
+    fn device_of(&self) -> burn::tensor::Device;
+}
+
+impl<const D: usize> OnDevice for Tensor<D> {
+    fn device_of(&self) -> burn::tensor::Device {
+        self.device()
+    }
+}
+
+impl<const D: usize> OnDevice for Tensor<D, Int> {
+    fn device_of(&self) -> burn::tensor::Device {
+        self.device()
+    }
+}
+
+/// The statistics gathered under `LLAVA_OPS_STATS`, slowest class first, then cleared.
+pub fn report() -> String {
+    let Ok(mut s) = stats().lock() else {
+        return String::new();
+    };
+    let mut rows: Vec<_> = std::mem::take(&mut *s).into_iter().collect();
+    rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    rows.iter()
+        .map(|(k, (n, t))| {
+            format!(
+                "{:10.2} ms {:7}x {:9.1} us  {k}\n",
+                t * 1e3,
+                n,
+                t / *n as f64 * 1e6
+            )
+        })
+        .collect()
+}
