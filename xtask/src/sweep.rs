@@ -63,49 +63,28 @@ pub fn run(args: Args) -> Result<()> {
     let heads = text.num_attention_heads;
     let kv = text.num_key_value_heads.unwrap_or(heads);
     let d = text.head_dim.unwrap_or(h / heads);
-    let normal = Distribution::Normal(0.0, 0.02);
-    let candidates = |m: usize| -> Vec<String> {
-        let list = if m <= 16 { &args.small } else { &args.large };
-        list.split(',').map(|s| s.trim().to_string()).collect()
-    };
     let ops: Vec<&str> = args.ops.split(',').map(str::trim).collect();
+    let weights = Distribution::Normal(0.0, 0.02);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let random = |shape: [usize; 4], dist| Tensor::<4>::random(shape, dist, (&device, dtype));
+    let sweep = Products { args: &args };
 
     if ops.contains(&"linear") {
-        let mut layers = vec![
+        let layers = [
             ("q_o", h, heads * d),
             ("k_v", h, kv * d),
             ("gate_up", h, inter),
             ("down", inter, h),
+            ("lm_head", h, vocab),
         ];
-        layers.push(("lm_head", h, vocab));
-        for &(name, d_in, d_out) in &layers {
-            let w = Tensor::<2>::random([d_out, d_in], normal, (&device, dtype));
-            for &m in &rows {
-                if name == "lm_head" && m > 16 {
-                    continue; // only the last position reaches lm_head
-                }
-                let x = Tensor::<2>::random(
-                    [m, d_in],
-                    Distribution::Normal(0.0, 1.0),
-                    (&device, dtype),
-                );
-                let wt = w.clone().transpose();
-                let reference = x.clone().matmul(wt.clone());
+        for (name, d_in, d_out) in layers {
+            let wt = Tensor::<2>::random([d_out, d_in], weights, (&device, dtype)).transpose();
+            // Only the last position reaches lm_head.
+            for &m in rows.iter().filter(|&&m| name != "lm_head" || m <= 16) {
+                let x = Tensor::<2>::random([m, d_in], normal, (&device, dtype));
                 let bytes = (d_out * d_in * dtype.size()) as f64;
                 let flops = 2.0 * (m * d_in * d_out) as f64;
-                for s in candidates(m) {
-                    let f = || cuda::matmul_with(&s, &x, &wt);
-                    report_matmul(
-                        name,
-                        [1, m, d_in, d_out],
-                        &s,
-                        &reference,
-                        &f,
-                        args.iters,
-                        bytes,
-                        flops,
-                    );
-                }
+                sweep.run(name, [1, m, d_in, d_out], &x, &wt, bytes, flops);
             }
         }
     }
@@ -114,99 +93,34 @@ pub fn run(args: Args) -> Result<()> {
         let group = heads / kv;
         let t = args.context;
         // Decode: the query heads of one group against the whole cache buffer.
-        let cache = Tensor::<4>::random(
-            [1, kv, t, d],
-            Distribution::Normal(0.0, 1.0),
-            (&device, dtype),
-        );
-        let q = Tensor::<4>::random(
-            [1, kv, group, d],
-            Distribution::Normal(0.0, 1.0),
-            (&device, dtype),
-        );
-        let kt = cache.clone().swap_dims(2, 3);
-        let reference = q.clone().matmul(kt.clone());
+        let cache = random([1, kv, t, d], normal);
+        let q = random([1, kv, group, d], normal);
         let bytes = (kv * t * d * dtype.size()) as f64;
-        for s in candidates(group) {
-            let f = || cuda::matmul_with(&s, &q, &kt);
-            report_matmul(
-                "decode_scores",
-                [kv, group, d, t],
-                &s,
-                &reference,
-                &f,
-                args.iters,
-                bytes,
-                0.0,
-            );
-        }
-        let probs = Tensor::<4>::random(
+        let kt = cache.clone().swap_dims(2, 3);
+        sweep.run("decode_scores", [kv, group, d, t], &q, &kt, bytes, 0.0);
+        let probs = random(
             [1, kv, group, t],
             Distribution::Uniform(0.0, 1.0 / t as f64),
-            (&device, dtype),
         );
-        let reference = probs.clone().matmul(cache.clone());
-        for s in candidates(group) {
-            let f = || cuda::matmul_with(&s, &probs, &cache);
-            report_matmul(
-                "decode_values",
-                [kv, group, t, d],
-                &s,
-                &reference,
-                &f,
-                args.iters,
-                bytes,
-                0.0,
-            );
-        }
+        sweep.run(
+            "decode_values",
+            [kv, group, t, d],
+            &probs,
+            &cache,
+            bytes,
+            0.0,
+        );
         // Prefill: every prompt position of a group at once.
         if let Some(&s_len) = rows.iter().find(|&&r| r > 16) {
             let m = group * s_len;
-            let k = Tensor::<4>::random(
-                [1, kv, s_len, d],
-                Distribution::Normal(0.0, 1.0),
-                (&device, dtype),
-            );
-            let q = Tensor::<4>::random(
-                [1, kv, m, d],
-                Distribution::Normal(0.0, 1.0),
-                (&device, dtype),
-            );
-            let kt = k.clone().swap_dims(2, 3);
-            let reference = q.clone().matmul(kt.clone());
+            let k = random([1, kv, s_len, d], normal);
+            let q = random([1, kv, m, d], normal);
             let flops = 2.0 * (kv * m * s_len * d) as f64;
-            for s in candidates(m) {
-                let f = || cuda::matmul_with(&s, &q, &kt);
-                report_matmul(
-                    "prefill_scores",
-                    [kv, m, d, s_len],
-                    &s,
-                    &reference,
-                    &f,
-                    args.iters,
-                    0.0,
-                    flops,
-                );
-            }
-            let probs = Tensor::<4>::random(
-                [1, kv, m, s_len],
-                Distribution::Uniform(0.0, 1.0 / s_len as f64),
-                (&device, dtype),
-            );
-            let reference = probs.clone().matmul(k.clone());
-            for s in candidates(m) {
-                let f = || cuda::matmul_with(&s, &probs, &k);
-                report_matmul(
-                    "prefill_values",
-                    [kv, m, s_len, d],
-                    &s,
-                    &reference,
-                    &f,
-                    args.iters,
-                    0.0,
-                    flops,
-                );
-            }
+            let kt = k.clone().swap_dims(2, 3);
+            sweep.run("prefill_scores", [kv, m, d, s_len], &q, &kt, 0.0, flops);
+            let uniform = Distribution::Uniform(0.0, 1.0 / s_len as f64);
+            let probs = random([1, kv, m, s_len], uniform);
+            sweep.run("prefill_values", [kv, m, s_len, d], &probs, &k, 0.0, flops);
         }
     }
 
@@ -285,6 +199,35 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The product candidates of a sweep.
+struct Products<'a> {
+    args: &'a Args,
+}
+
+impl Products<'_> {
+    /// Every candidate for `lhs · rhs` (`dims`: batch, m, k, n), checked against burn's product.
+    fn run<const D: usize>(
+        &self,
+        op: &str,
+        dims: [usize; 4],
+        lhs: &Tensor<D>,
+        rhs: &Tensor<D>,
+        bytes: f64,
+        flops: f64,
+    ) {
+        let list = if dims[1] <= 16 {
+            &self.args.small
+        } else {
+            &self.args.large
+        };
+        let reference = lhs.clone().matmul(rhs.clone());
+        for s in list.split(',').map(str::trim) {
+            let f = || cuda::matmul_with(s, lhs, rhs);
+            report_matmul(op, dims, s, &reference, &f, self.args.iters, bytes, flops);
+        }
+    }
 }
 
 /// Times one candidate and prints its record: `dims` are (batch, m, k, n) for products.
