@@ -13,6 +13,7 @@
 
 use burn::tensor::{Int, Tensor};
 
+pub mod choice;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 

@@ -22,6 +22,7 @@ use cubek::std::InputBinding;
 
 use super::on_cuda;
 use super::stats::timed;
+use crate::choice::{MatmulPlan, matmul_plan};
 
 /// Every matmul strategy the sweep can time, by name (cubek's routines as burn's autotune
 /// lists them).
@@ -126,42 +127,34 @@ pub fn matmul_strategy(name: &str) -> Option<Strategy> {
     Some(Strategy::MultiLevel(ml))
 }
 
-/// The strategies to try, in order, for a product with `m` rows per batch (`batched`: with
-/// leading batch dims, as attention's): the first that accepts the problem runs.
-/// `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE` and `LLAVA_MATMUL_BATCHED` (comma lists of names)
-/// override the defaults, for A/B runs without a rebuild. The defaults are the fastest in the
-/// sweep on an H200 (docs/benchmarks.md): the plane-per-output dot product for decode, the
-/// warp-specialised TMA kernel for prefill projections.
-fn matmul_plan(m: usize, batched: bool) -> &'static [Strategy] {
+/// The strategies to try, in order, for a plan: the first that accepts the problem runs, and
+/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE` and
+/// `LLAVA_MATMUL_DEFAULT` (comma lists of names) override the defaults, for A/B runs without a
+/// rebuild. The defaults are the fastest in the sweep on an H200 (docs/benchmarks.md).
+fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
     static SMALL: OnceLock<Vec<Strategy>> = OnceLock::new();
     static LARGE: OnceLock<Vec<Strategy>> = OnceLock::new();
-    static BATCHED: OnceLock<Vec<Strategy>> = OnceLock::new();
-    let plan = |var: &str, default: &str| {
+    static DEFAULT: OnceLock<Vec<Strategy>> = OnceLock::new();
+    let list = |var: &str, default: &str| {
         let names = std::env::var(var).unwrap_or_else(|_| default.to_string());
-        let mut plan: Vec<Strategy> = names
+        let mut list: Vec<Strategy> = names
             .split(',')
             .filter_map(|n| matmul_strategy(n.trim()))
             .collect();
-        plan.push(Strategy::Auto);
-        plan
+        list.push(Strategy::Auto);
+        list
     };
-    if m <= SMALL_M {
-        SMALL.get_or_init(|| plan("LLAVA_MATMUL_SMALL", "gemm_no_stage,gemm"))
-    } else if batched {
-        BATCHED.get_or_init(|| plan("LLAVA_MATMUL_BATCHED", "auto"))
-    } else {
-        LARGE.get_or_init(|| {
-            plan(
+    match plan {
+        MatmulPlan::Small => SMALL.get_or_init(|| list("LLAVA_MATMUL_SMALL", "gemm_no_stage,gemm")),
+        MatmulPlan::Large => LARGE.get_or_init(|| {
+            list(
                 "LLAVA_MATMUL_LARGE",
                 "specialized_tma_mma,double_cyclic_mma",
             )
-        })
+        }),
+        MatmulPlan::Default => DEFAULT.get_or_init(|| list("LLAVA_MATMUL_DEFAULT", "auto")),
     }
 }
-
-/// Rows per batch up to which a product is decode-shaped (one row per sequence, a few
-/// sequences or a query head group).
-const SMALL_M: usize = 16;
 
 /// `lhs · rhs` through the plan for its shape; `None` when the route does not apply.
 pub fn matmul<const D: usize>(lhs: &Tensor<D>, rhs: &Tensor<D>) -> Option<Tensor<D>> {
@@ -183,19 +176,19 @@ fn matmul_to<const D: usize>(
     if l.dtype != r.dtype || ls[..D - 2] != rs[..D - 2] {
         return None;
     }
-    let m = ls[D - 2];
+    let (m, k, n) = (ls[D - 2], ls[D - 1], rs[D - 1]);
     let batch = ls[..D - 2].iter().product::<usize>();
+    let half = matches!(l.dtype, DType::BF16 | DType::F16);
+    let plan = matmul_plan(m, k, n, batch > 1, half);
     let out_dtype = out_dtype.unwrap_or(l.dtype);
     let key = || {
         format!(
-            "matmul b{batch} {m}x{}x{} {:?}->{out_dtype:?}",
-            ls[D - 1],
-            rs[D - 1],
+            "matmul b{batch} {m}x{k}x{n} {:?}->{out_dtype:?} {plan:?}",
             l.dtype
         )
     };
     timed(key, || {
-        matmul_plan(m, batch > 1)
+        strategies(plan)
             .iter()
             .find_map(|s| {
                 let out = init_matmul_output(&l, &r, out_dtype);

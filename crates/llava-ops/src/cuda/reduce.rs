@@ -14,6 +14,7 @@ use cubek::reduce::routines::{
 
 use super::on_cuda;
 use super::stats::timed;
+use crate::choice::reduce_routine;
 
 /// A reduction over the last dim.
 #[derive(Clone, Copy, Debug)]
@@ -44,18 +45,6 @@ fn reduce_strategy(routine: &str) -> Option<KernelReduceStrategy> {
         },
         autotune_level: Default::default(),
     }))
-}
-
-/// One cube per row for a few long rows (a decode step's norm, the logits), one plane per row
-/// for many (softmax rows, prefill norms), one unit per row only for short rows.
-fn reduce_routine(rows: usize, len: usize) -> &'static str {
-    if len >= 1024 && rows <= 8 {
-        "cube"
-    } else if len >= 64 {
-        "plane"
-    } else {
-        "unit"
-    }
 }
 
 fn row_config(op: RowOp) -> ReduceOperationConfig {
