@@ -46,3 +46,37 @@ fn bench_rejects_an_empty_batch_size() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--batch"));
 }
+
+#[test]
+fn bench_loads_saved_weights_and_dumps_the_prefill_logits() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/llava/clip-mistral/hf");
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("logits.f32");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--device", "cpu", "--dtype", "f32", "--config"])
+        .arg(&dir)
+        .arg("--weights")
+        .arg(&dir)
+        .arg("--dump-logits")
+        .arg(&dump)
+        .args(["--image-size", "336", "--prompt-tokens", "7"])
+        .args(["--max-new-tokens", "2", "--warmup", "0"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let vocab = config["text_config"]["vocab_size"].as_u64().unwrap() as usize;
+    let bytes = std::fs::read(&dump).unwrap();
+    assert_eq!(
+        bytes.len(),
+        (1176 + 7) * vocab * 4,
+        "[positions, vocab] f32"
+    );
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!(values.iter().all(|v| v.is_finite()));
+    assert!(values.iter().any(|&v| v != 0.0));
+}
