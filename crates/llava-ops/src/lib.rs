@@ -5,8 +5,8 @@
 //! reduction (an argmax over 152 064 logits on a single thread). Autotune would choose better,
 //! but it compiles and times every candidate of every new shape on first use (minutes on a
 //! fresh machine; docs/cuda.md). So on CUDA these ops launch cubek's kernels with a strategy
-//! picked here from the shape, measured once on the target GPU (`cargo xtask bench-ops
-//! --sweep`, docs/benchmarks.md). Everywhere else (CPU, autodiff, another runtime) they are
+//! picked here from the shape (`choice`), measured once on the target GPU (`cargo xtask
+//! sweep`, docs/benchmarks.md). Everywhere else (CPU, autodiff, another runtime) they are
 //! plain burn ops, so the CPU parity tests exercise the same formulas.
 //!
 //! `LLAVA_OPS=burn` turns the route off, for A/B runs.
