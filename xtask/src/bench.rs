@@ -14,7 +14,7 @@ use llava_checkpoint::Progress;
 use llava_llm::{DeviceMap, GenerateOptions, LoadOptions};
 use serde_json::json;
 
-use crate::device::{parse_dtype, parse_placement};
+use crate::device::{parse_dtype, parse_placement, parse_sizes};
 
 #[derive(Parser)]
 pub struct Args {
@@ -73,12 +73,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(spec) => spec.resolve(&config, dtype)?,
         None => DeviceMap::single(&devices[0], config.text.num_hidden_layers),
     };
-    let batches = args
-        .batch
-        .split(',')
-        .map(|b| b.trim().parse::<usize>())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("--batch {:?}: expected sizes like 1,4,16", args.batch))?;
+    let batches = parse_sizes("--batch", &args.batch)?;
     if batches.contains(&0) {
         bail!("--batch: sizes must be at least 1");
     }

@@ -11,7 +11,7 @@ use clap::Parser;
 use llava_llm::grouped_attention;
 use serde_json::json;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::{parse_device, parse_dtype, parse_sizes};
 
 #[derive(Parser)]
 pub struct Args {
@@ -33,11 +33,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let dims: Vec<usize> = args
-        .heads
-        .split(',')
-        .map(|v| v.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let dims = parse_sizes("--heads", &args.heads)?;
     let [heads, kv, d] = dims[..] else {
         anyhow::bail!("--heads takes three numbers: heads,kv_heads,head_dim");
     };

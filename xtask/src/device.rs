@@ -1,6 +1,6 @@
 //! `--device` and `--dtype` flags.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
 use llava::DeviceMapSpec;
 
@@ -37,6 +37,14 @@ pub fn parse_dtype(spec: &str) -> Result<DType> {
 }
 
 /// `--device` (one device, or a comma-separated list) and `--device-map` (`auto` or layer
+/// A comma-separated list of sizes (`1,4,16`) given to `flag`; the error names the flag.
+pub fn parse_sizes(flag: &str, text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|v| v.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{flag} {text:?}: expected numbers like 1,4,16"))
+}
+
 /// ranges such as `0-39:cuda:0,40-79:cuda:1`) → the devices and the split, if any.
 pub fn parse_placement(
     device: &str,

@@ -12,7 +12,7 @@ use llava::LlavaConfig;
 use llava_ops::cuda::{self, RowOp};
 use serde_json::json;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::{parse_device, parse_dtype, parse_sizes};
 
 #[derive(Parser)]
 pub struct Args {
@@ -54,11 +54,7 @@ pub fn run(args: Args) -> Result<()> {
     let text = &config.text;
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let rows: Vec<usize> = args
-        .rows
-        .split(',')
-        .map(|r| r.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let rows = parse_sizes("--rows", &args.rows)?;
     let (h, inter, vocab) = (text.hidden_size, text.intermediate_size, text.vocab_size);
     let heads = text.num_attention_heads;
     let kv = text.num_key_value_heads.unwrap_or(heads);
