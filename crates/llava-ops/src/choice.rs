@@ -6,7 +6,7 @@
 pub const SMALL_M: usize = 16;
 
 /// The list of matmul strategies a product takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulPlan {
     /// Decode-shaped: the plane-per-output dot product.
     Small,

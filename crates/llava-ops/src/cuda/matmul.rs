@@ -187,15 +187,38 @@ fn matmul_to<const D: usize>(
             l.dtype
         )
     };
+    // Strategies that declined this problem before are skipped: each refusal costs a blueprint
+    // set-up on every call otherwise (the decode `probs·V` product, every layer and step).
+    let layout = (l.meta.strides()[D - 1] == 1, r.meta.strides()[D - 1] == 1);
+    let problem = (plan, batch, m, k, n, layout);
+    let start = first_accepted()
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&problem).copied());
     timed(key, || {
-        strategies(plan)
-            .iter()
-            .find_map(|s| {
-                let out = init_matmul_output(&l, &r, out_dtype);
-                launch_matmul_into(s, l.clone(), r.clone(), out).ok()
-            })
-            .map(Tensor::from_primitive::<CubeBackend>)
+        let out = init_matmul_output(&l, &r, out_dtype);
+        let list = strategies(plan);
+        let (index, product) = (start.unwrap_or(0)..list.len()).find_map(|i| {
+            let product = launch_matmul_into(&list[i], l.clone(), r.clone(), out.clone()).ok()?;
+            Some((i, product))
+        })?;
+        if start != Some(index)
+            && let Ok(mut cache) = first_accepted().lock()
+        {
+            cache.insert(problem, index);
+        }
+        Some(Tensor::from_primitive::<CubeBackend>(product))
     })
+}
+
+/// A product's plan, batch, m, k, n and whether lhs / rhs are contiguous along their last dim.
+type Problem = (MatmulPlan, usize, usize, usize, usize, (bool, bool));
+
+/// For each problem seen, the index in its strategy list of the first strategy that took it.
+fn first_accepted() -> &'static std::sync::Mutex<std::collections::HashMap<Problem, usize>> {
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<Problem, usize>>> =
+        OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
 
 /// `x · weightᵀ` for `weight` `[d_output, d_input]`, `x` flattened to rows.
