@@ -136,6 +136,8 @@ pub fn run(args: Args) -> Result<()> {
             "ttft_ms": timing.ttft.as_secs_f64() * 1e3,
             "decode_tok_s": timing.decode_tokens_per_s(),
             "decode_ms_per_step": timing.ms_per_step(),
+            "first_decode_step_ms": timing.first_step.as_secs_f64() * 1e3,
+            "graph_replay": timing.graph,
             "new_tokens": timing.steps,
             "cold_ttft_ms": cold.as_ref().map(|c| c.ttft.as_secs_f64() * 1e3),
             "cold_total_s": cold.as_ref().map(|c| (c.ttft + c.decode).as_secs_f64()),
@@ -194,6 +196,10 @@ struct Timing {
     prompt_len: usize,
     ttft: Duration,
     decode: Duration,
+    /// The first decode step alone (it records the CUDA graph where one is used).
+    first_step: Duration,
+    /// Whether decode steps replayed a recorded CUDA graph.
+    graph: bool,
     steps: usize,
     batch: usize,
 }
@@ -216,12 +222,14 @@ impl Timing {
 
     fn summary(&self) -> String {
         format!(
-            "prompt {} positions, first token {:.1} ms, {} steps at {:.1} tok/s per row ({:.1} tok/s in all)",
+            "prompt {} positions, first token {:.1} ms, {} steps at {:.1} tok/s per row ({:.1} tok/s in all; first decode step {:.1} ms, it records the graph where one is replayed; graph replay {})",
             self.prompt_len,
             self.ttft.as_secs_f64() * 1e3,
             self.steps,
             self.decode_tokens_per_s(),
-            self.decode_tokens_per_s() * self.batch as f64
+            self.decode_tokens_per_s() * self.batch as f64,
+            self.first_step.as_secs_f64() * 1e3,
+            if self.graph { "on" } else { "off" }
         )
     }
 }
@@ -240,8 +248,12 @@ fn time_generation(
     let ttft = start.elapsed();
     let mut steps = usize::from(first.is_some());
     let decode_start = Instant::now();
+    let mut first_step = Duration::ZERO;
     while generator.step()?.is_some() {
         steps += 1;
+        if steps == 2 {
+            first_step = decode_start.elapsed();
+        }
     }
     let decode = decode_start.elapsed();
     let prompt_len = generator.prompt_len();
@@ -249,6 +261,8 @@ fn time_generation(
         prompt_len,
         ttft,
         decode,
+        first_step,
+        graph: generator.graph_replay(),
         steps,
         batch: prompts.len(),
     })

@@ -3,6 +3,7 @@
 
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
+use crate::decode_graph::{GraphStep, Recorded, StepValues};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::{CausalLm, DecoderInput, ForwardOptions, KvCache, LlmError, LogitsFor, Result};
 
@@ -87,7 +88,12 @@ pub struct Generator<'a> {
     model: &'a CausalLm,
     options: GenerateOptions,
     sampler: Sampler,
-    cache: KvCache,
+    /// `None` only after a step failed half-way.
+    stepper: Option<Stepper<'a>>,
+    /// Positions in the cache.
+    cached: usize,
+    /// Whether the first decode step records a CUDA graph (`decode_graph`).
+    record_graph: bool,
     /// `[batch][cache positions]`; `None` when no row is padded.
     mask: Option<Vec<Vec<bool>>>,
     next_position: Vec<i64>,
@@ -95,6 +101,10 @@ pub struct Generator<'a> {
     generated: Vec<Vec<u32>>,
     finished: Vec<bool>,
     pending: Option<Tensor<2>>,
+    /// Ids and positions of a step not run yet: the step that records the CUDA graph waits for
+    /// the next call, so the recording (a few op-by-op runs) does not delay the token just
+    /// sampled.
+    deferred: Option<(Vec<i64>, Vec<i64>)>,
     prompt_len: usize,
 }
 
@@ -158,16 +168,21 @@ impl<'a> Generator<'a> {
                 logits: LogitsFor::Last,
             },
         )?;
+        let record_graph =
+            llava_ops::graph_replay_available(&device) && model.device_map().devices().len() == 1;
         Ok(Self {
             model,
             sampler,
-            cache,
+            stepper: Some(Stepper::Eager(cache)),
+            cached: len,
+            record_graph,
             mask,
             next_position,
             seen: prefill.history,
             generated: vec![Vec::new(); batch],
             finished: vec![false; batch],
             pending: (options.max_new_tokens > 0).then(|| squeeze_last(logits)),
+            deferred: None,
             prompt_len: len,
             options,
         })
@@ -176,6 +191,9 @@ impl<'a> Generator<'a> {
     /// The next token of every row, or `None` once every row has finished or
     /// `max_new_tokens` is reached.
     pub fn step(&mut self) -> Result<Option<Vec<u32>>> {
+        if let Some((ids, positions)) = self.deferred.take() {
+            self.pending = Some(self.decode(ids, positions)?);
+        }
         let Some(logits) = self.pending.take() else {
             return Ok(None);
         };
@@ -196,8 +214,6 @@ impl<'a> Generator<'a> {
         if self.finished.iter().all(|&f| f) || steps >= self.options.max_new_tokens {
             return Ok(Some(tokens));
         }
-        let device = self.model.device();
-        let batch = tokens.len();
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let positions = self.next_position.clone();
         for p in &mut self.next_position {
@@ -208,20 +224,83 @@ impl<'a> Generator<'a> {
                 row.push(true);
             }
         }
-        let logits = self.model.forward(
-            DecoderInput::Ids(Tensor::from_data(TensorData::new(ids, [batch, 1]), &device)),
-            Some(&mut self.cache),
-            ForwardOptions {
-                positions: Some(Tensor::from_data(
-                    TensorData::new(positions, [batch, 1]),
-                    &device,
-                )),
-                key_valid: self.mask.as_ref().map(|m| mask_tensor(m, &device)),
-                logits: LogitsFor::Last,
-            },
-        )?;
-        self.pending = Some(squeeze_last(logits));
+        let records = self.record_graph && matches!(self.stepper, Some(Stepper::Eager(_)));
+        if records {
+            self.deferred = Some((ids, positions));
+        } else {
+            // Queued now, so the device works while the caller handles this token.
+            self.pending = Some(self.decode(ids, positions)?);
+        }
         Ok(Some(tokens))
+    }
+
+    /// One decode step for `ids` at `positions` (one per row): `[batch, vocab]` f32 logits.
+    fn decode(&mut self, ids: Vec<i64>, positions: Vec<i64>) -> Result<Tensor<2>> {
+        let batch = ids.len();
+        let values = StepValues {
+            ids: &ids,
+            positions: &positions,
+            slot: self.cached,
+            valid: self.mask.as_deref(),
+        };
+        let (stepper, logits) = match self.stepper.take() {
+            Some(Stepper::Graph(mut graph)) => {
+                let capacity = self.prompt_len + self.options.max_new_tokens;
+                if self.cached >= capacity {
+                    return Err(LlmError::CacheFull {
+                        capacity,
+                        used: self.cached,
+                        incoming: 1,
+                    });
+                }
+                let logits = graph.run(values)?;
+                (Stepper::Graph(graph), logits)
+            }
+            Some(Stepper::Eager(cache)) if self.record_graph => {
+                // The recording step's cache length stays where it was: later steps read the
+                // slot from the device. Kept in step for the op-by-op fallback.
+                let (recorded, logits) = GraphStep::record(self.model, cache, values)?;
+                self.record_graph = false;
+                let stepper = match recorded {
+                    Recorded::Graph(graph) => Stepper::Graph(graph),
+                    Recorded::Eager(mut cache) => {
+                        cache.advance(1);
+                        Stepper::Eager(cache)
+                    }
+                };
+                (stepper, logits)
+            }
+            Some(Stepper::Eager(mut cache)) => {
+                let device = self.model.device();
+                let logits = self.model.forward(
+                    DecoderInput::Ids(Tensor::from_data(TensorData::new(ids, [batch, 1]), &device)),
+                    Some(&mut cache),
+                    ForwardOptions {
+                        positions: Some(Tensor::from_data(
+                            TensorData::new(positions, [batch, 1]),
+                            &device,
+                        )),
+                        key_valid: self.mask.as_ref().map(|m| mask_tensor(m, &device)),
+                        logits: LogitsFor::Last,
+                    },
+                )?;
+                (Stepper::Eager(cache), squeeze_last(logits))
+            }
+            None => {
+                return Err(LlmError::Generation(
+                    "an earlier step of this generation failed".into(),
+                ));
+            }
+        };
+        self.stepper = Some(stepper);
+        self.cached += 1;
+        Ok(logits)
+    }
+
+    /// Whether decode steps replay a recorded CUDA graph (false on the CPU, over several
+    /// devices, with `LLAVA_GRAPH=0`, and before the first decode step).
+    pub fn graph_replay(&self) -> bool {
+        matches!(self.stepper, Some(Stepper::Graph(_)))
     }
 
     /// Positions of the (left-padded) prompt the prefill read.
@@ -239,6 +318,16 @@ impl<'a> Generator<'a> {
         while self.step()?.is_some() {}
         Ok(self.generated)
     }
+}
+
+/// How decode steps run.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per generation, moved a few times
+enum Stepper<'a> {
+    /// Op by op through [`CausalLm::forward`].
+    Eager(KvCache),
+    /// A recorded step replayed (it owns the cache).
+    Graph(Box<GraphStep<'a>>),
 }
 
 fn squeeze_last(logits: Tensor<3>) -> Tensor<2> {

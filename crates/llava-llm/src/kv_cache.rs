@@ -1,4 +1,4 @@
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor};
 
 use crate::{LlmError, Result, TextConfig};
 
@@ -12,6 +12,9 @@ pub struct KvCache {
     capacity: usize,
     slots: usize,
     batch: usize,
+    /// When set, [`KvCache::append`] writes its one new position at the slot this tensor holds
+    /// instead of at `len` (a recorded decode step reads the slot from the device).
+    write_slot: Option<Tensor<1, Int>>,
 }
 
 /// Buffers hold a multiple of this many positions: attention reads the whole buffer, and
@@ -57,6 +60,7 @@ impl KvCache {
             capacity,
             slots,
             batch,
+            write_slot: None,
         }
     }
 
@@ -91,6 +95,17 @@ impl KvCache {
         self.len = 0;
     }
 
+    /// From now on, one-position appends go to the slot `slot` (`[1]`) holds when they run,
+    /// not to [`KvCache::len`]; the length is then the caller's to track.
+    pub(crate) fn write_at(&mut self, slot: Tensor<1, Int>) {
+        self.write_slot = Some(slot);
+    }
+
+    /// Back to appending at [`KvCache::len`].
+    pub(crate) fn write_at_len(&mut self) {
+        self.write_slot = None;
+    }
+
     /// Errors unless `incoming` more positions fit.
     pub(crate) fn reserve(&self, incoming: usize) -> Result<()> {
         if self.len + incoming > self.capacity {
@@ -117,19 +132,19 @@ impl KvCache {
     ) -> (Tensor<4>, Tensor<4>) {
         let s = k.dims()[2];
         let (start, end) = (self.len, self.len + s);
+        let slot = self.write_slot.clone().filter(|_| s == 1);
         let (ck, cv) = &mut self.layers[layer];
-        ck.inplace(|c| {
-            c.slice_assign(
-                [0..k.dims()[0], 0..k.dims()[1], start..end, 0..k.dims()[3]],
-                k,
-            )
-        });
-        cv.inplace(|c| {
-            c.slice_assign(
-                [0..v.dims()[0], 0..v.dims()[1], start..end, 0..v.dims()[3]],
-                v,
-            )
-        });
+        for (cache, new) in [(ck, k), (cv, v)] {
+            cache.inplace(|c| match &slot {
+                // In place: the cache holds the only reference to its buffers.
+                Some(slot) => c.select_assign(2, slot.clone(), new, IndexingUpdateOp::Assign),
+                None => {
+                    let [b, h, _, d] = new.dims();
+                    c.slice_assign([0..b, 0..h, start..end, 0..d], new)
+                }
+            });
+        }
+        let (ck, cv) = &self.layers[layer];
         (ck.clone(), cv.clone())
     }
 

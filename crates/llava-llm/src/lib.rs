@@ -17,6 +17,7 @@
 mod attention;
 mod checkpoint_keys;
 mod config;
+mod decode_graph;
 mod decoder_layer;
 mod device_map;
 mod error;

@@ -4,6 +4,7 @@ use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
+use crate::decode_graph::StepInputs;
 use crate::device_map::DeviceMap;
 use crate::kv_cache::KvCache;
 use crate::mask::attention_bias;
@@ -243,6 +244,35 @@ impl CausalLm {
             x = x.to_device(&self.devices.head);
         }
         Ok(self.model.norm.forward(x))
+    }
+
+    /// The RoPE frequencies on `device` (see [`RotaryEmbedding::tables_from`]).
+    pub(crate) fn rope_inv_freq(&self, device: &Device) -> Tensor<3> {
+        self.rope.inv_freq_tensor(device)
+    }
+
+    /// One decode step that reads every per-step value from device tensors and issues device
+    /// ops only (no host copies, no host-dependent offsets), so it can be recorded as a CUDA
+    /// graph and replayed (`decode_graph`). The cache must write at `inputs.slot`
+    /// ([`KvCache::write_at`]); its length is not advanced. Returns `[batch, vocab]` f32 logits,
+    /// equal to [`CausalLm::forward`] on the same token. Single-device models only.
+    pub(crate) fn decode_step(
+        &self,
+        inputs: &StepInputs,
+        cache: &mut KvCache,
+        inv_freq: &Tensor<3>,
+    ) -> Tensor<2> {
+        let mut x = self.embed(inputs.ids.clone());
+        let rope = self
+            .rope
+            .tables_from(inputs.positions.clone(), inv_freq, x.dtype());
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let bias = inputs.bias(self.config.sliding_window(i));
+            x = layer.forward(x, &rope, bias, Some((&mut *cache, i)));
+        }
+        let logits = self.logits(self.model.norm.forward(x));
+        let [b, _, v] = logits.dims();
+        logits.reshape([b, v]).cast(burn::tensor::DType::F32)
     }
 
     /// `[batch, seq, hidden]` → `[batch, seq, vocab]` through `lm_head` (or the tied

@@ -31,14 +31,31 @@ impl RotaryEmbedding {
     /// Tables for `positions` (`[batch, seq]`). Angles are products in f32 (exact as in
     /// transformers' f32 matmul of one-element inner dimension), then cast to `dtype`.
     pub fn tables(&self, positions: Tensor<2, Int>, dtype: DType, device: &Device) -> RopeTables {
-        let [batch, seq] = positions.dims();
+        self.tables_from(positions, &self.inv_freq_tensor(device), dtype)
+    }
+
+    /// The frequencies as an f32 tensor `[1, 1, head_dim / 2]` on `device`, for
+    /// [`RotaryEmbedding::tables_from`].
+    pub fn inv_freq_tensor(&self, device: &Device) -> Tensor<3> {
         let half = self.inv_freq.len();
-        let pos = positions.cast(FloatDType::F32).reshape([batch, seq, 1]);
-        let inv = Tensor::<3>::from_data(
+        Tensor::<3>::from_data(
             TensorData::new(self.inv_freq.clone(), [1, 1, half]),
             (device, DType::F32),
-        );
-        let freqs = pos * inv;
+        )
+    }
+
+    /// [`RotaryEmbedding::tables`] with the frequencies already on the device: only device
+    /// ops, so a recorded decode step (which may not copy from the host) can build its tables
+    /// from a positions tensor.
+    pub fn tables_from(
+        &self,
+        positions: Tensor<2, Int>,
+        inv: &Tensor<3>,
+        dtype: DType,
+    ) -> RopeTables {
+        let [batch, seq] = positions.dims();
+        let pos = positions.cast(FloatDType::F32).reshape([batch, seq, 1]);
+        let freqs = pos * inv.clone();
         let sin = freqs.clone().sin();
         let cos = freqs.cos();
         let both = |a: Tensor<3>, b: Tensor<3>| Tensor::cat(vec![a, b], 2).unsqueeze_dim::<4>(1);

@@ -11,7 +11,7 @@
 //!
 //! `LLAVA_OPS=burn` turns the route off, for A/B runs.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 
 pub mod choice;
 #[cfg(feature = "cuda")]
@@ -26,6 +26,96 @@ pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
     {
         let _ = device;
         None
+    }
+}
+
+/// Whether a step of tensor ops on `device` can be recorded once as a CUDA graph and replayed
+/// (burn's `capture`), its inputs refreshed in place with [`overwrite`] between replays: CUDA
+/// devices with the route on. `LLAVA_GRAPH=0` turns replay off, for A/B runs.
+pub fn graph_replay_available(device: &burn::tensor::Device) -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::graph_replay_available(device);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+/// A step of device work recorded as a CUDA graph ([`record`]).
+pub struct Recording {
+    #[cfg(feature = "cuda")]
+    inner: cuda::Recording,
+    #[cfg(not(feature = "cuda"))]
+    _never: std::convert::Infallible,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recording")
+    }
+}
+
+/// Runs `step` once for real, then records a second run of it as a CUDA graph (not executed).
+/// Returns the first run's output and either the recording with the output the replays write,
+/// or why there is none (the device is not CUDA, the route or `LLAVA_GRAPH` is off, or the
+/// driver refused the recording). `step` must issue device work only: no host copies, and no
+/// allocations beyond what its first run made. Between replays, refresh its inputs with
+/// [`overwrite`].
+pub fn record<T>(
+    device: &burn::tensor::Device,
+    mut step: impl FnMut() -> T,
+) -> (T, Result<(Recording, T), String>) {
+    #[cfg(feature = "cuda")]
+    if graph_replay_available(device) {
+        let (first, recorded) = cuda::record(device, step);
+        return (
+            first,
+            recorded.map(|(inner, out)| (Recording { inner }, out)),
+        );
+    }
+    let _ = device;
+    (step(), Err("graph replay needs the CUDA route".into()))
+}
+
+impl Recording {
+    /// Re-runs the recorded launches, queued on the calling thread's stream.
+    ///
+    /// # Safety
+    /// Every tensor the recorded run read or wrote must still be alive (its buffer not freed
+    /// and reused), nothing on another stream may use them meanwhile, and input refreshes and
+    /// output reads must be issued from the thread that recorded (the same stream).
+    pub unsafe fn replay(&self) -> Result<(), String> {
+        #[cfg(feature = "cuda")]
+        // SAFETY: forwarded from the caller.
+        return unsafe { self.inner.replay() };
+        #[cfg(not(feature = "cuda"))]
+        match self._never {}
+    }
+}
+
+/// Writes `data` into `dst`'s own buffer (no new allocation, so a recorded graph that reads
+/// `dst` sees the new values on its next replay). `data` must have `dst`'s shape; it is cast to
+/// `dst`'s dtype. Returns false, writing nothing, where this is not possible (off the CUDA route,
+/// a strided or mismatched tensor): callers check [`graph_replay_available`] first.
+pub fn overwrite<const D: usize>(dst: &Tensor<D>, data: TensorData) -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::overwrite(dst, data);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (dst, data);
+        false
+    }
+}
+
+/// [`overwrite`] for an integer tensor.
+pub fn overwrite_int<const D: usize>(dst: &Tensor<D, Int>, data: TensorData) -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::overwrite(dst, data);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (dst, data);
+        false
     }
 }
 

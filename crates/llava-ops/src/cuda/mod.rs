@@ -2,16 +2,20 @@
 //! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
 //! function returns `None` when the route does not apply, and the caller runs the burn op.
 
+mod graph;
 mod matmul;
 mod reduce;
 mod stats;
 
 use std::sync::OnceLock;
 
-use burn::tensor::{DType, Tensor};
+use burn::tensor::BackendPrimitive;
+use burn::tensor::kind::Basic;
+use burn::tensor::{DType, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 
+pub use graph::{Recording, record};
 pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
@@ -31,6 +35,37 @@ pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
     let total = cube.client().properties().memory.max_memory()?;
     let reserved = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
     Some(total.saturating_sub(reserved))
+}
+
+/// Whether decode steps on `device` may be replayed as a CUDA graph (see the crate function).
+pub fn graph_replay_available(device: &burn::tensor::Device) -> bool {
+    let on = std::env::var("LLAVA_GRAPH").map_or(true, |v| v != "0");
+    let cuda = matches!(
+        device.as_dispatch(),
+        burn_dispatch::DispatchDevice::Cube(CubeDevice::Cuda(_))
+    );
+    on && cuda && enabled()
+}
+
+/// `data` written into the buffer behind `dst` on its stream, so it is ordered after every
+/// launch already queued there (a replay included) and before every later one.
+pub fn overwrite<const D: usize, K>(dst: &Tensor<D, K>, data: TensorData) -> bool
+where
+    K: Basic + BackendPrimitive<CubeBackend, Primitive = CubeTensor>,
+{
+    if !enabled() {
+        return false;
+    }
+    let Ok(prim) = dst.clone().try_into_primitive::<CubeBackend>() else {
+        return false;
+    };
+    let same_shape = prim.meta.shape().iter().eq(data.shape().iter());
+    if !matches!(prim.device, CubeDevice::Cuda(_)) || !prim.is_contiguous() || !same_shape {
+        return false;
+    }
+    let (bytes, _, _) = data.convert_dtype(prim.dtype).into_parts();
+    prim.client.write(&prim.handle, bytes);
+    true
 }
 
 /// Whether the route is on (`LLAVA_OPS=burn` turns it off).
