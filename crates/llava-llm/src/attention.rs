@@ -131,17 +131,12 @@ fn chunked_attention(
 /// One chunk of queries against every key.
 fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
     let [b, heads, s, d] = q.dims();
-    let [_, kv_heads, t, _] = k.dims();
+    let kv_heads = k.dims()[1];
     let group = heads / kv_heads;
     let dtype = q.dtype();
     let q = q.reshape([b, kv_heads, group * s, d]);
-    let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3))
-        .mul_scalar(1.0 / (d as f64).sqrt())
-        .reshape([b, kv_heads, group, s, t])
-        + bias.reshape([b, 1, 1, s, t]);
-    let probs = llava_ops::softmax_last(scores)
-        .cast(dtype)
-        .reshape([b, kv_heads, group * s, t]);
+    let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3));
+    let probs = llava_ops::attention_probs(scores, bias, 1.0 / (d as f64).sqrt(), dtype);
     llava_ops::matmul(probs, v).reshape([b, heads, s, d])
 }
 

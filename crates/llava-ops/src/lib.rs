@@ -165,6 +165,28 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     burn::tensor::activation::softmax(x, D - 1)
 }
 
+/// Attention probabilities: the softmax over the last dim of `scores·scale + bias`, cast to
+/// `dtype`. `scores` `[b, kv_heads, group·s, t]` f32 holds the `group` query heads of each
+/// key/value head stacked over the `s` queries; `bias` `[b, 1, s, t]` f32 is shared by all
+/// heads. One kernel on CUDA (one pass over the scores instead of eight); elsewhere burn's ops
+/// in the same order.
+pub fn attention_probs(
+    scores: Tensor<4>,
+    bias: Tensor<4>,
+    scale: f64,
+    dtype: burn::tensor::DType,
+) -> Tensor<4> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::attention_probs(&scores, &bias, scale, dtype) {
+        return out;
+    }
+    let [b, kv, rows, t] = scores.dims();
+    let s = bias.dims()[2];
+    let x =
+        scores.mul_scalar(scale).reshape([b, kv, rows / s, s, t]) + bias.reshape([b, 1, 1, s, t]);
+    softmax_last(x).cast(dtype).reshape([b, kv, rows, t])
+}
+
 /// Maximum over the last dim, kept as a dim of size 1.
 pub fn max_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "cuda")]

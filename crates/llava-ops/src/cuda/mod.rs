@@ -5,6 +5,7 @@
 mod graph;
 mod matmul;
 mod reduce;
+mod softmax;
 mod stats;
 
 use std::sync::OnceLock;
@@ -21,6 +22,7 @@ pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
     softmax_last,
 };
+pub use softmax::attention_probs;
 pub use stats::report;
 
 /// A CUDA device's total memory (the driver's figure, as cubecl reads it) less what burn's pool
@@ -44,7 +46,9 @@ pub fn graph_replay_available(device: &burn::tensor::Device) -> bool {
         device.as_dispatch(),
         burn_dispatch::DispatchDevice::Cube(CubeDevice::Cuda(_))
     );
-    on && cuda && enabled()
+    // Timing every op with a sync (`LLAVA_OPS_STATS=sync`) cannot happen inside a recording.
+    let syncs = stats::stats_mode() == Some(true);
+    on && cuda && enabled() && !syncs
 }
 
 /// `data` written into the buffer behind `dst` on its stream, so it is ordered after every

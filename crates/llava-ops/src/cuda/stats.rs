@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor};
 /// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `1` times the launch
 /// alone (CPU cost of the route), `sync` waits for the GPU after each routed op (its device
 /// time plus launch). [`report`] prints them.
-fn stats_mode() -> Option<bool> {
+pub(super) fn stats_mode() -> Option<bool> {
     static MODE: OnceLock<Option<bool>> = OnceLock::new();
     *MODE.get_or_init(|| match std::env::var("LLAVA_OPS_STATS").as_deref() {
         Ok("sync") => Some(true),

@@ -1,0 +1,137 @@
+//! Attention probabilities in one kernel: `softmax(scores·scale + bias)` cast to the
+//! activation dtype. burn's ops take eight launches for it (scale, bias, max, subtract, exp,
+//! sum, divide, cast), each a full pass over f32 scores: in a 3k-token prefill that is about
+//! 1.2 GB a pass and a layer, in a decode step eight launches a layer.
+
+use burn::tensor::{DType, Tensor as BurnTensor};
+use burn_backend::TensorMetadata;
+use burn_backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+
+use super::on_cuda;
+use super::stats::timed;
+
+/// Threads per row (one cube a row).
+const BLOCK: usize = 256;
+
+/// Row `r` of `scores` (`[.., keys]`, contiguous) belongs to batch `r / rows_per_batch` and query
+/// `r % queries`, whose bias row is `bias[batch, 0, query, ..]`.
+#[cube(launch)]
+fn scaled_biased_softmax<F: Float, O: Float>(
+    scores: &Tensor<F>,
+    bias: &Tensor<F>,
+    output: &mut Tensor<O>,
+    scale: f32,
+    keys: u32,
+    rows_per_batch: u32,
+    queries: u32,
+    #[comptime] block: usize,
+    #[define(F, O)] _dtypes: [ElemType; 2],
+) {
+    let row = CUBE_POS_X as usize;
+    let tid = UNIT_POS_X as usize;
+    // Runtime copies of the block size: loop counters stepped by a comptime value do not
+    // compile to mutable variables.
+    let threads = CUBE_DIM_X as usize;
+    let t = keys as usize;
+    let base = row * t;
+    let batch = row / rows_per_batch as usize;
+    let query = row % queries as usize;
+    let bias_base = batch * bias.stride(0) + query * bias.stride(2);
+    let bias_step = bias.stride(3);
+    let scale = F::cast_from(scale);
+    let mut red = Shared::new_slice(block);
+
+    let mut local = F::min_value();
+    let mut j = tid;
+    while j < t {
+        let v = scores[base + j] * scale + bias[bias_base + j * bias_step];
+        if v > local {
+            local = v;
+        }
+        j += threads;
+    }
+    red[tid] = local;
+    sync_cube();
+    let mut stride = threads / 2;
+    while stride > 0 {
+        if tid < stride && red[tid + stride] > red[tid] {
+            red[tid] = red[tid + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let max = red[0];
+    sync_cube();
+
+    let mut sum = F::new(0.0);
+    let mut j = tid;
+    while j < t {
+        let v = scores[base + j] * scale + bias[bias_base + j * bias_step];
+        sum += (v - max).exp();
+        j += threads;
+    }
+    red[tid] = sum;
+    sync_cube();
+    let mut stride = threads / 2;
+    while stride > 0 {
+        if tid < stride {
+            red[tid] = red[tid] + red[tid + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    let total = red[0];
+
+    let mut j = tid;
+    while j < t {
+        let v = scores[base + j] * scale + bias[bias_base + j * bias_step];
+        output[base + j] = O::cast_from((v - max).exp() / total);
+        j += threads;
+    }
+}
+
+/// See [`crate::attention_probs`]: `scores` `[b, kv, g·s, t]` f32 and contiguous, `bias`
+/// `[b, 1, s, t]` f32 (any strides).
+pub fn attention_probs(
+    scores: &BurnTensor<4>,
+    bias: &BurnTensor<4>,
+    scale: f64,
+    dtype: DType,
+) -> Option<BurnTensor<4>> {
+    let (x, b) = (on_cuda(scores)?, on_cuda(bias)?);
+    let [batch, kv, rows, t] = scores.dims();
+    let queries = bias.dims()[2];
+    let contiguous = x.is_contiguous();
+    let shapes_fit = bias.dims() == [batch, 1, queries, t] && rows % queries == 0;
+    if x.dtype != DType::F32 || b.dtype != DType::F32 || !contiguous || !shapes_fit {
+        return None;
+    }
+    let key = || format!("attention probs {batch}x{kv}x{rows}x{t} ->{dtype:?}");
+    timed(key, || {
+        let out = empty_device_dtype(x.client.clone(), x.device.clone(), x.shape(), dtype);
+        let client = x.client.clone();
+        let all_rows = (batch * kv * rows) as u32;
+        scaled_biased_softmax::launch(
+            &client,
+            CubeCount::Static(all_rows, 1, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            x.clone().into_tensor_arg(),
+            b.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            scale as f32,
+            t as u32,
+            (kv * rows) as u32,
+            queries as u32,
+            BLOCK,
+            [
+                dtype_to_storage_type(DType::F32),
+                dtype_to_storage_type(dtype),
+            ],
+        );
+        Some(BurnTensor::from_primitive::<CubeBackend>(out))
+    })
+}
