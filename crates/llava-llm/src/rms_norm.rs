@@ -1,5 +1,5 @@
 use burn::module::{Initializer, Module, Param};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 /// RMSNorm as transformers computes it (spec §5.1): statistics in f32, the normalised value
 /// cast back to the input dtype, then multiplied by the weight. burn-nn's `RmsNorm` divides in
@@ -24,11 +24,7 @@ impl RmsNorm {
 
     /// `[..., hidden]` → `[..., hidden]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let mean_square = llava_ops::mean_last(x.clone().square());
-        let normed = x * mean_square.add_scalar(self.eps).sqrt().recip();
-        normed.cast(dtype) * self.weight.val().cast(dtype).unsqueeze::<D>()
+        llava_ops::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 

@@ -13,7 +13,13 @@ pub enum MatmulPlan {
     /// A projection at prefill in half precision with k and n multiples of 64: the
     /// warp-specialised TMA kernel, the shapes it was validated on.
     Large,
-    /// Anything else (batched products, f32, odd sizes): burn's default kernel.
+    /// Batched products in half precision with k and n multiples of 64 (prefill attention:
+    /// queries against the cache, probabilities against the values). Its own list so it can be
+    /// tuned apart (`LLAVA_MATMUL_BATCHED`); burn's default for now: the TMA kernel the sweep
+    /// timed at 0.36 ms (burn's default: 2.5 ms) accepts these problems and then fails at
+    /// launch ("tile shape must be non-zero and <= 256", H200, 2026-12-01).
+    Batched,
+    /// Anything else (f32, odd sizes): burn's default kernel.
     Default,
 }
 
@@ -22,8 +28,12 @@ pub enum MatmulPlan {
 pub fn matmul_plan(m: usize, k: usize, n: usize, batched: bool, half: bool) -> MatmulPlan {
     if m <= SMALL_M {
         MatmulPlan::Small
-    } else if !batched && half && k.is_multiple_of(64) && n.is_multiple_of(64) {
-        MatmulPlan::Large
+    } else if half && k.is_multiple_of(64) && n.is_multiple_of(64) {
+        if batched {
+            MatmulPlan::Batched
+        } else {
+            MatmulPlan::Large
+        }
     } else {
         MatmulPlan::Default
     }
@@ -55,8 +65,11 @@ mod tests {
         assert_eq!(matmul_plan(4, 128, 3072, true, true), Small);
         // Prefill projections in bf16.
         assert_eq!(matmul_plan(2958, 4096, 1024, false, true), Large);
-        // Prefill attention (batched), f32 operands, sizes off the 64 grid: the default kernel.
-        assert_eq!(matmul_plan(11832, 128, 3072, true, true), Default);
+        // Prefill attention against a cache of 3072 slots: scores, then probabilities · V.
+        assert_eq!(matmul_plan(11832, 128, 3072, true, true), Batched);
+        assert_eq!(matmul_plan(11832, 3072, 128, true, true), Batched);
+        // f32 operands, sizes off the 64 grid (the vision tower's 577 patches): the default.
+        assert_eq!(matmul_plan(577, 64, 577, true, true), Default);
         assert_eq!(matmul_plan(2958, 4096, 4096, false, false), Default);
         assert_eq!(matmul_plan(30, 32, 48, false, true), Default);
         assert_eq!(matmul_plan(2958, 4096, 1000, false, true), Default);

@@ -187,6 +187,21 @@ pub fn attention_probs(
     softmax_last(x).cast(dtype).reshape([b, kv, rows, t])
 }
 
+/// RMSNorm over the last dim as transformers computes it: the mean square in f32, the
+/// normalised value cast back to `x`'s dtype, then multiplied by `weight` (cast to that dtype).
+/// One kernel on CUDA; elsewhere burn's ops.
+pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::rms_norm(&x, &weight, eps) {
+        return out;
+    }
+    let dtype = x.dtype();
+    let x = x.cast(burn::tensor::DType::F32);
+    let mean_square = mean_last(x.clone().square());
+    let normed = x * mean_square.add_scalar(eps).sqrt().recip();
+    normed.cast(dtype) * weight.cast(dtype).unsqueeze::<D>()
+}
+
 /// Maximum over the last dim, kept as a dim of size 1.
 pub fn max_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "cuda")]

@@ -128,12 +128,13 @@ pub fn matmul_strategy(name: &str) -> Option<Strategy> {
 }
 
 /// The strategies to try, in order, for a plan: the first that accepts the problem runs, and
-/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE` and
-/// `LLAVA_MATMUL_DEFAULT` (comma lists of names) override the defaults, for A/B runs without a
+/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE`,
+/// `LLAVA_MATMUL_BATCHED` and `LLAVA_MATMUL_DEFAULT` (comma lists of names) override the defaults, for A/B runs without a
 /// rebuild. The defaults are the fastest in the sweep on an H200 (docs/benchmarks.md).
 fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
     static SMALL: OnceLock<Vec<Strategy>> = OnceLock::new();
     static LARGE: OnceLock<Vec<Strategy>> = OnceLock::new();
+    static BATCHED: OnceLock<Vec<Strategy>> = OnceLock::new();
     static DEFAULT: OnceLock<Vec<Strategy>> = OnceLock::new();
     let list = |var: &str, default: &str| {
         let names = std::env::var(var).unwrap_or_else(|_| default.to_string());
@@ -152,6 +153,7 @@ fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
                 "specialized_tma_mma,double_cyclic_mma",
             )
         }),
+        MatmulPlan::Batched => BATCHED.get_or_init(|| list("LLAVA_MATMUL_BATCHED", "auto")),
         MatmulPlan::Default => DEFAULT.get_or_init(|| list("LLAVA_MATMUL_DEFAULT", "auto")),
     }
 }

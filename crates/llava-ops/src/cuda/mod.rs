@@ -5,6 +5,7 @@
 mod graph;
 mod matmul;
 mod reduce;
+mod rms_norm;
 mod softmax;
 mod stats;
 
@@ -22,6 +23,7 @@ pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
     softmax_last,
 };
+pub use rms_norm::rms_norm;
 pub use softmax::attention_probs;
 pub use stats::report;
 

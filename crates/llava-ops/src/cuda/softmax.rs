@@ -19,6 +19,8 @@ const BLOCK: usize = 256;
 
 /// Row `r` of `scores` (`[.., keys]`, contiguous) belongs to batch `r / rows_per_batch` and query
 /// `r % queries`, whose bias row is `bias[batch, 0, query, ..]`.
+// Kept as validated on the GPU (`a = a + b` on shared memory).
+#[allow(clippy::assign_op_pattern)]
 #[cube(launch)]
 fn scaled_biased_softmax<F: Float, O: Float>(
     scores: &Tensor<F>,
