@@ -306,6 +306,23 @@ mod tests {
         }
     }
 
+    /// Off CUDA nothing can be written in place, so a recorded step would read stale inputs:
+    /// refreshing them is an error, and the generator never records there.
+    #[test]
+    fn inputs_cannot_be_refreshed_in_place_off_cuda() {
+        let model = tiny();
+        let values = StepValues {
+            ids: &[1],
+            positions: &[0],
+            slot: 0,
+            valid: None,
+        };
+        let inputs = StepInputs::new(&model, values, 256, &Device::flex());
+        assert!(!llava_ops::graph_replay_available(&Device::flex()));
+        let err = inputs.overwrite(values).unwrap_err();
+        assert!(err.to_string().contains("written in place"), "{err}");
+    }
+
     #[test]
     fn the_bias_follows_causality_window_and_padding() {
         let valid = vec![vec![false, true, true]];
