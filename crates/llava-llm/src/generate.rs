@@ -192,7 +192,7 @@ impl<'a> Generator<'a> {
     /// `max_new_tokens` is reached.
     pub fn step(&mut self) -> Result<Option<Vec<u32>>> {
         if let Some((ids, positions)) = self.deferred.take() {
-            self.pending = Some(self.decode(ids, positions)?);
+            self.pending = Some(self.decode(ids, positions, true)?);
         }
         let Some(logits) = self.pending.take() else {
             return Ok(None);
@@ -224,18 +224,23 @@ impl<'a> Generator<'a> {
                 row.push(true);
             }
         }
-        let records = self.record_graph && matches!(self.stepper, Some(Stepper::Eager(_)));
+        // Recording pays off only if at least one replay follows this step.
+        let replays_after = self.options.max_new_tokens.saturating_sub(steps + 1);
+        let records = self.record_graph
+            && replays_after > 0
+            && matches!(self.stepper, Some(Stepper::Eager(_)));
         if records {
             self.deferred = Some((ids, positions));
         } else {
             // Queued now, so the device works while the caller handles this token.
-            self.pending = Some(self.decode(ids, positions)?);
+            self.pending = Some(self.decode(ids, positions, false)?);
         }
         Ok(Some(tokens))
     }
 
     /// One decode step for `ids` at `positions` (one per row): `[batch, vocab]` f32 logits.
-    fn decode(&mut self, ids: Vec<i64>, positions: Vec<i64>) -> Result<Tensor<2>> {
+    /// With `record`, an op-by-op stepper records the step as a CUDA graph on the way.
+    fn decode(&mut self, ids: Vec<i64>, positions: Vec<i64>, record: bool) -> Result<Tensor<2>> {
         let batch = ids.len();
         let values = StepValues {
             ids: &ids,
@@ -256,7 +261,7 @@ impl<'a> Generator<'a> {
                 let logits = graph.run(values)?;
                 (Stepper::Graph(graph), logits)
             }
-            Some(Stepper::Eager(cache)) if self.record_graph => {
+            Some(Stepper::Eager(cache)) if record => {
                 // The recording step's cache length stays where it was: later steps read the
                 // slot from the device. Kept in step for the op-by-op fallback.
                 let (recorded, logits) = GraphStep::record(self.model, cache, values)?;
