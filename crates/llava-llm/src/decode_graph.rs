@@ -156,31 +156,29 @@ impl std::fmt::Debug for GraphStep<'_> {
 /// What [`GraphStep::record`] gives back.
 #[allow(clippy::large_enum_variant)] // one per generation, moved a few times
 pub(crate) enum Recorded<'a> {
-    /// Replays from the next step on.
-    Graph(Box<GraphStep<'a>>),
-    /// No recording on this device: the cache goes back to the op-by-op path.
+    /// The recorded step and this step's `[batch, vocab]` f32 logits (its first replay).
+    Graph(Box<GraphStep<'a>>, Tensor<2>),
+    /// No recording (off CUDA, `LLAVA_GRAPH=0`, or the driver would not start one): the cache
+    /// comes back, appending at its length again, for this step to run op by op.
     Eager(KvCache),
 }
 
 impl<'a> GraphStep<'a> {
-    /// Runs the step for `values` (its output is returned), then records it. Where recording
-    /// is not possible (not CUDA, `LLAVA_GRAPH=0`) the cache is handed back. A recording the
-    /// driver refused after it began is an error: the recorded run's writes (into the cache
-    /// among others) are then marked failed by cubecl.
+    /// Records the step for `values` (a warm-up run, then the recording) and replays it once.
+    /// A recording the driver refused after it began is an error: cubecl then marks the
+    /// recorded run's writes (into the cache among others) as failed.
     pub fn record(
         model: &'a CausalLm,
         mut cache: KvCache,
         values: StepValues,
-    ) -> Result<(Recorded<'a>, Tensor<2>)> {
+    ) -> Result<Recorded<'a>> {
         let device = model.device();
         let inputs = StepInputs::new(model, values, cache.slots(), &device);
         let inv = model.rope_inv_freq(&device);
         cache.write_at(inputs.slot.clone());
-        let (logits, recorded) =
-            llava_ops::record(&device, || model.decode_step(&inputs, &mut cache, &inv));
-        match recorded {
+        match llava_ops::record(&device, || model.decode_step(&inputs, &mut cache, &inv)) {
             Ok((recording, output)) => {
-                let step = Self {
+                let mut step = Box::new(Self {
                     recording,
                     output,
                     inputs,
@@ -188,32 +186,56 @@ impl<'a> GraphStep<'a> {
                     _inv: inv,
                     _model: std::marker::PhantomData,
                     thread: std::thread::current().id(),
-                };
-                Ok((Recorded::Graph(Box::new(step)), logits))
+                });
+                let logits = step.replay()?;
+                Ok(Recorded::Graph(step, logits))
             }
-            Err(why) if llava_ops::graph_replay_available(&device) => Err(LlmError::Generation(
-                format!("{why} (LLAVA_GRAPH=0 runs decode steps op by op)"),
-            )),
-            Err(_) => {
+            Err(llava_ops::RecordError::NotStarted(why)) => {
+                tracing::debug!("decode steps run op by op: {why}");
                 cache.write_at_len();
-                Ok((Recorded::Eager(cache), logits))
+                Ok(Recorded::Eager(cache))
             }
+            Err(llava_ops::RecordError::Refused(why)) => Err(LlmError::Generation(format!(
+                "{why} (LLAVA_GRAPH=0 runs decode steps op by op)"
+            ))),
         }
+    }
+
+    /// Whether the calling thread is the one that recorded: writes and replays are ordered
+    /// only on the stream they were issued on, which is the calling thread's.
+    pub fn on_this_thread(&self) -> bool {
+        std::thread::current().id() == self.thread
     }
 
     /// Writes `values` and replays the step: `[batch, vocab]` f32 logits.
     pub fn run(&mut self, values: StepValues) -> Result<Tensor<2>> {
-        // Writes and replays are ordered only on the stream they were issued on, which is the
-        // calling thread's.
-        if std::thread::current().id() != self.thread {
+        self.inputs.overwrite(values)?;
+        self.replay()
+    }
+
+    /// The cache back for op-by-op steps, holding `len` positions (the recording is destroyed
+    /// first, once its replays are done).
+    pub fn into_cache(self: Box<Self>, len: usize) -> KvCache {
+        let Self {
+            recording, _cache, ..
+        } = *self;
+        drop(recording);
+        let mut cache = _cache;
+        cache.write_at_len();
+        cache.clear();
+        cache.advance(len);
+        cache
+    }
+
+    fn replay(&mut self) -> Result<Tensor<2>> {
+        if !self.on_this_thread() {
             return Err(LlmError::Generation(
-                "a generator replaying a CUDA graph must step on the thread that created it".into(),
+                "a recorded decode step replayed from another thread".into(),
             ));
         }
-        self.inputs.overwrite(values)?;
         // SAFETY: this struct owns every tensor the recording reads or writes except the
-        // model's weights, which `'a` keeps alive; the inputs were just written, and the output
-        // is read, from the recording thread (checked above).
+        // model's weights, which `'a` keeps alive; the inputs were written, and the output is
+        // read, from the recording thread (checked above).
         unsafe { self.recording.replay() }.map_err(LlmError::Generation)?;
         Ok(self.output.clone())
     }

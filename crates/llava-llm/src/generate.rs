@@ -191,6 +191,9 @@ impl<'a> Generator<'a> {
     /// The next token of every row, or `None` once every row has finished or
     /// `max_new_tokens` is reached.
     pub fn step(&mut self) -> Result<Option<Vec<u32>>> {
+        if self.stepper.is_none() {
+            return Err(failed_earlier());
+        }
         if let Some((ids, positions)) = self.deferred.take() {
             self.pending = Some(self.decode(ids, positions, true)?);
         }
@@ -239,67 +242,61 @@ impl<'a> Generator<'a> {
     }
 
     /// One decode step for `ids` at `positions` (one per row): `[batch, vocab]` f32 logits.
-    /// With `record`, an op-by-op stepper records the step as a CUDA graph on the way.
+    /// With `record`, an op-by-op stepper records the step as a CUDA graph on the way. A failed
+    /// step leaves no stepper, and every later step reports it.
     fn decode(&mut self, ids: Vec<i64>, positions: Vec<i64>, record: bool) -> Result<Tensor<2>> {
-        let batch = ids.len();
+        let stepper = self.stepper.take().ok_or_else(failed_earlier)?;
         let values = StepValues {
             ids: &ids,
             positions: &positions,
             slot: self.cached,
             valid: self.mask.as_deref(),
         };
-        let (stepper, logits) = match self.stepper.take() {
-            Some(Stepper::Graph(mut graph)) => {
-                let capacity = self.prompt_len + self.options.max_new_tokens;
-                if self.cached >= capacity {
-                    return Err(LlmError::CacheFull {
-                        capacity,
-                        used: self.cached,
-                        incoming: 1,
-                    });
-                }
+        let (stepper, logits) = match stepper {
+            Stepper::Graph(mut graph) if graph.on_this_thread() => {
                 let logits = graph.run(values)?;
                 (Stepper::Graph(graph), logits)
             }
-            Some(Stepper::Eager(cache)) if record => {
-                // The recording step's cache length stays where it was: later steps read the
-                // slot from the device. Kept in step for the op-by-op fallback.
-                let (recorded, logits) = GraphStep::record(self.model, cache, values)?;
-                self.record_graph = false;
-                let stepper = match recorded {
-                    Recorded::Graph(graph) => Stepper::Graph(graph),
-                    Recorded::Eager(mut cache) => {
-                        cache.advance(1);
-                        Stepper::Eager(cache)
-                    }
-                };
-                (stepper, logits)
+            // Moved to another thread: its stream is not the recording's, so op by op from here.
+            Stepper::Graph(graph) => self.eager(graph.into_cache(self.cached), &ids, &positions)?,
+            Stepper::Eager(cache) if record => {
+                match GraphStep::record(self.model, cache, values)? {
+                    Recorded::Graph(graph, logits) => (Stepper::Graph(graph), logits),
+                    Recorded::Eager(cache) => self.eager(cache, &ids, &positions)?,
+                }
             }
-            Some(Stepper::Eager(mut cache)) => {
-                let device = self.model.device();
-                let logits = self.model.forward(
-                    DecoderInput::Ids(Tensor::from_data(TensorData::new(ids, [batch, 1]), &device)),
-                    Some(&mut cache),
-                    ForwardOptions {
-                        positions: Some(Tensor::from_data(
-                            TensorData::new(positions, [batch, 1]),
-                            &device,
-                        )),
-                        key_valid: self.mask.as_ref().map(|m| mask_tensor(m, &device)),
-                        logits: LogitsFor::Last,
-                    },
-                )?;
-                (Stepper::Eager(cache), squeeze_last(logits))
-            }
-            None => {
-                return Err(LlmError::Generation(
-                    "an earlier step of this generation failed".into(),
-                ));
-            }
+            Stepper::Eager(cache) => self.eager(cache, &ids, &positions)?,
         };
         self.stepper = Some(stepper);
         self.cached += 1;
         Ok(logits)
+    }
+
+    /// One op-by-op decode step on `cache`.
+    fn eager(
+        &self,
+        mut cache: KvCache,
+        ids: &[i64],
+        positions: &[i64],
+    ) -> Result<(Stepper<'a>, Tensor<2>)> {
+        let device = self.model.device();
+        let batch = ids.len();
+        let logits = self.model.forward(
+            DecoderInput::Ids(Tensor::from_data(
+                TensorData::new(ids.to_vec(), [batch, 1]),
+                &device,
+            )),
+            Some(&mut cache),
+            ForwardOptions {
+                positions: Some(Tensor::from_data(
+                    TensorData::new(positions.to_vec(), [batch, 1]),
+                    &device,
+                )),
+                key_valid: self.mask.as_ref().map(|m| mask_tensor(m, &device)),
+                logits: LogitsFor::Last,
+            },
+        )?;
+        Ok((Stepper::Eager(cache), squeeze_last(logits)))
     }
 
     /// Whether decode steps replay a recorded CUDA graph (false on the CPU, over several
@@ -333,6 +330,10 @@ enum Stepper<'a> {
     Eager(KvCache),
     /// A recorded step replayed (it owns the cache).
     Graph(Box<GraphStep<'a>>),
+}
+
+fn failed_earlier() -> LlmError {
+    LlmError::Generation("an earlier step of this generation failed".into())
 }
 
 fn squeeze_last(logits: Tensor<3>) -> Tensor<2> {

@@ -68,7 +68,7 @@ mod tests {
         // Prefill attention against a cache of 3072 slots: scores, then probabilities · V.
         assert_eq!(matmul_plan(11832, 128, 3072, true, true), Batched);
         assert_eq!(matmul_plan(11832, 3072, 128, true, true), Batched);
-        // f32 operands, sizes off the 64 grid (the vision tower's 577 patches): the default.
+        // Sizes off the 64 grid (the vision tower's 577 patches): the default.
         assert_eq!(matmul_plan(577, 64, 577, true, true), Default);
         assert_eq!(matmul_plan(2958, 4096, 4096, false, false), Default);
         assert_eq!(matmul_plan(30, 32, 48, false, true), Default);

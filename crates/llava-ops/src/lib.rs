@@ -56,26 +56,43 @@ impl std::fmt::Debug for Recording {
     }
 }
 
-/// Runs `step` once for real, then records a second run of it as a CUDA graph (not executed).
-/// Returns the first run's output and either the recording with the output the replays write,
-/// or why there is none (the device is not CUDA, the route or `LLAVA_GRAPH` is off, or the
-/// driver refused the recording). `step` must issue device work only: no host copies, and no
+/// Why [`record`] gave no recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// Nothing was recorded (not CUDA, replay turned off, or the driver would not start): every
+    /// buffer is as the warm-up run, if any, left it, so the step can run op by op.
+    NotStarted(String),
+    /// The driver refused the recording after it began. cubecl then marks the buffers the
+    /// recorded run would have written as failed, so what the step writes is lost.
+    Refused(String),
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotStarted(why) | Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Runs `step` once as a warm-up (its output dropped), then records a second run of it as a
+/// CUDA graph, not executed. Returns the recording and the output its replays write: replay
+/// once for this step's result. `step` must issue device work only: no host copies, and no
 /// allocations beyond what its first run made. Between replays, refresh its inputs with
-/// [`overwrite`].
+/// [`overwrite`]. Off the CUDA route (or with `LLAVA_GRAPH=0`) `step` is not run and the
+/// answer is [`RecordError::NotStarted`].
 pub fn record<T>(
     device: &burn::tensor::Device,
-    mut step: impl FnMut() -> T,
-) -> (T, Result<(Recording, T), String>) {
+    step: impl FnMut() -> T,
+) -> Result<(Recording, T), RecordError> {
     #[cfg(feature = "cuda")]
     if graph_replay_available(device) {
-        let (first, recorded) = cuda::record(device, step);
-        return (
-            first,
-            recorded.map(|(inner, out)| (Recording { inner }, out)),
-        );
+        return cuda::record(device, step).map(|(inner, out)| (Recording { inner }, out));
     }
-    let _ = device;
-    (step(), Err("graph replay needs the CUDA route".into()))
+    let _ = (device, step);
+    Err(RecordError::NotStarted(
+        "graph replay needs the CUDA route".into(),
+    ))
 }
 
 impl Recording {

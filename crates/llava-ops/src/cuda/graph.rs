@@ -2,10 +2,12 @@
 //!
 //! burn's own `capture` runs the step three times before recording it (for fusion's sake, off
 //! here), each time synchronising: about 110 ms of a 7B decode. Here the one warm-up run is the
-//! real first step, so recording costs only the host's enqueueing of the recorded run.
+//! real first step's work, so recording costs one more run's host-side enqueueing.
 
 use burn_backend::{Backend, BackendGraph};
 use burn_dispatch::{Dispatch, DispatchDevice};
+
+use crate::RecordError;
 
 /// A recorded step, replayed with one launch.
 pub struct Recording {
@@ -17,38 +19,38 @@ pub struct Recording {
 pub fn record<T>(
     device: &burn::tensor::Device,
     mut step: impl FnMut() -> T,
-) -> (T, Result<(Recording, T), String>) {
+) -> Result<(Recording, T), RecordError> {
     let device = device.as_dispatch();
-    if let Err(e) = Dispatch::graph_prepare(device) {
-        return (step(), Err(format!("preparing the recording: {e:?}")));
-    }
-    // Allocates every buffer the recorded run will take again from the prepared pool.
-    let first = step();
-    if let Err(e) = Dispatch::sync(device) {
+    let not_started =
+        |what: &str, e: &dyn std::fmt::Debug| RecordError::NotStarted(format!("{what}: {e:?}"));
+    Dispatch::graph_prepare(device).map_err(|e| not_started("preparing the recording", &e))?;
+    // Allocates every buffer the recorded run will take again. Its output is dropped before
+    // the recording (as burn's `capture` does): the recording may not allocate, and its own
+    // output needs the room.
+    let warm_up = step();
+    let synced = Dispatch::sync(device);
+    drop(warm_up);
+    if let Err(e) = synced {
         let _ = Dispatch::graph_stop_capture(device);
-        return (
-            first,
-            Err(format!("running the step before recording: {e:?}")),
-        );
+        return Err(not_started("running the step before recording", &e));
     }
     if let Err(e) = Dispatch::graph_start_capture(device) {
         // Ends the prepared state too.
         let _ = Dispatch::graph_stop_capture(device);
-        return (first, Err(format!("starting the recording: {e:?}")));
+        return Err(not_started("starting the recording", &e));
     }
     let recorded = step();
     match Dispatch::graph_stop_capture(device) {
-        Ok(graph) => (
-            first,
-            Ok((
-                Recording {
-                    device: device.clone(),
-                    graph,
-                },
-                recorded,
-            )),
-        ),
-        Err(e) => (first, Err(format!("the recording was refused: {e:?}"))),
+        Ok(graph) => Ok((
+            Recording {
+                device: device.clone(),
+                graph,
+            },
+            recorded,
+        )),
+        Err(e) => Err(RecordError::Refused(format!(
+            "the recording was refused: {e:?}"
+        ))),
     }
 }
 
