@@ -345,6 +345,57 @@ mod tests {
         assert!(err.to_string().contains("written in place"), "{err}");
     }
 
+    /// Where no recording can start, the cache comes back untouched in length and appending at
+    /// its length again, and the op-by-op step on it equals one on a cache that never met
+    /// `record`.
+    #[test]
+    fn no_recording_off_cuda_hands_the_cache_back_for_op_by_op_steps() {
+        let model = tiny();
+        let prompt = ints(vec![3, 5, 7, 9], [1, 4]);
+        let (mut plain, mut offered) = (
+            model.new_cache(1, 6, DType::F32),
+            model.new_cache(1, 6, DType::F32),
+        );
+        for cache in [&mut plain, &mut offered] {
+            model
+                .forward(
+                    DecoderInput::Ids(prompt.clone()),
+                    Some(cache),
+                    ForwardOptions::default(),
+                )
+                .unwrap();
+        }
+        let values = StepValues {
+            ids: &[11],
+            positions: &[4],
+            slot: 4,
+            valid: None,
+        };
+        let Recorded::Eager(mut back) = GraphStep::record(&model, offered, values).unwrap() else {
+            panic!("a recording off CUDA");
+        };
+        assert_eq!(back.len(), 4);
+        // Two steps: a slot tensor left in place would write the second one over the first.
+        for (t, id) in [11i64, 12].into_iter().enumerate() {
+            let step = |cache: &mut KvCache| {
+                let ids = ints(vec![id], [1, 1]);
+                model
+                    .forward(
+                        DecoderInput::Ids(ids),
+                        Some(cache),
+                        ForwardOptions::default(),
+                    )
+                    .unwrap()
+            };
+            let diff = (step(&mut back) - step(&mut plain))
+                .abs()
+                .max()
+                .into_scalar::<f32>();
+            assert!(diff < 1e-6, "step {t}: max difference {diff}");
+        }
+        assert_eq!(back.len(), 6);
+    }
+
     #[test]
     fn the_bias_follows_causality_window_and_padding() {
         let valid = vec![vec![false, true, true]];
