@@ -6,13 +6,16 @@
 //!   corrupt file is reported with its path instead of failing deep inside a tensor read.
 //! - [`KeyMap`] renames checkpoint keys to module paths (ordered regex rules), once, here, so
 //!   the layers never branch on checkpoint layout.
-//! - [`load_module`] applies every shard to a module through burn-store, with a progress bar,
-//!   an optional dtype cast, and a report of missing, mis-shaped and unused tensors by name.
+//! - [`load_module`] applies every shard to a module through burn-store's applier, with a
+//!   progress bar, an optional dtype cast, and a report of missing, mis-shaped and unused
+//!   tensors by name. Tensors are views of each file's memory map (`mapped`): no host copy
+//!   before the tensor is built.
 
 mod error;
 pub mod files;
 mod key_map;
 mod load;
+mod mapped;
 mod progress;
 
 pub use error::CheckpointError;

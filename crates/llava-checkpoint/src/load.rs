@@ -2,10 +2,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{FloatCastAdapter, ModuleAdapter, ModuleSnapshot};
 use burn::tensor::DType;
 
 use crate::files::check_header;
+use crate::mapped::mapped_tensors;
 use crate::progress::ProgressAdapter;
 use crate::{CheckpointError, CheckpointFiles, KeyMap, Progress, Result};
 
@@ -49,6 +50,7 @@ pub fn load_module<M: Module>(
         .dtype
         .map(|dtype| Arc::new(FloatCastAdapter::to(dtype)) as Arc<_>);
 
+    let remapper = options.key_map.to_remapper();
     let mut missing: Option<BTreeSet<String>> = None;
     let mut unused = Vec::new();
     let mut applied = 0;
@@ -57,17 +59,9 @@ pub fn load_module<M: Module>(
             bar: bar.clone(),
             inner: cast.clone(),
         };
-        let mut store = SafetensorsStore::from_file(shard)
-            .remap(options.key_map.to_remapper())
-            .allow_partial(true)
-            .validate(false)
-            .with_from_adapter(adapter);
-        let result = module
-            .load_from(&mut store)
-            .map_err(|e| CheckpointError::BadFile {
-                path: shard.clone(),
-                message: e.to_string(),
-            })?;
+        let (tensors, _) = remapper.remap(mapped_tensors(shard)?);
+        let adapter: Box<dyn ModuleAdapter> = Box::new(adapter);
+        let result = module.apply(tensors, None, Some(adapter), false);
         if !result.errors.is_empty() {
             let message = result
                 .errors
