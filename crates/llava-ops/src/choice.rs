@@ -5,11 +5,22 @@
 /// sequences or a query head group).
 pub const SMALL_M: usize = 16;
 
+/// Decode rows from which a wide product takes [`MatmulPlan::SmallWide`].
+pub const WIDE_ROWS: usize = 8;
+
+/// Output width from which a decode product is wide.
+pub const WIDE_N: usize = 8192;
+
 /// The list of matmul strategies a product takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulPlan {
     /// Decode-shaped: the plane-per-output dot product.
     Small,
+    /// Decode-shaped with 8–16 rows against a wide weight (gate/up, `lm_head` at batch 8–16):
+    /// the dot product reads the weight once per row there, so the tensor-core kernel, which
+    /// reads it once, wins (sweep, 16 rows: gate/up 143 against 466 µs, `lm_head` 203 against
+    /// 1024 µs).
+    SmallWide,
     /// A projection at prefill in half precision with k and n multiples of 64: the
     /// warp-specialised TMA kernel, the shapes it was validated on.
     Large,
@@ -27,7 +38,11 @@ pub enum MatmulPlan {
 /// for bf16/f16 operands.
 pub fn matmul_plan(m: usize, k: usize, n: usize, batched: bool, half: bool) -> MatmulPlan {
     if m <= SMALL_M {
-        MatmulPlan::Small
+        if m >= WIDE_ROWS && n >= WIDE_N && !batched {
+            MatmulPlan::SmallWide
+        } else {
+            MatmulPlan::Small
+        }
     } else if half && k.is_multiple_of(64) && n.is_multiple_of(64) {
         if batched {
             MatmulPlan::Batched
@@ -62,6 +77,11 @@ mod tests {
         // Mistral-7B: a decode GEMV, batch 16, a query group against the cache.
         assert_eq!(matmul_plan(1, 4096, 14336, false, true), Small);
         assert_eq!(matmul_plan(16, 14336, 4096, false, true), Small);
+        // Batch 8–16 against a wide weight: gate/up and lm_head.
+        assert_eq!(matmul_plan(16, 4096, 14336, false, true), SmallWide);
+        assert_eq!(matmul_plan(8, 4096, 32064, false, true), SmallWide);
+        assert_eq!(matmul_plan(4, 4096, 32064, false, true), Small);
+        assert_eq!(matmul_plan(16, 4096, 4096, false, true), Small);
         assert_eq!(matmul_plan(4, 128, 3072, true, true), Small);
         // Prefill projections in bf16.
         assert_eq!(matmul_plan(2958, 4096, 1024, false, true), Large);

@@ -128,11 +128,13 @@ pub fn matmul_strategy(name: &str) -> Option<Strategy> {
 }
 
 /// The strategies to try, in order, for a plan: the first that accepts the problem runs, and
-/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_LARGE`,
+/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_SMALL_WIDE`,
+/// `LLAVA_MATMUL_LARGE`,
 /// `LLAVA_MATMUL_BATCHED` and `LLAVA_MATMUL_DEFAULT` (comma lists of names) override the defaults, for A/B runs without a
 /// rebuild. The defaults are the fastest in the sweep on an H200 (docs/benchmarks.md).
 fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
     static SMALL: OnceLock<Vec<Strategy>> = OnceLock::new();
+    static SMALL_WIDE: OnceLock<Vec<Strategy>> = OnceLock::new();
     static LARGE: OnceLock<Vec<Strategy>> = OnceLock::new();
     static BATCHED: OnceLock<Vec<Strategy>> = OnceLock::new();
     static DEFAULT: OnceLock<Vec<Strategy>> = OnceLock::new();
@@ -147,6 +149,9 @@ fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
     };
     match plan {
         MatmulPlan::Small => SMALL.get_or_init(|| list("LLAVA_MATMUL_SMALL", "gemm_no_stage,gemm")),
+        MatmulPlan::SmallWide => {
+            SMALL_WIDE.get_or_init(|| list("LLAVA_MATMUL_SMALL_WIDE", "cyclic_mma,gemm"))
+        }
         MatmulPlan::Large => LARGE.get_or_init(|| {
             list(
                 "LLAVA_MATMUL_LARGE",
