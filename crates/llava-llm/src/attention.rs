@@ -62,11 +62,16 @@ impl Attention {
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
-        let split =
-            |t: Tensor<3>, heads: usize| t.reshape([b, s, heads, self.head_dim]).swap_dims(1, 2);
-        let q = rope.apply(split(self.q_proj.forward(x.clone()), self.heads));
-        let k = rope.apply(split(self.k_proj.forward(x.clone()), self.kv_heads));
-        let v = split(self.v_proj.forward(x), self.kv_heads);
+        // Heads split off as `[b, s, heads, d]` (a view of the projection), rotated there, then
+        // moved in front of the sequence.
+        let heads = |t: Tensor<3>, heads: usize| t.reshape([b, s, heads, self.head_dim]);
+        let q = rope
+            .apply_bshd(heads(self.q_proj.forward(x.clone()), self.heads))
+            .swap_dims(1, 2);
+        let k = rope
+            .apply_bshd(heads(self.k_proj.forward(x.clone()), self.kv_heads))
+            .swap_dims(1, 2);
+        let v = heads(self.v_proj.forward(x), self.kv_heads).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),

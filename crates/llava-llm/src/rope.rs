@@ -75,13 +75,14 @@ impl RopeTables {
         }
     }
 
-    /// Rotates `x`, `[batch, heads, seq, head_dim]`.
-    pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let d = x.dims()[3];
-        let x1 = x.clone().narrow(3, 0, d / 2);
-        let x2 = x.clone().narrow(3, d / 2, d / 2);
-        let swapped = Tensor::cat(vec![x2, x1], 3);
-        x * self.cos.clone() + swapped * self.sin_signed.clone()
+    /// Rotates `x` `[b, s, heads, d]` (heads after the sequence, as the projections give them).
+    pub fn apply_bshd(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, _, s, d] = self.cos.dims();
+        llava_ops::rope_bshd(
+            x,
+            self.cos.clone().reshape([b, s, d]),
+            self.sin_signed.clone().reshape([b, s, d]),
+        )
     }
 }
 
@@ -96,15 +97,13 @@ mod tests {
         let rope = RotaryEmbedding::new(4, 100.0);
         let pos = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 2], [1, 2]), &device);
         let tables = rope.tables(pos, DType::F32, &device);
+        // [b 1, s 2, heads 2, d 4]: both heads of a position rotate alike.
         let x = Tensor::<4>::from_data(
-            TensorData::new(
-                vec![1.0f32, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
-                [1, 1, 2, 4],
-            ),
+            TensorData::new([1.0f32, 2.0, 3.0, 4.0].repeat(4), [1, 2, 2, 4]),
             &device,
         );
-        let y = tables.apply(x).try_into_vec_as::<f32>().unwrap();
-        assert_eq!(&y[..4], &[1.0, 2.0, 3.0, 4.0], "position 0 is the identity");
+        let y = tables.apply_bshd(x).try_into_vec_as::<f32>().unwrap();
+        assert_eq!(&y[..8], &[1.0, 2.0, 3.0, 4.0].repeat(2), "position 0 is the identity");
         // Position 2: pair (x0, x2) rotates by 2 rad, pair (x1, x3) by 0.2 rad.
         let (c0, s0, c1, s1) = (2f32.cos(), 2f32.sin(), 0.2f32.cos(), 0.2f32.sin());
         let expected = [
@@ -113,7 +112,7 @@ mod tests {
             3.0 * c0 + 1.0 * s0,
             4.0 * c1 + 2.0 * s1,
         ];
-        for (a, b) in y[4..].iter().zip(expected) {
+        for (a, b) in y[8..].iter().zip(expected.repeat(2)) {
             assert!((a - b).abs() < 1e-6, "{y:?} vs {expected:?}");
         }
     }

@@ -219,6 +219,33 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Te
     normed.cast(dtype) * weight.cast(dtype).unsqueeze::<D>()
 }
 
+/// Rotate-half RoPE on `x` `[b, s, heads, d]` with `cos` and `sin_signed` `[b, s, d]` (the
+/// sine with its first half negated): `x·cos + swap_halves(x)·sin_signed`. One kernel on CUDA,
+/// computed in f32 and rounded once; elsewhere the three ops of transformers' formula, each
+/// rounded to `x`'s dtype.
+pub fn rope_bshd(x: Tensor<4>, cos: Tensor<3>, sin_signed: Tensor<3>) -> Tensor<4> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::rope_bshd(&x, &cos, &sin_signed) {
+        return out;
+    }
+    let d = x.dims()[3];
+    let swapped = Tensor::cat(
+        vec![x.clone().narrow(3, d / 2, d / 2), x.clone().narrow(3, 0, d / 2)],
+        3,
+    );
+    x * cos.unsqueeze_dim::<4>(2) + swapped * sin_signed.unsqueeze_dim::<4>(2)
+}
+
+/// The SwiGLU gate `silu(gate) ⊙ up`, each rounded to the inputs' dtype as transformers rounds
+/// them. One kernel on CUDA; elsewhere burn's ops.
+pub fn silu_mul<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::silu_mul(&gate, &up) {
+        return out;
+    }
+    burn::tensor::activation::silu(gate) * up
+}
+
 /// Maximum over the last dim, kept as a dim of size 1.
 pub fn max_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "cuda")]

@@ -188,34 +188,123 @@ fn matmul_to<const D: usize>(
     let half = matches!(l.dtype, DType::BF16 | DType::F16);
     let plan = matmul_plan(m, k, n, batch > 1, half);
     let out_dtype = out_dtype.unwrap_or(l.dtype);
-    let key = || {
-        format!(
-            "matmul b{batch} {m}x{k}x{n} {:?}->{out_dtype:?} {plan:?}",
-            l.dtype
-        )
-    };
-    // Strategies that declined this problem before are skipped: each refusal costs a blueprint
-    // set-up on every call otherwise (the decode `probs·V` product, every layer and step).
-    let layout = (l.meta.strides()[D - 1] == 1, r.meta.strides()[D - 1] == 1);
-    let problem = (plan, batch, m, k, n, layout);
+    let in_dtype = l.dtype;
+    let key = || format!("matmul b{batch} {m}x{k}x{n} {in_dtype:?}->{out_dtype:?} {plan:?}");
+    timed(key, || {
+        let product = if plan == MatmulPlan::Batched && batched_split() {
+            split_batches(&l, &r, out_dtype, (m, k, n))
+        } else {
+            let out = init_matmul_output(&l, &r, out_dtype);
+            let layout = (l.meta.strides()[D - 1] == 1, r.meta.strides()[D - 1] == 1);
+            launch_plan((plan, batch, m, k, n, layout), l, r, out)
+        };
+        product.map(Tensor::from_primitive::<CubeBackend>)
+    })
+}
+
+/// Runs the first strategy of `problem`'s plan that takes it, writing into `out`. Strategies
+/// that declined this problem before are skipped: each refusal costs a blueprint set-up on
+/// every call otherwise (the decode `probs·V` product, every layer and step).
+fn launch_plan(
+    problem: Problem,
+    l: CubeTensor,
+    r: CubeTensor,
+    out: CubeTensor,
+) -> Option<CubeTensor> {
     let start = first_accepted()
         .lock()
         .ok()
         .and_then(|c| c.get(&problem).copied());
-    timed(key, || {
-        let out = init_matmul_output(&l, &r, out_dtype);
-        let list = strategies(plan);
-        let (index, product) = (start.unwrap_or(0)..list.len()).find_map(|i| {
-            let product = launch_matmul_into(&list[i], l.clone(), r.clone(), out.clone()).ok()?;
-            Some((i, product))
-        })?;
-        if start != Some(index)
-            && let Ok(mut cache) = first_accepted().lock()
-        {
-            cache.insert(problem, index);
-        }
-        Some(Tensor::from_primitive::<CubeBackend>(product))
+    let list = strategies(problem.0);
+    let (index, product) = (start.unwrap_or(0)..list.len()).find_map(|i| {
+        let product = launch_matmul_into(&list[i], l.clone(), r.clone(), out.clone()).ok()?;
+        Some((i, product))
+    })?;
+    if start != Some(index)
+        && let Ok(mut cache) = first_accepted().lock()
+    {
+        cache.insert(problem, index);
+    }
+    Some(product)
+}
+
+/// Whether batched half products run batch by batch (`LLAVA_MATMUL_BATCHED=split`, the
+/// default) rather than through a batched kernel from the list.
+fn batched_split() -> bool {
+    static SPLIT: OnceLock<bool> = OnceLock::new();
+    *SPLIT.get_or_init(|| {
+        std::env::var("LLAVA_MATMUL_BATCHED").map_or(true, |v| v.trim() == "split")
     })
+}
+
+/// A batched product as one 2-D product per batch through the `Large` plan, each written into
+/// its slice of one output. cubek's TMA kernels take these shapes unbatched (200+ TFLOP/s on
+/// the projections) but fail at launch batched, and burn's default batched kernel runs at about
+/// 30 TFLOP/s: prefill attention took about 150 ms of a 7B first token that way.
+fn split_batches(
+    l: &CubeTensor,
+    r: &CubeTensor,
+    out_dtype: DType,
+    (m, k, n): (usize, usize, usize),
+) -> Option<CubeTensor> {
+    let out = init_matmul_output(l, r, out_dtype);
+    let shape = l.meta.shape().to_vec();
+    let batch_dims = &shape[..shape.len() - 2];
+    let align = l.client.properties().memory.alignment;
+    let last = shape.len() - 1;
+    let layout = (l.meta.strides()[last] == 1, r.meta.strides()[last] == 1);
+    let problem = (MatmulPlan::Large, 1, m, k, n, layout);
+    // Every view is made before any launch: a batch whose slice cannot be a view leaves the
+    // whole product to burn's kernel, with nothing written.
+    let views = (0..batch_dims.iter().product::<usize>())
+        .map(|i| {
+            let index = unravel(i, batch_dims);
+            Some((
+                batch_view(l, &index, align)?,
+                batch_view(r, &index, align)?,
+                batch_view(&out, &index, align)?,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    for (lv, rv, ov) in views {
+        launch_plan(problem, lv, rv, ov)?;
+    }
+    Some(out)
+}
+
+/// The multi-dimensional index of batch `i` over `dims` (row-major).
+fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; dims.len()];
+    for (slot, &dim) in index.iter_mut().zip(dims).rev() {
+        *slot = i % dim;
+        i /= dim;
+    }
+    index
+}
+
+/// The batch at `index` of `t` as a tensor with batch dims of 1 sharing `t`'s buffer (so a
+/// product launched into it writes `t`), or `None` when its offset breaks the buffer alignment.
+fn batch_view(t: &CubeTensor, index: &[usize], align: u64) -> Option<CubeTensor> {
+    let elems: usize = index
+        .iter()
+        .zip(t.meta.strides().iter())
+        .map(|(i, s)| i * s)
+        .sum();
+    let offset = (elems * t.dtype.size()) as u64;
+    if !offset.is_multiple_of(align.max(1)) {
+        return None;
+    }
+    let mut meta = (*t.meta).clone();
+    for dim in 0..index.len() {
+        meta.shape[dim] = 1;
+    }
+    Some(CubeTensor::new(
+        t.client.clone(),
+        t.handle.clone().offset_start(offset),
+        meta,
+        t.device.clone(),
+        t.dtype,
+    ))
 }
 
 /// A product's plan, batch, m, k, n and whether lhs / rhs are contiguous along their last dim.

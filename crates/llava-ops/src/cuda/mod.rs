@@ -2,6 +2,7 @@
 //! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
 //! function returns `None` when the route does not apply, and the caller runs the burn op.
 
+mod elementwise;
 mod graph;
 mod matmul;
 mod reduce;
@@ -17,6 +18,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 
+pub use elementwise::{rope_bshd, silu_mul};
 pub use graph::{Recording, record};
 pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
 pub use reduce::{
