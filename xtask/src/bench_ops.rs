@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::activation::softmax;
-use burn::tensor::{DType, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Int, Tensor};
 use clap::Parser;
 use llava_llm::grouped_attention;
 use serde_json::json;
@@ -28,6 +28,14 @@ pub struct Args {
     /// Timed calls (after one untimed call).
     #[arg(long, default_value_t = 50)]
     pub iters: usize,
+    /// Time prefill attention instead: this many causal queries against as many keys, our
+    /// materialised-scores path against cubek's flash kernel (0: the decode ops).
+    #[arg(long, default_value_t = 0)]
+    pub prefill: usize,
+    /// Flash blueprints for `--prefill`: `planes,seq_q,seq_kv` triples separated by `;`
+    /// (planes 0: the unit routine).
+    #[arg(long, default_value = "4,1,1")]
+    pub flash: String,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -37,6 +45,9 @@ pub fn run(args: Args) -> Result<()> {
     let [heads, kv, d] = dims[..] else {
         anyhow::bail!("--heads takes three numbers: heads,kv_heads,head_dim");
     };
+    if args.prefill > 0 {
+        return prefill(&args, &device, dtype, [heads, kv, d]);
+    }
     let t = args.context;
     let normal = Distribution::Normal(0.0, 1.0);
     let q = Tensor::<4>::random([1, heads, 1, d], normal, (&device, dtype));
@@ -89,6 +100,88 @@ pub fn run(args: Args) -> Result<()> {
                        "first_call_s": cold})
             );
         }
+    }
+    Ok(())
+}
+
+/// Prefill attention of `args.prefill` causal positions: our path (scores in f32 through the
+/// routed products, one probabilities kernel) against each flash blueprint, with the relative
+/// difference of the outputs.
+fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3]) -> Result<()> {
+    let s = args.prefill;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let q = Tensor::<4>::random([1, heads, s, d], normal, (device, dtype));
+    let k = Tensor::<4>::random([1, kv, s, d], normal, (device, dtype));
+    let v = Tensor::<4>::random([1, kv, s, d], normal, (device, dtype));
+    let rows = Tensor::<1, Int>::arange(0..s as i64, device)
+        .reshape([s, 1])
+        .expand([s, s]);
+    let cols = Tensor::<1, Int>::arange(0..s as i64, device)
+        .reshape([1, s])
+        .expand([s, s]);
+    let bias = Tensor::<2>::zeros([s, s], (device, DType::F32))
+        .mask_fill(cols.greater(rows), f32::NEG_INFINITY)
+        .reshape([1, 1, s, s]);
+    // Causal: half the score matrix, two products of 2·d flops per score.
+    let flops = (2 * 2 * heads * s * s * d / 2) as f64;
+    let ours = || grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone());
+    let reference = ours().cast(DType::F32);
+    let (cold, per) = time_calls(args.iters, &ours);
+    println!(
+        "{}",
+        json!({"op": "prefill_attention_ours", "heads": heads, "kv_heads": kv, "head_dim": d,
+               "seq": s, "dtype": args.dtype, "us": per * 1e6, "tflops": flops / per / 1e12,
+               "first_call_s": cold})
+    );
+    let group = heads / kv;
+    let repeat = |t: &Tensor<4>| {
+        t.clone()
+            .unsqueeze_dim::<5>(2)
+            .expand([1, kv, group, s, d])
+            .reshape([1, heads, s, d])
+    };
+    // The flash kernel's tensor-core routine takes f16 only.
+    let f16 = |t: Tensor<4>| t.cast(DType::F16);
+    let (q16, kr, vr) = (f16(q.clone()), f16(repeat(&k)), f16(repeat(&v)));
+    for triple in args.flash.split(';').filter(|t| !t.trim().is_empty()) {
+        let b = parse_sizes("--flash", triple)?;
+        let [planes, sq, skv] = b[..] else {
+            anyhow::bail!("--flash takes planes,seq_q,seq_kv triples");
+        };
+        let blueprint = (planes as u8, sq as u8, skv as u8);
+        let flash = || llava_ops::flash_attention_causal(&q16, &kr, &vr, blueprint);
+        let start = Instant::now();
+        let out = match flash() {
+            None => anyhow::bail!("the flash kernel needs a CUDA device"),
+            Some(Err(e)) => {
+                println!(
+                    "{}",
+                    json!({"op": "prefill_attention_flash", "blueprint": triple, "error": e})
+                );
+                continue;
+            }
+            Some(Ok(out)) => out.cast(DType::F32),
+        };
+        let diff = (out - reference.clone())
+            .powi_scalar(2)
+            .sum()
+            .sqrt()
+            .into_scalar::<f32>();
+        let first = start.elapsed().as_secs_f64();
+        let norm = reference
+            .clone()
+            .powi_scalar(2)
+            .sum()
+            .sqrt()
+            .into_scalar::<f32>();
+        let run = || flash().and_then(Result::ok).expect("accepted above");
+        let (_, per) = time_calls(args.iters, &run);
+        println!(
+            "{}",
+            json!({"op": "prefill_attention_flash", "blueprint": triple, "seq": s,
+                   "us": per * 1e6, "tflops": flops / per / 1e12, "first_call_s": first,
+                   "rel_diff_vs_ours": diff / norm})
+        );
     }
     Ok(())
 }

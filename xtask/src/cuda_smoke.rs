@@ -9,6 +9,9 @@ pub struct Args {
     /// Decoder fixtures with reference.safetensors (repeatable; default: all four).
     #[arg(long = "model-dir")]
     model_dirs: Vec<PathBuf>,
+    /// Only the composed LLaVA models (skips the matmul and the four decoders).
+    #[arg(long)]
+    llava_only: bool,
     /// CUDA device index.
     #[arg(long, default_value_t = 0)]
     index: usize,
@@ -65,6 +68,87 @@ mod imp {
         rel(&ours, &reference)
     }
 
+    /// The fused RoPE kernel against the CPU formula at decode and prefill shapes (head dims
+    /// 12, 16 and 128): max |CUDA − CPU|.
+    fn rope(cuda: &Device, cpu: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        for [b, s, h, d] in [
+            [1, 1, 4, 12],
+            [1, 1, 2, 12],
+            [1, 37, 4, 12],
+            [2, 1, 4, 16],
+            [1, 1, 32, 128],
+            [1, 300, 8, 128],
+        ] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let x = Tensor::<4>::random([b, s, h, d], normal, cpu);
+            let cos = Tensor::<3>::random([b, s, d], normal, cpu);
+            let sin = Tensor::<3>::random([b, s, d], normal, cpu);
+            let reference = llava_ops::rope_bshd(x.clone(), cos.clone(), sin.clone())
+                .try_into_vec_as::<f32>()?;
+            let up3 = |t: Tensor<3>| Tensor::<3>::from_data(t.into_data(), cuda);
+            let ours = llava_ops::rope_bshd(
+                Tensor::<4>::from_data(x.into_data(), cuda),
+                up3(cos),
+                up3(sin),
+            )
+            .try_into_vec_as::<f32>()?;
+            let diff = ours
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            println!("rope [{b},{s},{h},{d}] f32: max |CUDA - CPU| {diff:.2e}");
+            worst = worst.max(diff);
+        }
+        Ok(worst)
+    }
+
+    /// The decode-attention kernel against the CPU path (scores, softmax, `p·V` in f32) on
+    /// cache buffers whose tail is masked: max |CUDA − CPU| / max |CPU| per case, worst first
+    /// for f32 and bf16.
+    fn decode_attention(cuda: &Device, cpu: &Device) -> Result<(f32, f32)> {
+        let mut worst = (0.0f32, 0.0f32);
+        // [b, heads, kv heads, slots, head dim, visible keys]
+        for [b, heads, kv, t, d, len] in [
+            [1, 32, 8, 3072, 128, 2959],
+            [2, 4, 2, 512, 12, 300],
+            [1, 7, 1, 256, 64, 256],
+            [3, 8, 8, 640, 16, 5],
+        ] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let q = Tensor::<4>::random([b, heads, 1, d], normal, cpu);
+            let k = Tensor::<4>::random([b, kv, t, d], normal, cpu);
+            let v = Tensor::<4>::random([b, kv, t, d], normal, cpu);
+            let bias: Vec<f32> = (0..b * t)
+                .map(|i| if i % t < len { 0.0 } else { f32::MIN })
+                .collect();
+            let bias = Tensor::<4>::from_data(TensorData::new(bias, [b, 1, 1, t]), cpu);
+            let reference =
+                llava_llm::grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone())
+                    .try_into_vec_as::<f32>()?;
+            for dtype in [DType::F32, DType::BF16] {
+                let up = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), (cuda, dtype));
+                let bias = Tensor::<4>::from_data(bias.to_data(), cuda);
+                let scale = 1.0 / (d as f64).sqrt();
+                let ours = llava_ops::decode_attention(&up(&q), &up(&k), &up(&v), &bias, scale)
+                    .context("the decode-attention kernel declined the case")?
+                    .cast(DType::F32)
+                    .try_into_vec_as::<f32>()?;
+                let r = rel(&ours, &reference)?;
+                println!(
+                    "decode attention b{b} heads {heads}/{kv} slots {t} d {d} ({len} visible) {dtype:?}: rel {r:.2e} vs CPU f32"
+                );
+                if dtype == DType::F32 {
+                    worst.0 = worst.0.max(r);
+                } else {
+                    worst.1 = worst.1.max(r);
+                }
+            }
+        }
+        Ok(worst)
+    }
+
     fn forward(model: &CausalLm, ids: &[u32]) -> Result<Vec<f32>> {
         let device = model.device();
         let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
@@ -96,7 +180,23 @@ mod imp {
             t.elapsed().as_secs_f64()
         );
 
-        let dirs = if args.model_dirs.is_empty() {
+        let rope_diff = rope(&cuda, &cpu)?;
+        // Not yet run on a GPU when written: a failure (or a panic at launch) is reported at
+        // the end, after the other checks.
+        let attention = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode_attention(&cuda, &cpu)
+        }));
+        let attention = match attention {
+            Ok(Ok(worst)) => Ok(worst),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err("panicked".to_string()),
+        };
+        if let Err(e) = &attention {
+            println!("decode attention kernel: {e}");
+        }
+        let dirs = if args.llava_only {
+            Vec::new()
+        } else if args.model_dirs.is_empty() {
             let root =
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/decoders");
             ["llama3", "mistral", "qwen2", "yi"]
@@ -120,6 +220,17 @@ mod imp {
         ensure!(
             mm32 < 1e-2 && worst < 1e-2,
             "CUDA results differ from the CPU beyond TF32 rounding"
+        );
+        ensure!(
+            rope_diff < 1e-4,
+            "the RoPE kernel differs from the CPU formula"
+        );
+        // f32: summation order only; bf16: inputs rounded to bf16 (≈ 4e-3 each).
+        let (attn32, attn16) =
+            attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;
+        ensure!(
+            attn32 < 1e-4 && attn16 < 3e-2,
+            "the decode-attention kernel differs from the CPU path: f32 {attn32:.2e}, bf16 {attn16:.2e}"
         );
         println!("cuda smoke: ok");
         Ok(())

@@ -72,11 +72,12 @@ impl Attention {
             .apply_bshd(heads(self.k_proj.forward(x.clone()), self.kv_heads))
             .swap_dims(1, 2);
         let v = heads(self.v_proj.forward(x), self.kv_heads).swap_dims(1, 2);
+        let past = cache.as_ref().map_or(0, |(cache, _)| cache.len());
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),
         };
-        let out = grouped_attention(q, k, v, bias);
+        let out = causal_attention(q, k, v, bias, past);
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.heads * self.head_dim]);
@@ -98,50 +99,88 @@ impl Attention {
 /// Shapes: q `[b, heads, s, d]`, k/v `[b, kv_heads, t, d]`, bias `[b, 1, s, t]` (f32);
 /// returns `[b, heads, s, d]`.
 pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
-    chunked_attention(q, k, v, bias, SCORE_BYTES)
+    chunked_attention(q, k, v, bias, SCORE_BYTES, None)
 }
+
+/// [`grouped_attention`] under a causal `bias` (query `i` sees no key past `past + i`, as every
+/// mask of [`crate::mask`] does): a prompt's chunks of queries read only the keys they can see,
+/// about half the scores of a prefill. Decode steps (few queries) keep the whole buffer, whose
+/// fixed length a replayed graph needs.
+pub(crate) fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Tensor<4>,
+    past: usize,
+) -> Tensor<4> {
+    let s = q.dims()[2];
+    let causal = (s > CAUSAL_MIN_QUERIES).then_some((past, KEY_BLOCK));
+    chunked_attention(q, k, v, bias, SCORE_BYTES, causal)
+}
+
+/// Queries from which a causal prompt's chunks read only the keys they can see.
+const CAUSAL_MIN_QUERIES: usize = 16;
+
+/// Keys a causal chunk reads are rounded up to a multiple of this (the kernels' tiles; the
+/// decode products are slow on odd lengths, docs/benchmarks.md).
+const KEY_BLOCK: usize = 256;
 
 /// The most f32 attention scores one chunk of queries may hold, in bytes.
 pub const SCORE_BYTES: usize = 256 << 20;
 
-/// [`grouped_attention`] with the queries taken in chunks of at most `score_bytes` of scores.
+/// [`grouped_attention`] with the queries taken in chunks of at most `score_bytes` of scores;
+/// with `causal` (`past`, key block), each chunk reads only the keys its last query can see,
+/// rounded up to the block.
 fn chunked_attention(
     q: Tensor<4>,
     k: Tensor<4>,
     v: Tensor<4>,
     bias: Tensor<4>,
     score_bytes: usize,
+    causal: Option<(usize, usize)>,
 ) -> Tensor<4> {
     let [b, heads, s, _] = q.dims();
     let t = k.dims()[2];
     let rows = (score_bytes / (b * heads * t * 4)).max(1);
+    let chunk = |start: usize, len: usize| {
+        let keys = causal.map_or(t, |(past, block)| {
+            (past + start + len).next_multiple_of(block).min(t)
+        });
+        let narrow = |x: &Tensor<4>| x.clone().narrow(2, 0, keys);
+        attend(
+            q.clone().narrow(2, start, len),
+            narrow(&k),
+            narrow(&v),
+            bias.clone().narrow(2, start, len).narrow(3, 0, keys),
+        )
+    };
     if rows >= s {
-        return attend(q, k, v, bias);
+        return chunk(0, s);
     }
     let chunks = (0..s)
         .step_by(rows)
-        .map(|start| {
-            let len = rows.min(s - start);
-            attend(
-                q.clone().narrow(2, start, len),
-                k.clone(),
-                v.clone(),
-                bias.clone().narrow(2, start, len),
-            )
-        })
+        .map(|start| chunk(start, rows.min(s - start)))
         .collect();
     Tensor::cat(chunks, 2)
 }
 
-/// One chunk of queries against every key.
+/// One chunk of queries against every key (a single query: the decode kernel on CUDA, where
+/// opted in).
 fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
     let [b, heads, s, d] = q.dims();
+    let scale = 1.0 / (d as f64).sqrt();
+    if s == 1
+        && llava_ops::decode_attention_in_model()
+        && let Some(out) = llava_ops::decode_attention(&q, &k, &v, &bias, scale)
+    {
+        return out;
+    }
     let kv_heads = k.dims()[1];
     let group = heads / kv_heads;
     let dtype = q.dtype();
     let q = q.reshape([b, kv_heads, group * s, d]);
     let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3));
-    let probs = llava_ops::attention_probs(scores, bias, 1.0 / (d as f64).sqrt(), dtype);
+    let probs = llava_ops::attention_probs(scores, bias, scale, dtype);
     llava_ops::matmul(probs, v).reshape([b, heads, s, d])
 }
 
@@ -162,9 +201,28 @@ mod tests {
         let bias = crate::mask::attention_bias(b, s, 0, s, None, None, &device);
         let whole = grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone());
         // 2 query rows per chunk: chunks of 2, 2, 2 and 1.
-        let chunked = chunked_attention(q, k, v, bias, 2 * b * heads * s * 4);
+        let chunked = chunked_attention(q, k, v, bias, 2 * b * heads * s * 4, None);
         assert_eq!(chunked.dims(), [b, heads, s, d]);
         let diff = (whole - chunked).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-6, "max difference {diff}");
+    }
+
+    /// Chunks reading only the keys they can see, after 3 cached positions in a buffer of 12
+    /// slots: chunks of 2 queries read 6, 8, 10 and 10 keys (blocks of 2).
+    #[test]
+    fn causal_chunks_read_only_visible_keys_and_give_the_whole_result() {
+        let device = Device::flex();
+        let (b, heads, kv, s, d, past, slots) = (1, 4, 2, 7, 8, 3, 12);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let q = Tensor::<4>::random([b, heads, s, d], normal, &device);
+        let k = Tensor::<4>::random([b, kv, slots, d], normal, &device);
+        let v = Tensor::<4>::random([b, kv, slots, d], normal, &device);
+        let bias = crate::mask::attention_bias(b, s, past, slots, None, None, &device);
+        let whole = grouped_attention(q.clone(), k.clone(), v.clone(), bias.clone());
+        let rows = 2 * b * heads * slots * 4;
+        let causal = chunked_attention(q, k, v, bias, rows, Some((past, 2)));
+        assert_eq!(causal.dims(), [b, heads, s, d]);
+        let diff = (whole - causal).abs().max().into_scalar::<f32>();
         assert!(diff < 1e-6, "max difference {diff}");
     }
 

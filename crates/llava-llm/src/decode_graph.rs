@@ -177,7 +177,7 @@ impl<'a> GraphStep<'a> {
         let inv = model.rope_inv_freq(&device);
         cache.write_at(inputs.slot.clone());
         match llava_ops::record(&device, || model.decode_step(&inputs, &mut cache, &inv)) {
-            Ok((recording, output)) => {
+            Ok((recording, output, warm_up)) => {
                 let mut step = Box::new(Self {
                     recording,
                     output,
@@ -187,7 +187,10 @@ impl<'a> GraphStep<'a> {
                     _model: std::marker::PhantomData,
                     thread: std::thread::current().id(),
                 });
-                let logits = step.replay()?;
+                let logits = match warm_up {
+                    Some(logits) => logits,
+                    None => step.replay()?,
+                };
                 Ok(Recorded::Graph(step, logits))
             }
             Err(llava_ops::RecordError::NotStarted(why)) => {

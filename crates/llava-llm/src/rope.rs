@@ -103,7 +103,11 @@ mod tests {
             &device,
         );
         let y = tables.apply_bshd(x).try_into_vec_as::<f32>().unwrap();
-        assert_eq!(&y[..8], &[1.0, 2.0, 3.0, 4.0].repeat(2), "position 0 is the identity");
+        assert_eq!(
+            &y[..8],
+            &[1.0, 2.0, 3.0, 4.0].repeat(2),
+            "position 0 is the identity"
+        );
         // Position 2: pair (x0, x2) rotates by 2 rad, pair (x1, x3) by 0.2 rad.
         let (c0, s0, c1, s1) = (2f32.cos(), 2f32.sin(), 0.2f32.cos(), 0.2f32.sin());
         let expected = [

@@ -67,9 +67,97 @@ pub fn reduce_routine(rows: usize, len: usize) -> &'static str {
     }
 }
 
+/// Scores a thread of the attention-probabilities kernel holds in registers for rows of `keys`
+/// keys over `block` threads (a power of two from 4, so few variants are compiled), or `None`
+/// past 16, where the kernel reads the row three times instead.
+pub fn probs_per_thread(keys: usize, block: usize) -> Option<usize> {
+    let per = keys.div_ceil(block).next_power_of_two().max(4);
+    (per <= 16).then_some(per)
+}
+
+/// One operand's layout as cuBLAS (column-major) reads it: whether it is transposed, its
+/// leading dimension and its batch stride, in elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlasOperand {
+    /// Read transposed (`CUBLAS_OP_T`).
+    pub transposed: bool,
+    /// Leading dimension.
+    pub ld: usize,
+    /// Elements between batches (0 for one batch).
+    pub batch_stride: usize,
+}
+
+/// The layout of a row-major `[.., rows, cols]` operand with `strides` (elements), seen by
+/// cuBLAS as the column-major `[cols, rows]` it is in memory, or `None` when neither of its
+/// last two dims is contiguous or its batch dims do not nest into one stride.
+pub fn blas_operand(shape: &[usize], strides: &[usize]) -> Option<BlasOperand> {
+    let d = shape.len();
+    let (rows, cols) = (shape[d - 2], shape[d - 1]);
+    let (row_stride, col_stride) = (strides[d - 2], strides[d - 1]);
+    let (transposed, ld) = if col_stride == 1 && row_stride >= cols.max(1) {
+        (false, row_stride)
+    } else if row_stride == 1 && col_stride >= rows.max(1) {
+        (true, col_stride)
+    } else {
+        return None;
+    };
+    // Batch dims of size 1 have no stride to keep; the others must step as one flat index.
+    let batch: Vec<(usize, usize)> = shape[..d - 2]
+        .iter()
+        .zip(&strides[..d - 2])
+        .filter(|(n, _)| **n > 1)
+        .map(|(n, s)| (*n, *s))
+        .collect();
+    let nested = batch.windows(2).all(|w| w[0].1 == w[1].1 * w[1].0);
+    if !nested {
+        return None;
+    }
+    let batch_stride = batch.last().map_or(0, |(_, s)| *s);
+    Some(BlasOperand {
+        transposed,
+        ld,
+        batch_stride,
+    })
+}
+
+/// [`blas_operand`] for a batched operand whose batch dims need not nest: its last batch dim
+/// is cuBLAS's batch, and the dims before it are looped over, one call each at the returned
+/// element offsets (`[n, heads, s, d]` views of `[n, s, heads·d]` activations take this).
+pub fn blas_operand_split(shape: &[usize], strides: &[usize]) -> Option<(BlasOperand, Vec<usize>)> {
+    let d = shape.len();
+    if d < 3 {
+        return blas_operand(shape, strides).map(|op| (op, vec![0]));
+    }
+    let inner = blas_operand(&shape[d - 3..], &strides[d - 3..])?;
+    let (outer, outer_strides) = (&shape[..d - 3], &strides[..d - 3]);
+    let count: usize = outer.iter().product();
+    let offsets = (0..count)
+        .map(|index| {
+            let mut rest = index;
+            let mut offset = 0;
+            for (n, stride) in outer.iter().zip(outer_strides).rev() {
+                offset += (rest % n) * stride;
+                rest /= n;
+            }
+            offset
+        })
+        .collect();
+    Some((inner, offsets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probability_rows_up_to_4096_keys_are_held_in_registers() {
+        assert_eq!(probs_per_thread(1, 256), Some(4));
+        assert_eq!(probs_per_thread(1024, 256), Some(4));
+        assert_eq!(probs_per_thread(1025, 256), Some(8));
+        assert_eq!(probs_per_thread(3072, 256), Some(16));
+        assert_eq!(probs_per_thread(4096, 256), Some(16));
+        assert_eq!(probs_per_thread(4097, 256), None);
+    }
 
     #[test]
     fn decode_products_take_the_dot_product_and_prefill_projections_the_tma_kernel() {
@@ -102,5 +190,43 @@ mod tests {
         assert_eq!(reduce_routine(32, 3072), "plane"); // decode softmax rows
         assert_eq!(reduce_routine(2958, 4096), "plane"); // prefill norms
         assert_eq!(reduce_routine(4, 16), "unit");
+    }
+
+    #[test]
+    fn layouts_map_to_cublas_operands() {
+        // Activations [m, k] row-major.
+        let x = blas_operand(&[2958, 4096], &[4096, 1]).unwrap();
+        assert_eq!((x.transposed, x.ld, x.batch_stride), (false, 4096, 0));
+        // A weight [n, k] read as its transpose [k, n].
+        let w = blas_operand(&[4096, 1024], &[1, 4096]).unwrap();
+        assert_eq!((w.transposed, w.ld), (true, 4096));
+        // Keys of a cache [1, 8, 3072, 128] read as [1, 8, 128, 3072]: one batch stride.
+        let kt = blas_operand(&[1, 8, 128, 3072], &[8 * 3072 * 128, 3072 * 128, 1, 128]).unwrap();
+        assert_eq!(
+            (kt.transposed, kt.ld, kt.batch_stride),
+            (true, 128, 3072 * 128)
+        );
+        // Values: a cache prefix [1, 8, 2000, 128] of 3072 slots.
+        let v = blas_operand(&[1, 8, 2000, 128], &[8 * 3072 * 128, 3072 * 128, 128, 1]).unwrap();
+        assert_eq!(
+            (v.transposed, v.ld, v.batch_stride),
+            (false, 128, 3072 * 128)
+        );
+        // Batches [2, 8] that do not nest (a gap between the rows of the outer dim).
+        assert_eq!(blas_operand(&[2, 8, 4, 4], &[1000, 16, 4, 1]), None);
+        // ... which are looped over: the outer dim at offsets 0 and 1000, the inner one batched.
+        let (inner, offsets) = blas_operand_split(&[2, 8, 4, 4], &[1000, 16, 4, 1]).unwrap();
+        assert_eq!(
+            (inner.transposed, inner.ld, inner.batch_stride),
+            (false, 4, 16)
+        );
+        assert_eq!(offsets, vec![0, 1000]);
+        // Vision keys: [5, 16, 577, 64] heads of [5, 577, 1024] read transposed, 5 calls.
+        let (kt, offsets) =
+            blas_operand_split(&[5, 16, 64, 577], &[577 * 1024, 64, 1, 1024]).unwrap();
+        assert_eq!((kt.transposed, kt.ld, kt.batch_stride), (true, 1024, 64));
+        assert_eq!(offsets, (0..5).map(|i| i * 577 * 1024).collect::<Vec<_>>());
+        // Neither inner dim contiguous.
+        assert_eq!(blas_operand(&[4, 4], &[8, 2]), None);
     }
 }

@@ -75,19 +75,21 @@ impl std::fmt::Display for RecordError {
     }
 }
 
-/// Runs `step` once as a warm-up (its output dropped), then records a second run of it as a
-/// CUDA graph, not executed. Returns the recording and the output its replays write: replay
-/// once for this step's result. `step` must issue device work only: no host copies, and no
+/// Runs `step` once as a warm-up, then records a second run of it as a CUDA graph, not
+/// executed. Returns the recording, the output its replays write, and the warm-up's output
+/// (this step's result; `None` with `LLAVA_GRAPH_WARMUP=drop`, where it is dropped before the
+/// recording and one replay gives the result). `step` must issue device work only: no host copies, and no
 /// allocations beyond what its first run made. Between replays, refresh its inputs with
 /// [`overwrite`]. Off the CUDA route (or with `LLAVA_GRAPH=0`) `step` is not run and the
 /// answer is [`RecordError::NotStarted`].
 pub fn record<T>(
     device: &burn::tensor::Device,
     step: impl FnMut() -> T,
-) -> Result<(Recording, T), RecordError> {
+) -> Result<(Recording, T, Option<T>), RecordError> {
     #[cfg(feature = "cuda")]
     if graph_replay_available(device) {
-        return cuda::record(device, step).map(|(inner, out)| (Recording { inner }, out));
+        return cuda::record(device, step)
+            .map(|(inner, out, warm_up)| (Recording { inner }, out, warm_up));
     }
     let _ = (device, step);
     Err(RecordError::NotStarted(
@@ -204,6 +206,79 @@ pub fn attention_probs(
     softmax_last(x).cast(dtype).reshape([b, kv, rows, t])
 }
 
+/// Causal attention of `q`, `k`, `v` `[b, heads, s, d]` (key/value heads already repeated)
+/// through cubek's flash kernel with the blueprint `(planes, seq_q tiles, seq_kv tiles)`
+/// (`planes = 0`: the unit routine). A probe for `xtask bench-ops --prefill`: `None` off CUDA,
+/// `Some(Err)` when the kernel declines the problem.
+pub fn flash_attention_causal(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    blueprint: (u8, u8, u8),
+) -> Option<Result<Tensor<4>, String>> {
+    #[cfg(feature = "cuda")]
+    return cuda::flash_attention_causal(q, k, v, blueprint);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, blueprint);
+        None
+    }
+}
+
+/// Attention of one query per sequence (a decode step): `q` `[b, heads, 1, d]`, `k`/`v` the
+/// cache buffers `[b, kv_heads, t, d]`, `bias` `[b, 1, 1, t]` f32, probabilities in f32. Two
+/// kernels on CUDA (flash-decoding: splits of the cache, then their merge); `None` off CUDA or
+/// where the shapes do not fit, and the caller runs the scores, probabilities and `p·V`.
+/// The decoder calls it only where [`decode_attention_in_model`] says so.
+pub fn decode_attention(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    bias: &Tensor<4>,
+    scale: f64,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "cuda")]
+    return cuda::decode_attention(q, k, v, bias, scale);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, bias, scale);
+        None
+    }
+}
+
+/// Whether the decoder's decode steps take [`decode_attention`]: opt-in
+/// (`LLAVA_OPS_ON=decode_attention`) until the kernel has been checked on a GPU.
+pub fn decode_attention_in_model() -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::kernel_opted_in("decode_attention");
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
+/// LayerNorm over the last dim as PyTorch computes it in half precision: mean and variance in
+/// f32, `(x − mean)/√(var + eps)·weight + bias` in f32, cast back to `x`'s dtype. One kernel on
+/// CUDA; elsewhere burn's ops.
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+    eps: f64,
+) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::layer_norm(&x, &weight, &bias, eps) {
+        return out;
+    }
+    let dtype = x.dtype();
+    let x = x.cast(burn::tensor::DType::F32);
+    let mean = mean_last(x.clone());
+    let centred = x - mean;
+    let var = mean_last(centred.clone().square());
+    let normed = centred * var.add_scalar(eps).sqrt().recip();
+    let w = weight.cast(burn::tensor::DType::F32).unsqueeze::<D>();
+    let b = bias.cast(burn::tensor::DType::F32).unsqueeze::<D>();
+    (normed * w + b).cast(dtype)
+}
+
 /// RMSNorm over the last dim as transformers computes it: the mean square in f32, the
 /// normalised value cast back to `x`'s dtype, then multiplied by `weight` (cast to that dtype).
 /// One kernel on CUDA; elsewhere burn's ops.
@@ -230,7 +305,10 @@ pub fn rope_bshd(x: Tensor<4>, cos: Tensor<3>, sin_signed: Tensor<3>) -> Tensor<
     }
     let d = x.dims()[3];
     let swapped = Tensor::cat(
-        vec![x.clone().narrow(3, d / 2, d / 2), x.clone().narrow(3, 0, d / 2)],
+        vec![
+            x.clone().narrow(3, d / 2, d / 2),
+            x.clone().narrow(3, 0, d / 2),
+        ],
         3,
     );
     x * cos.unsqueeze_dim::<4>(2) + swapped * sin_signed.unsqueeze_dim::<4>(2)
@@ -338,5 +416,21 @@ mod tests {
             vec![5.0, -2.0]
         );
         assert_eq!(argmax_last(x).try_into_vec_as::<i64>().unwrap(), vec![1, 1]);
+    }
+
+    #[test]
+    fn layer_norm_centres_scales_and_shifts_each_row() {
+        // Row [1, 2, 3, 6]: mean 3, variance (4 + 1 + 0 + 9) / 4 = 3.5.
+        let x = t2(&[1.0, 2.0, 3.0, 6.0, 5.0, 5.0, 5.0, 5.0], [2, 4]);
+        let one =
+            |v: [f32; 4]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [4]), &Device::flex());
+        let y = layer_norm(x, one([1.0, 2.0, 1.0, 1.0]), one([0.0, 0.0, 0.5, 0.0]), 0.5)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let inv = 1.0 / 4f32.sqrt();
+        let want = [-2.0 * inv, -2.0 * inv, 0.5, 3.0 * inv, 0.0, 0.0, 0.5, 0.0];
+        for (got, want) in y.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{y:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 
 use super::on_cuda;
 use super::stats::timed;
@@ -77,6 +77,9 @@ pub fn rope_bshd(
     cos: &BurnTensor<3>,
     sin: &BurnTensor<3>,
 ) -> Option<BurnTensor<4>> {
+    if !super::kernel_on("rope") {
+        return None;
+    }
     let (xc, c, s) = (on_cuda(x)?, on_cuda(cos)?, on_cuda(sin)?);
     let [b, seq, heads, d] = x.dims();
     let fits = cos.dims() == [b, seq, d] && sin.dims() == [b, seq, d] && d % 2 == 0;
@@ -89,7 +92,8 @@ pub fn rope_bshd(
     let dtype = xc.dtype;
     let key = || format!("rope {b}x{seq}x{heads}x{d} {dtype:?}");
     timed(key, || {
-        let out = empty_device_dtype(xc.client.clone(), xc.device.clone(), xc.shape(), dtype);
+        let out =
+            empty_device_contiguous_dtype(xc.client.clone(), xc.device.clone(), xc.shape(), dtype);
         rope_rows::launch(
             &xc.client.clone(),
             cubes(len),
@@ -109,10 +113,10 @@ pub fn rope_bshd(
 
 /// See [`crate::silu_mul`]; `None` unless both are contiguous CUDA float tensors of one shape
 /// and dtype.
-pub fn silu_mul<const D: usize>(
-    gate: &BurnTensor<D>,
-    up: &BurnTensor<D>,
-) -> Option<BurnTensor<D>> {
+pub fn silu_mul<const D: usize>(gate: &BurnTensor<D>, up: &BurnTensor<D>) -> Option<BurnTensor<D>> {
+    if !super::kernel_on("silu_mul") {
+        return None;
+    }
     let (g, u) = (on_cuda(gate)?, on_cuda(up)?);
     let len = g.meta.num_elements();
     let fits = gate.dims() == up.dims() && g.dtype == u.dtype;
@@ -122,7 +126,8 @@ pub fn silu_mul<const D: usize>(
     let dtype = g.dtype;
     let key = || format!("silu mul {len} {dtype:?}");
     timed(key, || {
-        let out = empty_device_dtype(g.client.clone(), g.device.clone(), g.shape(), dtype);
+        let out =
+            empty_device_contiguous_dtype(g.client.clone(), g.device.clone(), g.shape(), dtype);
         silu_mul_kernel::launch(
             &g.client.clone(),
             cubes(len),

@@ -191,7 +191,32 @@ fn matmul_to<const D: usize>(
     let in_dtype = l.dtype;
     let key = || format!("matmul b{batch} {m}x{k}x{n} {in_dtype:?}->{out_dtype:?} {plan:?}");
     timed(key, || {
-        let product = if plan == MatmulPlan::Batched && batched_split() {
+        // Every half-precision product with more than decode rows: the projections, the
+        // prefill attention products and the vision tower's (577-wide, which cubek's tiled
+        // kernels only take through burn's default).
+        let to_blas = half && !matches!(plan, MatmulPlan::Small | MatmulPlan::SmallWide);
+        let blas = to_blas
+            .then(|| super::cublas::matmul(&l, &r, out_dtype))
+            .flatten();
+        if let Some(product) = &blas
+            && super::cublas::checked()
+        {
+            let out = init_matmul_output(&l, &r, out_dtype);
+            let layout = (l.meta.strides()[D - 1] == 1, r.meta.strides()[D - 1] == 1);
+            if let Some(reference) =
+                launch_plan((plan, batch, m, k, n, layout), l.clone(), r.clone(), out)
+            {
+                super::cublas::report_check::<D>(
+                    &l,
+                    &r,
+                    Tensor::from_primitive::<CubeBackend>(product.clone()),
+                    Tensor::from_primitive::<CubeBackend>(reference),
+                );
+            }
+        }
+        let product = if blas.is_some() {
+            blas
+        } else if plan == MatmulPlan::Batched && batched_split() {
             split_batches(&l, &r, out_dtype, (m, k, n))
         } else {
             let out = init_matmul_output(&l, &r, out_dtype);
@@ -232,9 +257,8 @@ fn launch_plan(
 /// default) rather than through a batched kernel from the list.
 fn batched_split() -> bool {
     static SPLIT: OnceLock<bool> = OnceLock::new();
-    *SPLIT.get_or_init(|| {
-        std::env::var("LLAVA_MATMUL_BATCHED").map_or(true, |v| v.trim() == "split")
-    })
+    *SPLIT
+        .get_or_init(|| std::env::var("LLAVA_MATMUL_BATCHED").map_or(true, |v| v.trim() == "split"))
 }
 
 /// A batched product as one 2-D product per batch through the `Large` plan, each written into

@@ -2,8 +2,12 @@
 //! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
 //! function returns `None` when the route does not apply, and the caller runs the burn op.
 
+mod cublas;
+mod decode_attention;
 mod elementwise;
+mod flash;
 mod graph;
+mod layer_norm;
 mod matmul;
 mod reduce;
 mod rms_norm;
@@ -18,8 +22,11 @@ use burn::tensor::{DType, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 
+pub use decode_attention::decode_attention;
 pub use elementwise::{rope_bshd, silu_mul};
+pub use flash::flash_attention_causal;
 pub use graph::{Recording, record};
+pub use layer_norm::layer_norm;
 pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
@@ -80,6 +87,40 @@ where
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var("LLAVA_OPS").map_or(true, |v| v != "burn"))
+}
+
+// Outputs of the kernels here are allocated contiguous (`empty_device_contiguous_dtype`): the
+// kernels index them linearly, and cubecl's CUDA allocator otherwise pads rows to a power of two
+// up to 512 bytes (a head of 12 f32 values gets a row of 16), which burn's ops read through the
+// strides but a linear write scrambles.
+
+/// Whether the kernel `name` (`rope`, `silu_mul`, `rms_norm`, `layer_norm`, `attention_probs`,
+/// `held_probs`: its register-held variant) is routed:
+/// `LLAVA_OPS_OFF` (a comma list of names) turns single kernels off, for A/B runs.
+fn kernel_on(name: &str) -> bool {
+    static OFF: OnceLock<Vec<String>> = OnceLock::new();
+    !OFF.get_or_init(|| names_in("LLAVA_OPS_OFF"))
+        .iter()
+        .any(|o| o == name)
+}
+
+/// Whether the kernel `name` is wanted where it is opt-in (`LLAVA_OPS_ON`, a comma list of
+/// names): kernels not yet checked on a GPU.
+pub fn kernel_opted_in(name: &str) -> bool {
+    static ON: OnceLock<Vec<String>> = OnceLock::new();
+    ON.get_or_init(|| names_in("LLAVA_OPS_ON"))
+        .iter()
+        .any(|o| o == name)
+}
+
+/// The comma-separated names in the environment variable `var` (none when unset).
+fn names_in(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The CubeCL tensor behind `t` when it is a plain (non-autodiff) float tensor on CUDA.

@@ -9,7 +9,7 @@ use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 
 use super::on_cuda;
 use super::stats::timed;
@@ -72,6 +72,9 @@ pub fn rms_norm<const D: usize>(
     weight: &BurnTensor<1>,
     eps: f64,
 ) -> Option<BurnTensor<D>> {
+    if !super::kernel_on("rms_norm") {
+        return None;
+    }
     let (xc, w) = (on_cuda(x)?, on_cuda(weight)?);
     let dims = x.dims();
     let width = dims[D - 1];
@@ -82,7 +85,8 @@ pub fn rms_norm<const D: usize>(
     let dtype = xc.dtype;
     let key = || format!("rms norm {rows}x{width} {dtype:?}");
     timed(key, || {
-        let out = empty_device_dtype(xc.client.clone(), xc.device.clone(), xc.shape(), dtype);
+        let out =
+            empty_device_contiguous_dtype(xc.client.clone(), xc.device.clone(), xc.shape(), dtype);
         let client = xc.client.clone();
         let weight_dtype = w.dtype;
         rms_norm_rows::launch(

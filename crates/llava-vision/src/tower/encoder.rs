@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::activation::{gelu, gelu_approximate, sigmoid};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
 use super::config::{Activation, VisionConfig};
@@ -52,8 +52,17 @@ impl SelfAttention {
         let q = split(self.q_proj.forward(x.clone()));
         let k = split(self.k_proj.forward(x.clone()));
         let v = split(self.v_proj.forward(x));
-        let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3)) * (hd as f64).powf(-0.5);
-        let probs = llava_ops::softmax_last(scores).cast(dtype);
+        let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3));
+        // No mask: a zero bias broadcast to every row, so the scale, softmax and cast are the
+        // decoder's one probabilities kernel on CUDA (burn's ops: several passes over the
+        // 5 × 16 × 577² f32 scores of an anyres image).
+        let zero = Tensor::<4>::zeros([1, 1, 1, 1], (&scores.device(), DType::F32));
+        let probs = llava_ops::attention_probs(
+            scores,
+            zero.expand([n, 1, t, t]),
+            (hd as f64).powf(-0.5),
+            dtype,
+        );
         let out = llava_ops::matmul(probs, v)
             .swap_dims(1, 2)
             .reshape([n, t, d]);

@@ -1,5 +1,5 @@
 use burn::module::{Initializer, Module, Param};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 /// LayerNorm with HF parameter names (`weight`, `bias`; burn-nn calls them gamma/beta) and
 /// f32 statistics, as PyTorch computes half-precision layer norms.
@@ -24,16 +24,8 @@ impl LayerNorm {
         }
     }
 
-    /// `[..., hidden]` → `[..., hidden]`.
+    /// `[..., hidden]` → `[..., hidden]` (one kernel on CUDA, see [`llava_ops::layer_norm`]).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let mean = llava_ops::mean_last(x.clone());
-        let centred = x - mean;
-        let var = llava_ops::mean_last(centred.clone().square());
-        let normed = centred * var.add_scalar(self.eps).sqrt().recip();
-        let w = self.weight.val().cast(DType::F32).unsqueeze::<D>();
-        let b = self.bias.val().cast(DType::F32).unsqueeze::<D>();
-        (normed * w + b).cast(dtype)
+        llava_ops::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }

@@ -1,0 +1,317 @@
+//! Prefill products through cuBLAS (loaded at run time by cudarc, as cubecl loads the driver).
+//!
+//! cubek's best kernel reaches 200–250 TFLOP/s on the prefill projections of a 7B model and
+//! about 25–50 on the attention products; cuBLAS does 585–723 on the same H100/H200 (issue 5).
+//! cubecl keeps its CUDA stream to itself, so the product cannot be queued behind cubecl's
+//! work: the call waits for cubecl's stream to drain, runs cuBLAS on a stream of its own and
+//! waits for it. That costs a round trip per product (tens of µs against the milliseconds a
+//! prefill product takes), so only products with more than [`crate::choice::SMALL_M`] rows
+//! come here, never a decode step (and never while a step is being recorded as a CUDA graph).
+//!
+//! `LLAVA_CUBLAS=0` turns it off; it is off by itself where cuBLAS cannot be loaded.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use burn::tensor::DType;
+use burn_backend::Backend;
+use burn_cubecl::cubecl::cuda::CudaRuntime;
+use burn_cubecl::ops::numeric::zeros_client;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{CubeBackend, CubeDevice};
+use cubecl_runtime::runtime::Runtime;
+use cudarc::cublas::{result as blas, sys};
+use cudarc::driver::{CudaContext, CudaStream};
+
+use crate::choice::{BlasOperand, blas_operand, blas_operand_split};
+
+type Server = <CudaRuntime as Runtime>::Server;
+
+/// One device's cuBLAS handle and the stream its products run on.
+struct Blas {
+    _context: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    handle: sys::cublasHandle_t,
+}
+
+// SAFETY: the handle is used only under the mutex that owns it, with its context bound to the
+// calling thread first.
+unsafe impl Send for Blas {}
+
+/// Whether products may go to cuBLAS: not turned off, and the library loads.
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let wanted = std::env::var("LLAVA_CUBLAS").map_or(true, |v| v != "0");
+        // SAFETY: only tries to open the library.
+        wanted && unsafe { sys::is_culib_present() }
+    })
+}
+
+fn handles() -> &'static Mutex<HashMap<usize, Option<Blas>>> {
+    static HANDLES: OnceLock<Mutex<HashMap<usize, Option<Blas>>>> = OnceLock::new();
+    HANDLES.get_or_init(Default::default)
+}
+
+fn open(ordinal: usize) -> Option<Blas> {
+    let context = CudaContext::new(ordinal).ok()?;
+    let stream = context.new_stream().ok()?;
+    let handle = blas::create_handle().ok()?;
+    // SAFETY: a live handle and a stream of the same context.
+    unsafe { blas::set_stream(handle, stream.cu_stream() as sys::cudaStream_t) }.ok()?;
+    Some(Blas {
+        _context: context,
+        stream,
+        handle,
+    })
+}
+
+fn data_type(dtype: DType) -> Option<sys::cudaDataType> {
+    match dtype {
+        DType::BF16 => Some(sys::cudaDataType::CUDA_R_16BF),
+        DType::F16 => Some(sys::cudaDataType::CUDA_R_16F),
+        DType::F32 => Some(sys::cudaDataType::CUDA_R_32F),
+        _ => None,
+    }
+}
+
+/// `lhs · rhs` (`[.., m, k]` by `[.., k, n]`, half precision) in `out_dtype`, or `None` when
+/// cuBLAS does not take it (off, a layout it cannot read, recording a graph, an error).
+pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<CubeTensor> {
+    let CubeDevice::Cuda(cuda) = &lhs.device else {
+        return None;
+    };
+    if !enabled() || lhs.client.is_capturing() {
+        return None;
+    }
+    let in_type = data_type(lhs.dtype).filter(|_| lhs.dtype == rhs.dtype)?;
+    let out_type = data_type(out_dtype)?;
+    let (ls, rs) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
+    let d = ls.len();
+    let (m, k, n) = (ls[d - 2], ls[d - 1], rs[d - 1]);
+    let mut out_shape = ls.clone();
+    out_shape[d - 1] = n;
+    // Filled by a cubecl launch so its buffer exists (cubecl allocates on first write). Its rows
+    // may be padded (cubecl's CUDA allocator pitches rows up to 512 bytes: `lm_head`'s 576
+    // columns get 768), so its layout is read back like the operands'.
+    let out = zeros_client(
+        lhs.client.clone(),
+        lhs.device.clone(),
+        out_shape.clone().into(),
+        out_dtype,
+    );
+    let plan = BlasPlan::new(
+        (&ls, lhs.meta.strides()),
+        (&rs, rhs.meta.strides()),
+        (&out_shape, out.meta.strides()),
+    )?;
+    let (a, b, c) = (plan.lhs, plan.rhs, plan.out);
+    if c.transposed {
+        return None;
+    }
+    let fits_int = |v: usize| i32::try_from(v).is_ok();
+    if ![m, k, n, plan.batch, a.ld, b.ld, c.ld]
+        .into_iter()
+        .all(fits_int)
+    {
+        return None;
+    }
+    // The resources first: taking them queues whatever cubecl still owes those buffers on its
+    // stream (as a launch binding them would), and the wait below then covers it.
+    let resource = |t: &CubeTensor| lhs.client.get_resource::<Server>(t.handle.clone()).ok();
+    let (l_res, r_res, o_res) = (resource(lhs)?, resource(rhs)?, resource(&out)?);
+    <CubeBackend as Backend>::sync(&lhs.device).ok()?;
+    let mut guard = handles().lock().ok()?;
+    let blas = guard
+        .entry(cuda.index)
+        .or_insert_with(|| open(cuda.index))
+        .as_ref()?;
+    blas._context.bind_to_thread().ok()?;
+    let op = |t: bool| {
+        if t {
+            sys::cublasOperation_t::CUBLAS_OP_T
+        } else {
+            sys::cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: cuBLAS's first operand is `rhs`.
+    let (alpha, beta) = (1.0f32, 0.0f32);
+    let alpha = &alpha as *const f32 as *const c_void;
+    let beta = &beta as *const f32 as *const c_void;
+    let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
+    let compute = sys::cublasComputeType_t::CUBLAS_COMPUTE_32F;
+    let algo = sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    let mut launched = Ok(());
+    for &(l_off, r_off, o_off) in &plan.offsets {
+        let r_ptr = (r_res.resource().ptr + (r_off * in_size) as u64) as *const c_void;
+        let l_ptr = (l_res.resource().ptr + (l_off * in_size) as u64) as *const c_void;
+        let o_ptr = (o_res.resource().ptr + (o_off * out_size) as u64) as *mut c_void;
+        // SAFETY: the pointers are live cubecl buffers (held by the resources above) of the
+        // shapes and strides checked above, cubecl's stream is drained, and ours is waited on
+        // below.
+        launched = unsafe {
+            if plan.batch == 1 {
+                blas::gemm_ex(
+                    blas.handle,
+                    op(b.transposed),
+                    op(a.transposed),
+                    n as i32,
+                    m as i32,
+                    k as i32,
+                    alpha,
+                    r_ptr,
+                    in_type,
+                    b.ld as i32,
+                    l_ptr,
+                    in_type,
+                    a.ld as i32,
+                    beta,
+                    o_ptr,
+                    out_type,
+                    c.ld as i32,
+                    compute,
+                    algo,
+                )
+            } else {
+                blas::gemm_strided_batched_ex(
+                    blas.handle,
+                    op(b.transposed),
+                    op(a.transposed),
+                    n as i32,
+                    m as i32,
+                    k as i32,
+                    alpha,
+                    r_ptr,
+                    in_type,
+                    b.ld as i32,
+                    b.batch_stride as i64,
+                    l_ptr,
+                    in_type,
+                    a.ld as i32,
+                    a.batch_stride as i64,
+                    beta,
+                    o_ptr,
+                    out_type,
+                    c.ld as i32,
+                    c.batch_stride as i64,
+                    plan.batch as i32,
+                    compute,
+                    algo,
+                )
+            }
+        };
+        if launched.is_err() {
+            break;
+        }
+    }
+    if let Err(e) = launched {
+        // Calls already queued may still write `out`: wait for them before it is dropped.
+        let _ = blas.stream.synchronize();
+        warn_once(&format!("cuBLAS declined a {m}x{k}x{n} product: {e:?}"));
+        return None;
+    }
+    blas.stream.synchronize().ok()?;
+    drop((l_res, r_res, o_res));
+    Some(out)
+}
+
+/// How one product maps onto cuBLAS calls: the operands' layouts, the batch of each call and
+/// the element offsets (lhs, rhs, out) each call starts at.
+struct BlasPlan {
+    lhs: BlasOperand,
+    rhs: BlasOperand,
+    out: BlasOperand,
+    batch: usize,
+    offsets: Vec<(usize, usize, usize)>,
+}
+
+impl BlasPlan {
+    /// One call over every batch when the batch dims of all three nest into one stride;
+    /// otherwise one call per index of the outer batch dims, batched over the last one.
+    fn new(
+        lhs: (&[usize], &[usize]),
+        rhs: (&[usize], &[usize]),
+        out: (&[usize], &[usize]),
+    ) -> Option<Self> {
+        let d = lhs.0.len();
+        let merged = (
+            blas_operand(lhs.0, lhs.1),
+            blas_operand(rhs.0, rhs.1),
+            blas_operand(out.0, out.1),
+        );
+        if let (Some(l), Some(r), Some(o)) = merged {
+            return Some(Self {
+                lhs: l,
+                rhs: r,
+                out: o,
+                batch: lhs.0[..d - 2].iter().product(),
+                offsets: vec![(0, 0, 0)],
+            });
+        }
+        let (l, l_off) = blas_operand_split(lhs.0, lhs.1)?;
+        let (r, r_off) = blas_operand_split(rhs.0, rhs.1)?;
+        let (o, o_off) = blas_operand_split(out.0, out.1)?;
+        let offsets = l_off
+            .into_iter()
+            .zip(r_off)
+            .zip(o_off)
+            .map(|((l, r), o)| (l, r, o))
+            .collect();
+        Some(Self {
+            lhs: l,
+            rhs: r,
+            out: o,
+            batch: if d >= 3 { lhs.0[d - 3] } else { 1 },
+            offsets,
+        })
+    }
+}
+
+fn warn_once(message: &str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| eprintln!("llava-ops: {message}; using cubek's kernels"));
+}
+
+/// Whether every cuBLAS product is checked against cubek's (`LLAVA_CUBLAS_CHECK=1`, slow: a
+/// diagnostic).
+pub fn checked() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLAVA_CUBLAS_CHECK").is_ok_and(|v| v == "1"))
+}
+
+/// Prints the operands' layouts and the relative difference when `product` (cuBLAS) and
+/// `reference` (cubek) differ beyond half-precision rounding.
+pub fn report_check<const D: usize>(
+    lhs: &CubeTensor,
+    rhs: &CubeTensor,
+    product: burn::tensor::Tensor<D>,
+    reference: burn::tensor::Tensor<D>,
+) {
+    let out_dtype = product.dtype();
+    let as_f32 = |t: burn::tensor::Tensor<D>| {
+        t.cast(DType::F32)
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default()
+    };
+    let (ours, theirs) = (as_f32(product), as_f32(reference));
+    let diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let scale = theirs.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let rel = diff / scale.max(f32::MIN_POSITIVE);
+    if rel > 2e-2 || ours.len() != theirs.len() {
+        eprintln!(
+            "cuBLAS check: rel {rel:.2e} lhs {:?} strides {:?} {:?} rhs {:?} strides {:?} {:?} out {:?}",
+            lhs.meta.shape(),
+            lhs.meta.strides(),
+            lhs.dtype,
+            rhs.meta.shape(),
+            rhs.meta.strides(),
+            rhs.dtype,
+            out_dtype,
+        );
+    }
+}
