@@ -105,8 +105,8 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Prefill attention of `args.prefill` causal positions: our path (scores in f32 through the
-/// routed products, one probabilities kernel) against each flash blueprint, with the relative
-/// difference of the outputs.
+/// routed products, one probabilities kernel) against our flash prefill kernel and each of
+/// cubek's flash blueprints, with the relative difference of the outputs.
 fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3]) -> Result<()> {
     let s = args.prefill;
     let normal = Distribution::Normal(0.0, 1.0);
@@ -133,6 +133,39 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
                "seq": s, "dtype": args.dtype, "us": per * 1e6, "tflops": flops / per / 1e12,
                "first_call_s": cold})
     );
+    // Our flash prefill kernel (bf16/f16 only), keys and values read in place.
+    let scale = 1.0 / (d as f64).sqrt();
+    let flash_prefill = || llava_ops::flash_prefill(&q, &k, &v, 0, scale);
+    let start = Instant::now();
+    match flash_prefill() {
+        Some(out) => {
+            let out = out.cast(DType::F32);
+            let diff = (out - reference.clone())
+                .powi_scalar(2)
+                .sum()
+                .sqrt()
+                .into_scalar::<f32>();
+            let first = start.elapsed().as_secs_f64();
+            let norm = reference
+                .clone()
+                .powi_scalar(2)
+                .sum()
+                .sqrt()
+                .into_scalar::<f32>();
+            let run = || flash_prefill().expect("accepted above");
+            let (_, per) = time_calls(args.iters, &run);
+            println!(
+                "{}",
+                json!({"op": "prefill_attention_flash_prefill", "seq": s, "us": per * 1e6,
+                       "tflops": flops / per / 1e12, "first_call_s": first,
+                       "rel_diff_vs_ours": diff / norm})
+            );
+        }
+        None => println!(
+            "{}",
+            json!({"op": "prefill_attention_flash_prefill", "error": "declined (needs CUDA, bf16/f16, head dim 64 or 128)"})
+        ),
+    }
     let group = heads / kv;
     let repeat = |t: &Tensor<4>| {
         t.clone()

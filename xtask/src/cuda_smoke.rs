@@ -149,6 +149,60 @@ mod imp {
         Ok(worst)
     }
 
+    /// The flash prefill kernel (bf16) against the CPU path in f32 on causal prompts after
+    /// `past` cached positions: the worst max |CUDA − CPU| / max |CPU|.
+    fn flash_prefill(cuda: &Device, cpu: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        // [b, heads, kv heads, prompt, head dim, past, slots]
+        for [b, heads, kv, s, d, past, t] in [
+            [1, 32, 8, 300, 128, 0, 512],
+            [2, 4, 2, 77, 64, 5, 96],
+            [1, 8, 8, 64, 128, 0, 64],
+            [1, 28, 4, 130, 128, 20, 256],
+        ] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let q = Tensor::<4>::random([b, heads, s, d], normal, cpu);
+            let k = Tensor::<4>::random([b, kv, t, d], normal, cpu);
+            let v = Tensor::<4>::random([b, kv, t, d], normal, cpu);
+            let bias: Vec<f32> = (0..b * s * t)
+                .map(|i| {
+                    let (row, key) = ((i / t) % s, i % t);
+                    if key <= past + row { 0.0 } else { f32::MIN }
+                })
+                .collect();
+            let bias = Tensor::<4>::from_data(TensorData::new(bias, [b, 1, s, t]), cpu);
+            let reference = llava_llm::grouped_attention(q.clone(), k.clone(), v.clone(), bias)
+                .try_into_vec_as::<f32>()?;
+            let up = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), (cuda, DType::BF16));
+            let scale = 1.0 / (d as f64).sqrt();
+            let ours = llava_ops::flash_prefill(&up(&q), &up(&k), &up(&v), past, scale)
+                .context("the flash prefill kernel declined the case")?
+                .cast(DType::F32)
+                .try_into_vec_as::<f32>()?;
+            let r = rel(&ours, &reference)?;
+            println!(
+                "flash prefill b{b} heads {heads}/{kv} prompt {s} d {d} past {past} slots {t} BF16: rel {r:.2e} vs CPU f32"
+            );
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
+    /// `check` run so that an error or a panic (a kernel not yet run on a GPU failing at
+    /// launch) is printed and returned, not raised.
+    fn caught<T>(name: &str, check: impl FnOnce() -> Result<T>) -> std::result::Result<T, String> {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+        let outcome = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err("panicked".to_string()),
+        };
+        if let Err(e) = &outcome {
+            println!("{name}: {e}");
+        }
+        outcome
+    }
+
     fn forward(model: &CausalLm, ids: &[u32]) -> Result<Vec<f32>> {
         let device = model.device();
         let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
@@ -181,19 +235,10 @@ mod imp {
         );
 
         let rope_diff = rope(&cuda, &cpu)?;
-        // Not yet run on a GPU when written: a failure (or a panic at launch) is reported at
-        // the end, after the other checks.
-        let attention = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decode_attention(&cuda, &cpu)
-        }));
-        let attention = match attention {
-            Ok(Ok(worst)) => Ok(worst),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(_) => Err("panicked".to_string()),
-        };
-        if let Err(e) = &attention {
-            println!("decode attention kernel: {e}");
-        }
+        // Kernels not yet run on a GPU when written: a failure (or a panic at launch) is
+        // reported at the end, after the other checks.
+        let attention = caught("decode attention kernel", || decode_attention(&cuda, &cpu));
+        let flash = caught("flash prefill kernel", || flash_prefill(&cuda, &cpu));
         let dirs = if args.llava_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -226,6 +271,11 @@ mod imp {
             "the RoPE kernel differs from the CPU formula"
         );
         // f32: summation order only; bf16: inputs rounded to bf16 (≈ 4e-3 each).
+        let flash = flash.map_err(|e| anyhow::anyhow!("the flash prefill kernel: {e}"))?;
+        ensure!(
+            flash < 3e-2,
+            "the flash prefill kernel differs from the CPU path: {flash:.2e}"
+        );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;
         ensure!(

@@ -51,15 +51,18 @@ impl Attention {
         }
     }
 
-    /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`.
-    /// With a cache, the new keys/values are written at its current length and attention runs
-    /// over every cached position. Returns `[batch, seq, hidden]`.
+    /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`,
+    /// `plain_causal` when it is the causal mask and nothing else (no padding, no window
+    /// reaching in), which a flash kernel applies itself. With a cache, the new keys/values are
+    /// written at its current length and attention runs over every cached position. Returns
+    /// `[batch, seq, hidden]`.
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         rope: &RopeTables,
         bias: Tensor<4>,
         cache: Option<(&mut KvCache, usize)>,
+        plain_causal: bool,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         // Heads split off as `[b, s, heads, d]` (a view of the projection), rotated there, then
@@ -77,7 +80,14 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),
         };
-        let out = causal_attention(q, k, v, bias, past);
+        // A prompt under the plain causal mask may take the flash kernel (CUDA, opt-in).
+        let flash = (plain_causal && s > CAUSAL_MIN_QUERIES && llava_ops::flash_prefill_in_model())
+            .then(|| {
+                let scale = 1.0 / (self.head_dim as f64).sqrt();
+                llava_ops::flash_prefill(&q, &k, &v, past, scale)
+            })
+            .flatten();
+        let out = flash.unwrap_or_else(|| causal_attention(q, k, v, bias, past));
         let out = out
             .swap_dims(1, 2)
             .reshape([b, s, self.heads * self.head_dim]);

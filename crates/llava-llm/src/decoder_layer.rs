@@ -30,18 +30,20 @@ impl DecoderLayer {
         }
     }
 
-    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`; `plain_causal` as in
+    /// [`Attention::forward`](crate::Attention).
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         rope: &RopeTables,
         bias: Tensor<4>,
         cache: Option<(&mut KvCache, usize)>,
+        plain_causal: bool,
     ) -> Tensor<3> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_layernorm.forward(x), rope, bias, cache);
+        let normed = self.input_layernorm.forward(x.clone());
+        let h = x + self
+            .self_attn
+            .forward(normed, rope, bias, cache, plain_causal);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
 }

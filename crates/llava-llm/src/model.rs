@@ -235,7 +235,8 @@ impl CausalLm {
                 }
             };
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(x, &rope, bias, layer_cache);
+            let plain_causal = key_valid.is_none() && window.is_none_or(|w| w >= past + s);
+            x = layer.forward(x, &rope, bias, layer_cache, plain_causal);
         }
         if let Some(c) = cache {
             c.advance(s);
@@ -268,7 +269,7 @@ impl CausalLm {
             .tables_from(inputs.positions.clone(), inv_freq, x.dtype());
         for (i, layer) in self.model.layers.iter().enumerate() {
             let bias = inputs.bias(self.config.sliding_window(i));
-            x = layer.forward(x, &rope, bias, Some((&mut *cache, i)));
+            x = layer.forward(x, &rope, bias, Some((&mut *cache, i)), false);
         }
         let logits = self.logits(self.model.norm.forward(x));
         let [b, _, v] = logits.dims();

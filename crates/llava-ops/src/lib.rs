@@ -246,6 +246,37 @@ pub fn decode_attention(
     }
 }
 
+/// Causal attention of a prompt in one kernel on tensor cores (FlashAttention-2's loop, no
+/// scores written): `q` `[b, heads, s, d]` in bf16/f16 with head dim 64 or 128, `k`/`v`
+/// `[b, kv_heads, slots, d]` holding the `past` cached positions and then the prompt's; query
+/// `i` sees keys `0..=past + i` and nothing else (no padding, no window). `None` off CUDA or
+/// where the operands do not fit. The decoder calls it only where [`flash_prefill_in_model`]
+/// says so.
+pub fn flash_prefill(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    past: usize,
+    scale: f64,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "cuda")]
+    return cuda::flash_prefill(q, k, v, past, scale);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, past, scale);
+        None
+    }
+}
+
+/// Whether the decoder's plain causal prompts take [`flash_prefill`]: opt-in
+/// (`LLAVA_OPS_ON=flash_prefill`) until the kernel has been checked on a GPU.
+pub fn flash_prefill_in_model() -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::kernel_opted_in("flash_prefill");
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
 /// Whether the decoder's decode steps take [`decode_attention`]: opt-in
 /// (`LLAVA_OPS_ON=decode_attention`) until the kernel has been checked on a GPU.
 pub fn decode_attention_in_model() -> bool {
