@@ -16,8 +16,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use burn::tensor::DType;
 use burn_backend::Backend;
+use burn_backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
-use burn_cubecl::ops::numeric::zeros_client;
+use burn_cubecl::cubecl::prelude::*;
+use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 use cubecl_runtime::runtime::Runtime;
@@ -92,15 +95,10 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     let (m, k, n) = (ls[d - 2], ls[d - 1], rs[d - 1]);
     let mut out_shape = ls.clone();
     out_shape[d - 1] = n;
-    // Filled by a cubecl launch so its buffer exists (cubecl allocates on first write). Its rows
-    // may be padded (cubecl's CUDA allocator pitches rows up to 512 bytes: `lm_head`'s 576
-    // columns get 768), so its layout is read back like the operands'.
-    let out = zeros_client(
-        lhs.client.clone(),
-        lhs.device.clone(),
-        out_shape.clone().into(),
-        out_dtype,
-    );
+    // Written by a cubecl launch so its buffer exists (cubecl allocates a buffer when a launch
+    // first binds it). Its rows may be padded (cubecl's CUDA allocator pitches rows up to 512
+    // bytes: `lm_head`'s 576 columns get 768), so its layout is read back like the operands'.
+    let out = new_output(lhs, out_shape.clone(), out_dtype);
     let plan = BlasPlan::new(
         (&ls, lhs.meta.strides()),
         (&rs, rhs.meta.strides()),
@@ -214,6 +212,33 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     blas.stream.synchronize().ok()?;
     drop((l_res, r_res, o_res));
     Some(out)
+}
+
+/// One element written, so that cubecl allocates the buffer: cuBLAS writes the rest.
+#[cube(launch)]
+fn touch<F: Float>(out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
+    if ABSOLUTE_POS == 0 {
+        out[0] = F::new(0.0);
+    }
+}
+
+/// The product's output buffer: zero-filled (about 1 GB of writes per layer of a 3k-token
+/// prefill, mostly attention scores), or with `LLAVA_OPS_ON=blas_no_fill` (not yet run on a
+/// GPU) only allocated by a one-element write.
+fn new_output(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
+    let (client, device) = (like.client.clone(), like.device.clone());
+    if !super::kernel_opted_in("blas_no_fill") {
+        return zeros_client(client, device, shape.into(), dtype);
+    }
+    let out = empty_device_dtype(client.clone(), device, shape.into(), dtype);
+    touch::launch(
+        &client,
+        CubeCount::Static(1, 1, 1),
+        CubeDim::new_1d(1),
+        out.clone().into_tensor_arg(),
+        dtype_to_storage_type(dtype),
+    );
+    out
 }
 
 /// How one product maps onto cuBLAS calls: the operands' layouts, the batch of each call and

@@ -9,6 +9,9 @@
 //! takes about 75 ms of a 7B first token of 219 ms, SDPA about 6 ms; cubek's flash kernel
 //! declines bf16 and was slower than ours in f16 (docs/cuda.md).
 //!
+//! Shared memory: 44 KB at head dim 128 (queries 16, keys 8, values 8, scores 8, probabilities
+//! 4), under the 48 KB a cube may take without opting in.
+//!
 //! Not yet run on a GPU: the model takes it only with `LLAVA_OPS_ON=flash_prefill`, and
 //! `xtask cuda-smoke` and `xtask bench-ops --prefill` check and time it.
 
@@ -72,7 +75,6 @@ fn flash_prefill_kernel<F: Float>(
     let mut vs = Shared::<[F]>::new_slice(bk * d);
     let mut ss = Shared::<[f32]>::new_slice(bq * bk);
     let mut ps = Shared::<[F]>::new_slice(bq * bk);
-    let mut ts = Shared::<[f32]>::new_slice(bq * 16);
 
     // The cube's queries (zero rows past the prompt).
     let q_base = b * q.stride(0) + head * q.stride(1);
@@ -212,7 +214,7 @@ fn flash_prefill_kernel<F: Float>(
         }
         sync_cube();
 
-        // o += p·V, 16 output columns at a time through the plane's scratch tile.
+        // o += p·V, 16 output columns at a time through a scratch tile.
         #[unroll]
         for dt in 0..d / 16 {
             let acc = cmma::Matrix::<f32>::from_value(
@@ -247,9 +249,10 @@ fn flash_prefill_kernel<F: Float>(
                 );
                 cmma::execute(&a, &bm, &acc, &acc);
             }
-            let t_at = plane * 256;
+            // The plane's scores are spent by now: their first 256 cells take the tile.
+            let t_at = s_base;
             cmma::store(
-                &mut ts[t_at..t_at + 256],
+                &mut ss[t_at..t_at + 256],
                 &acc,
                 16u32,
                 MatrixLayout::RowMajor,
@@ -259,7 +262,7 @@ fn flash_prefill_kernel<F: Float>(
                 let first = dt * 16 - half * (d / 2);
                 #[unroll]
                 for c in 0..16 {
-                    o[first + c] = o[first + c] + ts[t_at + r * 16 + c];
+                    o[first + c] = o[first + c] + ss[t_at + r * 16 + c];
                 }
             }
             sync_cube();
