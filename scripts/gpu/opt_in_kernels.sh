@@ -11,6 +11,11 @@ start=$SECONDS
 timeout 200 /tmp/bin/xtask cuda-smoke > "$OUT/smoke.log" 2>&1
 echo "== cuda-smoke: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|decode attention|flash prefill|rror|panick|smoke" "$OUT/smoke.log" | sed 's/ equal to transformers.*//' | head -40
+start=$SECONDS
+LLAVA_OPS_ON=decode_attention,flash_prefill,blas_no_fill timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
+  > "$OUT/smoke_opt_in.log" 2>&1
+echo "== cuda-smoke --llava-only, all opt-in kernels on: exit $? after $((SECONDS - start)) s"
+grep -E "greedy|rror|panick|smoke" "$OUT/smoke_opt_in.log" | sed 's/ equal to transformers.*//' | head -12
 echo "== decode attention (default path, then the kernel)"
 timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | head -1
 LLAVA_OPS_ON=decode_attention timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | head -1
