@@ -150,7 +150,8 @@ mod imp {
     }
 
     /// The flash prefill kernel (bf16) against the CPU path in f32 on causal prompts after
-    /// `past` cached positions: the worst max |CUDA − CPU| / max |CPU|.
+    /// `past` cached positions, and without a mask (the vision towers' case): the worst max
+    /// |CUDA − CPU| / max |CPU|.
     fn flash_prefill(cuda: &Device, cpu: &Device) -> Result<f32> {
         let mut worst = 0.0f32;
         // [b, heads, kv heads, prompt, head dim, past, slots]
@@ -185,7 +186,23 @@ mod imp {
             );
             worst = worst.max(r);
         }
-        Ok(worst)
+        // Without a mask, as the vision towers call it: 5 tiles × 16 heads × 577 patches.
+        let (n, heads, s, d) = (5, 16, 577, 64);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let [q, k, v] = [0; 3].map(|_| Tensor::<4>::random([n, heads, s, d], normal, cpu));
+        let zero = Tensor::<4>::zeros([n, 1, s, s], cpu);
+        let reference = llava_llm::grouped_attention(q.clone(), k.clone(), v.clone(), zero)
+            .try_into_vec_as::<f32>()?;
+        let up = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), (cuda, DType::BF16));
+        let ours = llava_ops::flash_attention_full(&up(&q), &up(&k), &up(&v), 1.0 / 8.0)
+            .context("the flash kernel declined full attention")?
+            .cast(DType::F32)
+            .try_into_vec_as::<f32>()?;
+        let r = rel(&ours, &reference)?;
+        println!(
+            "flash attention without a mask [{n},{heads},{s},{d}] BF16: rel {r:.2e} vs CPU f32"
+        );
+        Ok(worst.max(r))
     }
 
     /// `check` run so that an error or a panic (a kernel not yet run on a GPU failing at

@@ -268,6 +268,34 @@ pub fn flash_prefill(
     }
 }
 
+/// Attention without a mask (every query sees every key: the vision towers) in the kernel of
+/// [`flash_prefill`]: `q` `[b, heads, s, d]`, `k`/`v` `[b, kv_heads, t, d]`, bf16/f16, head
+/// dim 64 or 128. `None` off CUDA or where the operands do not fit. The towers call it only
+/// where [`flash_vision_in_model`] says so.
+pub fn flash_attention_full(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    scale: f64,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "cuda")]
+    return cuda::flash_attention_full(q, k, v, scale);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, scale);
+        None
+    }
+}
+
+/// Whether the vision towers' attention takes [`flash_attention_full`]: opt-in
+/// (`LLAVA_OPS_ON=flash_vision`) until the kernel has been checked on a GPU.
+pub fn flash_vision_in_model() -> bool {
+    #[cfg(feature = "cuda")]
+    return cuda::kernel_opted_in("flash_vision");
+    #[cfg(not(feature = "cuda"))]
+    false
+}
+
 /// Whether the decoder's plain causal prompts take [`flash_prefill`]: opt-in
 /// (`LLAVA_OPS_ON=flash_prefill`) until the kernel has been checked on a GPU.
 pub fn flash_prefill_in_model() -> bool {

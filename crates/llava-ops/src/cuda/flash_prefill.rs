@@ -37,8 +37,8 @@ const PLANES: usize = BQ / 16;
 const PLANE: usize = 32;
 
 /// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` (unit last strides), `output` `[b,
-/// heads, s, d]` contiguous. Query `i` sits at position `past + i` and sees key `j` when
-/// `j ≤ past + i` and `j < keys`.
+/// heads, s, d]` contiguous. Query `i` sees key `j` when `j < keys` and, if `causal`, when
+/// `j ≤ past + i` (query `i` sits at position `past + i`).
 // `a = a * b` on array cells, as the validated kernels write shared-memory updates.
 #[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
 #[cube(launch)]
@@ -56,6 +56,7 @@ fn flash_prefill_kernel<F: Float>(
     #[comptime] d: usize,
     #[comptime] bq: usize,
     #[comptime] bk: usize,
+    #[comptime] causal: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let q_block = CUBE_POS_X as usize;
@@ -103,9 +104,12 @@ fn flash_prefill_kernel<F: Float>(
     }
 
     // Keys the cube's last query can see.
-    let mut end = past as usize + q0 + bq;
-    if end > visible {
-        end = visible;
+    let mut end = visible;
+    if causal {
+        let last = past as usize + q0 + bq;
+        if last < end {
+            end = last;
+        }
     }
     let k_base = b * k.stride(0) + kvh * k.stride(1);
     let v_base = b * v.stride(0) + kvh * v.stride(1);
@@ -181,7 +185,11 @@ fn flash_prefill_kernel<F: Float>(
         for c in 0..bk / 2 {
             let key = kb + half * (bk / 2) + c;
             let mut x = ss[row_at + c] * scale;
-            if key > q_pos || key >= visible || q_row >= s {
+            let mut masked = key >= visible || q_row >= s;
+            if causal {
+                masked = masked || key > q_pos;
+            }
+            if masked {
                 x = f32::new(-3.4028235e38);
             }
             ss[row_at + c] = x;
@@ -280,13 +288,36 @@ fn flash_prefill_kernel<F: Float>(
     }
 }
 
-/// See [`crate::flash_prefill`]; `None` unless the operands fit: bf16/f16, head dim 64 or
-/// 128, unit last strides, whole query groups.
+/// See [`crate::flash_prefill`]: causal, the keys up to the prompt's last position.
 pub fn flash_prefill(
     q: &BurnTensor<4>,
     k: &BurnTensor<4>,
     v: &BurnTensor<4>,
     past: usize,
+    scale: f64,
+) -> Option<BurnTensor<4>> {
+    let s = q.dims()[2];
+    flash(q, k, v, (past, past + s, true), scale)
+}
+
+/// See [`crate::flash_attention_full`]: every query sees every key.
+pub fn flash_attention_full(
+    q: &BurnTensor<4>,
+    k: &BurnTensor<4>,
+    v: &BurnTensor<4>,
+    scale: f64,
+) -> Option<BurnTensor<4>> {
+    let t = k.dims()[2];
+    flash(q, k, v, (0, t, false), scale)
+}
+
+/// The kernel on `(past, visible keys, causal)`; `None` unless the operands fit: bf16/f16,
+/// head dim 64 or 128, unit last strides, whole query groups.
+fn flash(
+    q: &BurnTensor<4>,
+    k: &BurnTensor<4>,
+    v: &BurnTensor<4>,
+    (past, keys, causal): (usize, usize, bool),
     scale: f64,
 ) -> Option<BurnTensor<4>> {
     let (qc, kc, vc) = (on_cuda(q)?, on_cuda(k)?, on_cuda(v)?);
@@ -299,14 +330,18 @@ pub fn flash_prefill(
         && kv > 0
         && heads % kv == 0
         && v.dims() == [b, kv, t, d]
-        && past + s <= t
+        && keys <= t
+        && keys > 0
         && s > 0
         && PLANES * PLANE == 128;
     if !(half && same && unit_rows && fits) {
         return None;
     }
     let dtype = qc.dtype;
-    let key = || format!("flash prefill {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?}");
+    let key = || {
+        let mask = if causal { "causal" } else { "full" };
+        format!("flash attention {mask} {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?}")
+    };
     timed(key, || {
         let out =
             empty_device_contiguous_dtype(qc.client.clone(), qc.device.clone(), qc.shape(), dtype);
@@ -322,12 +357,13 @@ pub fn flash_prefill(
             scale as f32,
             s as u32,
             past as u32,
-            (past + s) as u32,
+            keys as u32,
             heads as u32,
             (heads / kv) as u32,
             d,
             BQ,
             BK,
+            causal,
             dtype_to_storage_type(dtype),
         );
         Some(BurnTensor::from_primitive::<CubeBackend>(out))

@@ -26,7 +26,7 @@ use burn_cubecl::{CubeBackend, CubeDevice};
 pub use decode_attention::decode_attention;
 pub use elementwise::{rope_bshd, silu_mul};
 pub use flash::flash_attention_causal;
-pub use flash_prefill::flash_prefill;
+pub use flash_prefill::{flash_attention_full, flash_prefill};
 pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
 pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};

@@ -52,17 +52,22 @@ impl SelfAttention {
         let q = split(self.q_proj.forward(x.clone()));
         let k = split(self.k_proj.forward(x.clone()));
         let v = split(self.v_proj.forward(x));
+        let scale = (hd as f64).powf(-0.5);
+        // One flash kernel on CUDA where opted in (`LLAVA_OPS_ON=flash_vision`).
+        let flash = llava_ops::flash_vision_in_model()
+            .then(|| llava_ops::flash_attention_full(&q, &k, &v, scale))
+            .flatten();
+        if let Some(out) = flash {
+            return self
+                .out_proj
+                .forward(out.swap_dims(1, 2).reshape([n, t, d]));
+        }
         let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3));
         // No mask: a zero bias broadcast to every row, so the scale, softmax and cast are the
         // decoder's one probabilities kernel on CUDA (burn's ops: several passes over the
         // 5 × 16 × 577² f32 scores of an anyres image).
         let zero = Tensor::<4>::zeros([1, 1, 1, 1], (&scores.device(), DType::F32));
-        let probs = llava_ops::attention_probs(
-            scores,
-            zero.expand([n, 1, t, t]),
-            (hd as f64).powf(-0.5),
-            dtype,
-        );
+        let probs = llava_ops::attention_probs(scores, zero.expand([n, 1, t, t]), scale, dtype);
         let out = llava_ops::matmul(probs, v)
             .swap_dims(1, 2)
             .reshape([n, t, d]);
