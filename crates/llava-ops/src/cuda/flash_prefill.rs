@@ -176,7 +176,9 @@ fn flash_prefill_kernel<F: Float>(
                 MatrixLayout::RowMajor,
             );
         }
-        sync_cube();
+        // Each plane reads only its own rows of `ss` and `ps` from here on: a warp barrier
+        // orders them; the cube's barriers guard only the shared key/value blocks.
+        sync_plane();
 
         // Online softmax over the lane's half row.
         let row_at = s_base + r * bk + half * (bk / 2);
@@ -220,7 +222,7 @@ fn flash_prefill_kernel<F: Float>(
         for c in 0..d / 2 {
             o[c] = o[c] * alpha;
         }
-        sync_cube();
+        sync_plane();
 
         // o += p·V, 16 output columns at a time through a scratch tile.
         #[unroll]
@@ -265,7 +267,7 @@ fn flash_prefill_kernel<F: Float>(
                 16u32,
                 MatrixLayout::RowMajor,
             );
-            sync_cube();
+            sync_plane();
             if (dt * 16) / (d / 2) == half {
                 let first = dt * 16 - half * (d / 2);
                 #[unroll]
@@ -273,7 +275,7 @@ fn flash_prefill_kernel<F: Float>(
                     o[first + c] = o[first + c] + ss[t_at + r * 16 + c];
                 }
             }
-            sync_cube();
+            sync_plane();
         }
         kb += bk;
     }
