@@ -137,33 +137,18 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
     let scale = 1.0 / (d as f64).sqrt();
     let flash_prefill = || llava_ops::flash_prefill(&q, &k, &v, 0, scale);
     let start = Instant::now();
+    let op = "prefill_attention_flash_prefill";
     match flash_prefill() {
-        Some(out) => {
-            let out = out.cast(DType::F32);
-            let diff = (out - reference.clone())
-                .powi_scalar(2)
-                .sum()
-                .sqrt()
-                .into_scalar::<f32>();
-            let first = start.elapsed().as_secs_f64();
-            let norm = reference
-                .clone()
-                .powi_scalar(2)
-                .sum()
-                .sqrt()
-                .into_scalar::<f32>();
-            let run = || flash_prefill().expect("accepted above");
-            let (_, per) = time_calls(args.iters, &run);
-            println!(
-                "{}",
-                json!({"op": "prefill_attention_flash_prefill", "seq": s, "us": per * 1e6,
-                       "tflops": flops / per / 1e12, "first_call_s": first,
-                       "rel_diff_vs_ours": diff / norm})
-            );
-        }
+        Some(out) => report_checked(
+            (args.iters, flops),
+            &reference,
+            (start, out),
+            json!({"op": op, "seq": s}),
+            &|| flash_prefill().expect("accepted above"),
+        ),
         None => println!(
             "{}",
-            json!({"op": "prefill_attention_flash_prefill", "error": "declined (needs CUDA, bf16/f16, head dim 64 or 128)"})
+            json!({"op": op, "error": "declined (needs CUDA, bf16/f16, head dim 64 or 128)"})
         ),
     }
     let group = heads / kv;
@@ -193,30 +178,38 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
                 );
                 continue;
             }
-            Some(Ok(out)) => out.cast(DType::F32),
+            Some(Ok(out)) => out,
         };
-        let diff = (out - reference.clone())
-            .powi_scalar(2)
-            .sum()
-            .sqrt()
-            .into_scalar::<f32>();
-        let first = start.elapsed().as_secs_f64();
-        let norm = reference
-            .clone()
-            .powi_scalar(2)
-            .sum()
-            .sqrt()
-            .into_scalar::<f32>();
-        let run = || flash().and_then(Result::ok).expect("accepted above");
-        let (_, per) = time_calls(args.iters, &run);
-        println!(
-            "{}",
-            json!({"op": "prefill_attention_flash", "blueprint": triple, "seq": s,
-                   "us": per * 1e6, "tflops": flops / per / 1e12, "first_call_s": first,
-                   "rel_diff_vs_ours": diff / norm})
+        report_checked(
+            (args.iters, flops),
+            &reference,
+            (start, out),
+            json!({"op": "prefill_attention_flash", "blueprint": triple, "seq": s}),
+            &|| flash().and_then(Result::ok).expect("accepted above"),
         );
     }
     Ok(())
+}
+
+/// Prints `fields` with the relative difference of `first` (its output and the instant its call
+/// began) from `reference`, the first call's seconds, and the mean time and rate of `iters`
+/// further calls of `run` (of `flops` each).
+fn report_checked(
+    (iters, flops): (usize, f64),
+    reference: &Tensor<4>,
+    (start, first): (Instant, Tensor<4>),
+    mut fields: serde_json::Value,
+    run: &dyn Fn() -> Tensor<4>,
+) {
+    let norm = |t: Tensor<4>| t.powi_scalar(2).sum().sqrt().into_scalar::<f32>();
+    let rel = norm(first.cast(DType::F32) - reference.clone()) / norm(reference.clone());
+    let first_call_s = start.elapsed().as_secs_f64();
+    let (_, per) = time_calls(iters, run);
+    fields["us"] = json!(per * 1e6);
+    fields["tflops"] = json!(flops / per / 1e12);
+    fields["first_call_s"] = json!(first_call_s);
+    fields["rel_diff_vs_ours"] = json!(rel);
+    println!("{fields}");
 }
 
 /// Seconds of the first call (compilation included) and mean seconds of `iters` further calls
