@@ -12,7 +12,7 @@ timeout 200 /tmp/bin/xtask cuda-smoke > "$OUT/smoke.log" 2>&1
 echo "== cuda-smoke: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|decode attention|flash prefill|rror|panick|smoke" "$OUT/smoke.log" | sed 's/ equal to transformers.*//' | head -40
 start=$SECONDS
-LLAVA_OPS_ON=decode_attention,flash_prefill,flash_vision,blas_no_fill timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
+LLAVA_OPS_ON=decode_attention,flash_prefill,flash_vision,blas_no_fill,gemv timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
   > "$OUT/smoke_opt_in.log" 2>&1
 echo "== cuda-smoke --llava-only, all opt-in kernels on: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|rror|panick|smoke" "$OUT/smoke_opt_in.log" | sed 's/ equal to transformers.*//' | head -12
@@ -21,7 +21,7 @@ timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 
 LLAVA_OPS_ON=decode_attention timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | head -1
 echo "== prefill attention (ours, our flash kernel, cubek's flash in f16)"
 timeout 90 /tmp/bin/xtask bench-ops --heads 32,8,128 --prefill 3072 --iters 10 --flash "4,1,1" 2>&1 | grep '^{'
-for on in none decode_attention flash_prefill flash_vision blas_no_fill decode_attention,flash_prefill,flash_vision,blas_no_fill; do
+for on in none gemv decode_attention flash_prefill flash_vision blas_no_fill decode_attention,flash_prefill,flash_vision,blas_no_fill,gemv; do
   LLAVA_OPS_ON=$on timeout 60 /tmp/bin/xtask bench --config "benches/configs/$shape" \
     --batch 1 --max-new-tokens 128 >> "$OUT/results.jsonl" 2> "$OUT/bench_$on.log"
   echo "== bench LLAVA_OPS_ON=$on: exit $?"; grep -E "^batch 1:|rror|panick" "$OUT/bench_$on.log" | tail -2

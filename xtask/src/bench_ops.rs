@@ -91,7 +91,13 @@ pub fn run(args: Args) -> Result<()> {
                 w.clone().matmul(x.clone().transpose()).transpose()
             }),
         ];
-        for (name, f) in orders {
+        let gemv = || llava_ops::gemv(&x, &w).expect("the GEMV kernel took this shape once");
+        let kernel = llava_ops::gemv(&x, &w)
+            .is_some()
+            .then_some(("gemv_kernel", &gemv as &dyn Fn() -> Tensor<2>));
+        let routed = || llava_ops::linear(x.clone(), w.clone(), None);
+        let routed = [("gemv_routed", &routed as &dyn Fn() -> Tensor<2>)];
+        for (name, f) in orders.into_iter().chain(routed).chain(kernel) {
             let (cold, per) = time_calls(args.iters, f);
             println!(
                 "{}",

@@ -149,6 +149,39 @@ mod imp {
         Ok(worst)
     }
 
+    /// The GEMV kernel (bf16) against the CPU product in f32 on decode shapes (rows of `x`,
+    /// k, n), odd output widths included: the worst max |CUDA − CPU| / max |CPU|.
+    fn gemv(cuda: &Device, cpu: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        for [rows, k, n] in [
+            [1, 4096, 4096],
+            [1, 4096, 14336],
+            [1, 14336, 4096],
+            [3, 512, 1000],
+            [4, 8, 9],
+            [2, 1032, 8193],
+        ] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let x = Tensor::<2>::random([rows, k], normal, cpu);
+            let w = Tensor::<2>::random([n, k], normal, cpu);
+            let up = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), (cuda, DType::BF16));
+            let (xb, wb) = (up(&x), up(&w));
+            // The reference takes the bf16-rounded inputs, so only the summation differs.
+            let down = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), cpu).cast(DType::F32);
+            let reference = down(&xb)
+                .matmul(down(&wb).transpose())
+                .try_into_vec_as::<f32>()?;
+            let ours = llava_ops::gemv(&xb, &wb)
+                .context("the GEMV kernel declined the case")?
+                .cast(DType::F32)
+                .try_into_vec_as::<f32>()?;
+            let r = rel(&ours, &reference)?;
+            println!("gemv [{rows},{k}] x [{n},{k}]^T BF16: rel {r:.2e} vs CPU f32");
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
     /// The flash prefill kernel (bf16) against the CPU path in f32 on causal prompts after
     /// `past` cached positions, and without a mask (the vision towers' case): the worst max
     /// |CUDA − CPU| / max |CPU|.
@@ -256,6 +289,7 @@ mod imp {
         // reported at the end, after the other checks.
         let attention = caught("decode attention kernel", || decode_attention(&cuda, &cpu));
         let flash = caught("flash prefill kernel", || flash_prefill(&cuda, &cpu));
+        let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
         let dirs = if args.llava_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -292,6 +326,12 @@ mod imp {
         ensure!(
             flash < 3e-2,
             "the flash prefill kernel differs from the CPU path: {flash:.2e}"
+        );
+        // Output rounded to bf16 (≈ 4e-3); inputs are the same on both sides.
+        let gemv = gemv.map_err(|e| anyhow::anyhow!("the GEMV kernel: {e}"))?;
+        ensure!(
+            gemv < 1e-2,
+            "the GEMV kernel differs from the CPU product: {gemv:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;

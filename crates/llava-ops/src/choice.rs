@@ -54,6 +54,83 @@ pub fn matmul_plan(m: usize, k: usize, n: usize, batched: bool, half: bool) -> M
     }
 }
 
+/// Rows of `x` up to which the decode GEMV kernel runs (a batch of a few sequences).
+pub const GEMV_MAX_ROWS: usize = 4;
+
+/// Output width from which each plane of the GEMV kernel takes two weight rows instead of one
+/// (fewer, longer planes once there are enough of them to fill the GPU).
+pub const GEMV_TWO_ROWS_FROM: usize = 8192;
+
+/// How the GEMV kernel runs `x · Wᵀ`: `rows` rows of `x` `[rows, k]`, a weight `[n, k]`,
+/// `per_plane` weight rows per plane, read as vectors of `vector` elements (16 bytes); rows of
+/// `x` start `x_row` elements apart and rows of the weight `w_row` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemvPlan {
+    pub rows: usize,
+    pub k: usize,
+    pub n: usize,
+    pub per_plane: usize,
+    pub vector: usize,
+    pub x_row: usize,
+    pub w_row: usize,
+}
+
+/// The GEMV plan for `x` (shape, strides) against a weight `[n, k]` (shape, strides) of
+/// `elem_bytes`-byte elements, or `None` where the kernel does not apply: both 2-D with unit
+/// last strides and row strides of whole 16-byte vectors (cubecl pads rows to such pitches),
+/// `x` of 1..=[`GEMV_MAX_ROWS`] rows, and `k` a whole number of vectors.
+pub fn gemv_plan(
+    x_shape: &[usize],
+    x_strides: &[usize],
+    w_shape: &[usize],
+    w_strides: &[usize],
+    elem_bytes: usize,
+) -> Option<GemvPlan> {
+    let (&[rows, k], &[n, wk]) = (x_shape, w_shape) else {
+        return None;
+    };
+    if elem_bytes == 0 || 16 % elem_bytes != 0 {
+        return None;
+    }
+    let vector = 16 / elem_bytes;
+    let (&[x_row, 1], &[w_row, 1]) = (x_strides, w_strides) else {
+        return None;
+    };
+    let rows_apart = (rows == 1 || x_row >= k) && (n == 1 || w_row >= k);
+    let whole = [k, x_row, w_row].iter().all(|v| v.is_multiple_of(vector));
+    let fits = (1..=GEMV_MAX_ROWS).contains(&rows) && wk == k && k > 0 && n > 0;
+    if !rows_apart || !whole || !fits {
+        return None;
+    }
+    let per_plane = if n >= GEMV_TWO_ROWS_FROM { 2 } else { 1 };
+    Some(GemvPlan {
+        rows,
+        k,
+        n,
+        per_plane,
+        vector,
+        x_row,
+        w_row,
+    })
+}
+
+/// The widest vector (elements, 16 bytes at most) that divides every one of `lengths` (a
+/// dim and strides, in elements) and keeps every byte offset in `offsets` aligned to it.
+pub fn vector_width(elem_bytes: usize, lengths: &[usize], offsets: &[usize]) -> usize {
+    let mut width = if elem_bytes == 0 || elem_bytes > 16 {
+        1
+    } else {
+        16 / elem_bytes
+    };
+    while width > 1
+        && !(lengths.iter().all(|l| l.is_multiple_of(width))
+            && offsets.iter().all(|o| o.is_multiple_of(width * elem_bytes)))
+    {
+        width /= 2;
+    }
+    width
+}
+
 /// The reduce routine for `rows` rows of `len`: one cube per row for a few long rows (a decode
 /// step's norm, the logits), one plane per row for many (softmax rows, prefill norms), one unit
 /// per row only for short rows.
@@ -228,5 +305,68 @@ mod tests {
         assert_eq!(offsets, (0..5).map(|i| i * 577 * 1024).collect::<Vec<_>>());
         // Neither inner dim contiguous.
         assert_eq!(blas_operand(&[4, 4], &[8, 2]), None);
+    }
+
+    #[test]
+    fn decode_projections_take_the_gemv_kernel_with_two_rows_per_plane_when_wide() {
+        // bf16 q projection at batch 1: [1, 4096] against [4096, 4096].
+        let q = gemv_plan(&[1, 4096], &[4096, 1], &[4096, 4096], &[4096, 1], 2).unwrap();
+        let plan = GemvPlan {
+            rows: 1,
+            k: 4096,
+            n: 4096,
+            per_plane: 1,
+            vector: 8,
+            x_row: 4096,
+            w_row: 4096,
+        };
+        assert_eq!(q, plan);
+        // Pitched rows (cubecl pads a row of 1032 bf16 values to 1280).
+        let pitched = gemv_plan(&[2, 1032], &[1280, 1], &[9, 1032], &[1280, 1], 2).unwrap();
+        assert_eq!(
+            (pitched.k, pitched.x_row, pitched.w_row),
+            (1032, 1280, 1280)
+        );
+        // gate/up of the 7B MLP and lm_head: wide, two weight rows a plane.
+        let up = gemv_plan(&[4, 4096], &[4096, 1], &[14336, 4096], &[4096, 1], 2).unwrap();
+        assert_eq!((up.rows, up.per_plane), (4, 2));
+        // f32 reads vectors of 4.
+        assert_eq!(
+            gemv_plan(&[1, 64], &[64, 1], &[8, 64], &[64, 1], 4)
+                .unwrap()
+                .vector,
+            4
+        );
+    }
+
+    #[test]
+    fn the_gemv_kernel_declines_what_it_cannot_read_as_rows_of_vectors() {
+        // More rows than a decode batch it holds.
+        assert!(gemv_plan(&[5, 4096], &[4096, 1], &[8, 4096], &[4096, 1], 2).is_none());
+        // k not a whole number of 16-byte vectors.
+        assert!(gemv_plan(&[1, 588], &[588, 1], &[8, 588], &[588, 1], 2).is_none());
+        // A transposed weight view, overlapping or misaligned rows, mismatched k.
+        assert!(gemv_plan(&[1, 64], &[64, 1], &[8, 64], &[1, 8], 2).is_none());
+        assert!(gemv_plan(&[2, 64], &[32, 1], &[8, 64], &[64, 1], 2).is_none());
+        assert!(gemv_plan(&[2, 64], &[68, 1], &[8, 64], &[64, 1], 2).is_none());
+        assert!(gemv_plan(&[1, 64], &[64, 1], &[8, 72], &[72, 1], 2).is_none());
+        // Not 2-D.
+        assert!(gemv_plan(&[1, 1, 64], &[64, 64, 1], &[8, 64], &[64, 1], 2).is_none());
+    }
+
+    #[test]
+    fn vectors_are_as_wide_as_every_stride_and_offset_allows() {
+        // A bf16 cache [b, kv, slots, 128], whole buffer: 16-byte vectors.
+        assert_eq!(
+            vector_width(2, &[128, 8 * 3072 * 128, 3072 * 128, 128], &[0]),
+            8
+        );
+        // Head dim 12 in f32: three vectors of 4.
+        assert_eq!(vector_width(4, &[12, 12], &[0]), 4);
+        // Head dim 12 in bf16: vectors of 4 (8 bytes).
+        assert_eq!(vector_width(2, &[12, 12], &[0]), 4);
+        // An offset of 4 bytes into the buffer allows bf16 pairs only.
+        assert_eq!(vector_width(2, &[128], &[4]), 2);
+        assert_eq!(vector_width(2, &[7], &[0]), 1);
     }
 }

@@ -246,6 +246,20 @@ pub fn decode_attention(
     }
 }
 
+/// `x · weightᵀ` for `x` `[rows, k]` (at most a few decode rows) and `weight` `[n, k]` through
+/// the GEMV kernel (one plane per weight row or two, 16-byte loads), whether or not the model
+/// takes it (`LLAVA_OPS_ON=gemv`): for benchmarks and checks. `None` off CUDA or where the
+/// layouts do not fit ([`choice::gemv_plan`]).
+pub fn gemv(x: &Tensor<2>, weight: &Tensor<2>) -> Option<Tensor<2>> {
+    #[cfg(feature = "cuda")]
+    return cuda::gemv_tensors(x, weight);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, weight);
+        None
+    }
+}
+
 /// Causal attention of a prompt in one kernel on tensor cores (FlashAttention-2's loop, no
 /// scores written): `q` `[b, heads, s, d]` in bf16/f16 with head dim 64 or 128, `k`/`v`
 /// `[b, kv_heads, slots, d]` holding the `past` cached positions and then the prompt's; query

@@ -20,28 +20,37 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 
-use super::on_cuda;
 use super::stats::timed;
+use super::{offset_bytes, on_cuda};
+use crate::choice::vector_width;
 
-/// Threads of a split's cube (8 planes of 32).
-const BLOCK: usize = 256;
-/// Keys a split covers: 24 splits × 8 key/value heads for a 3k cache, enough cubes to fill
-/// an H100/H200 at batch 1.
+/// Keys a split covers, and the threads of its cube (one per key): 24 splits × 8 key/value
+/// heads for a 3k cache, enough cubes to fill an H100/H200 at batch 1 with every thread
+/// holding several vector loads in flight.
 const SPLIT: usize = 128;
 /// Query heads per key/value head the kernel holds (Mistral, Llama 3: 4; Yi-34B, Qwen: 7–8).
 const MAX_GROUP: usize = 8;
 /// Largest head dim the kernel holds.
 const MAX_HEAD_DIM: usize = 256;
 
-/// One split of one key/value head: `q` `[b, heads, 1, d]`, `k`/`v` `[b, kv, slots, d]` (any
-/// strides with a unit last one), `bias` `[b, 1, 1, slots]`; writes the unnormalised
-/// partial output `[b, kv, splits, group, d]` and the split's max and sum `[.., group, 2]`.
+/// One split of one key/value head: `q` `[b, heads, 1, d]`, `k`/`v` `[b, kv, slots, d]` read
+/// as vectors of `N` (strides given in vectors), `bias` `[b, 1, 1, slots]`; writes the
+/// unnormalised partial output `[b, kv, splits, group, d]` and the split's max and sum
+/// `[.., group, 2]`.
+///
+/// A thread per key computes the key's scores for the whole query group, reading the key row
+/// with every vector load in flight at once; then a plane per query head takes the split's max
+/// and sum; then the threads, a row of `d / N` of them per key, accumulate `p·V` for the whole
+/// group over every `parts`-th key, and the parts are summed through shared memory. Wide loads
+/// and many of them in flight per thread are what a decode attention needs: the cache is read
+/// once and nothing else is large.
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::assign_op_pattern)]
 #[cube(launch)]
-fn decode_split<F: Float>(
+fn decode_split<F: Float, N: Size>(
     q: &Tensor<F>,
-    k: &Tensor<F>,
-    v: &Tensor<F>,
+    k: &Tensor<Vector<F, N>>,
+    v: &Tensor<Vector<F, N>>,
     bias: &Tensor<f32>,
     partial: &mut Tensor<f32>,
     stats: &mut Tensor<f32>,
@@ -52,6 +61,12 @@ fn decode_split<F: Float>(
     kv_heads: u32,
     group: u32,
     head_dim: u32,
+    k_batch: u32,
+    k_head: u32,
+    k_row: u32,
+    v_batch: u32,
+    v_head: u32,
+    v_row: u32,
     #[comptime] split: usize,
     #[comptime] max_group: usize,
     #[comptime] max_head_dim: usize,
@@ -70,6 +85,8 @@ fn decode_split<F: Float>(
     let planes = threads / PLANE_DIM as usize;
     let g = group as usize;
     let d = head_dim as usize;
+    let width = N::value();
+    let dv = d / width;
     let start = s * step;
     let mut len = keys as usize - start;
     if len > step {
@@ -78,7 +95,7 @@ fn decode_split<F: Float>(
 
     let mut q_s = Shared::<[f32]>::new_slice(max_group * max_head_dim);
     let mut scores = Shared::<[f32]>::new_slice(max_group * split);
-    let mut red = Shared::<[f32]>::new_slice(max_head_dim * 2);
+    let mut red = Shared::<[f32]>::new_slice(split * 8usize);
 
     // The group's queries, in f32.
     let q_base = b * q.stride(0) + kvh * g * q.stride(1);
@@ -89,31 +106,48 @@ fn decode_split<F: Float>(
     }
     sync_cube();
 
-    // Scores: a plane per key, its lanes over the head dim.
-    let k_base = b * k.stride(0) + kvh * k.stride(1);
-    let k_row = k.stride(2);
+    // Scores: a thread per key, four vector loads of its row at a time.
+    let k_base = b * k_batch as usize + kvh * k_head as usize;
+    let k_row = k_row as usize;
     let bias_base = b * bias.stride(0);
     let bias_step = bias.stride(3);
-    let mut j = plane;
-    while j < len {
-        let key = start + j;
+    if tid < len {
+        let key = start + tid;
         let row = k_base + key * k_row;
-        let shift = bias[bias_base + key * bias_step];
-        let mut h = 0usize;
-        while h < g {
-            let mut dot = f32::new(0.0);
-            let mut e = lane;
-            while e < d {
-                dot += q_s[h * d + e] * f32::cast_from(k[row + e]);
-                e += PLANE_DIM as usize;
-            }
-            let dot = plane_sum(dot);
-            if lane == 0 {
-                scores[h * step + j] = dot * scale + shift;
-            }
-            h += 1;
+        let mut acc = Array::<f32>::new(max_group);
+        #[unroll]
+        for h in 0..max_group {
+            acc[h] = f32::new(0.0);
         }
-        j += planes;
+        let mut t = 0usize;
+        while t < dv {
+            #[unroll]
+            for u in 0..4usize {
+                let tt = t + u;
+                if tt < dv {
+                    let kv = k[row + tt];
+                    #[unroll]
+                    for e in 0..N::value() {
+                        let kf = f32::cast_from(kv.extract(e));
+                        let col = tt * width + e;
+                        #[unroll]
+                        for h in 0..max_group {
+                            if h < g {
+                                acc[h] = acc[h] + q_s[h * d + col] * kf;
+                            }
+                        }
+                    }
+                }
+            }
+            t += 4usize;
+        }
+        let shift = bias[bias_base + key * bias_step];
+        #[unroll]
+        for h in 0..max_group {
+            if h < g {
+                scores[h * split + tid] = acc[h] * scale + shift;
+            }
+        }
     }
     sync_cube();
 
@@ -124,7 +158,7 @@ fn decode_split<F: Float>(
         let mut local = f32::new(-3.4028235e38);
         let mut j = lane;
         while j < len {
-            let x = scores[h * step + j];
+            let x = scores[h * split + j];
             if x > local {
                 local = x;
             }
@@ -134,8 +168,8 @@ fn decode_split<F: Float>(
         let mut sum = f32::new(0.0);
         let mut j = lane;
         while j < len {
-            let p = (scores[h * step + j] - top).exp();
-            scores[h * step + j] = p;
+            let p = (scores[h * split + j] - top).exp();
+            scores[h * split + j] = p;
             sum += p;
             j += PLANE_DIM as usize;
         }
@@ -148,35 +182,64 @@ fn decode_split<F: Float>(
     }
     sync_cube();
 
-    // p·V: the threads split into `parts` groups of `d`, each over every `parts`-th key.
-    let parts = threads / d;
-    let dim = tid % d;
-    let part = tid / d;
-    let v_base = b * v.stride(0) + kvh * v.stride(1);
-    let v_row = v.stride(2);
-    let mut h = 0usize;
-    while h < g {
-        let mut acc = f32::new(0.0);
-        if part < parts {
-            let mut j = part;
-            while j < len {
-                acc += scores[h * step + j] * f32::cast_from(v[v_base + (start + j) * v_row + dim]);
-                j += parts;
+    // p·V: `dv` threads a key row (a vector each), `parts` rows at a time, four in flight.
+    let parts = threads / dv;
+    let col = tid % dv;
+    let part = tid / dv;
+    let v_base = b * v_batch as usize + kvh * v_head as usize;
+    let v_row = v_row as usize;
+    let mut acc = Array::<f32>::new(max_group * 8usize);
+    #[unroll]
+    for i in 0..max_group * 8usize {
+        acc[i] = f32::new(0.0);
+    }
+    if part < parts {
+        let mut j = part;
+        while j < len {
+            #[unroll]
+            for u in 0..4usize {
+                let jj = j + u * parts;
+                if jj < len {
+                    let vv = v[v_base + (start + jj) * v_row + col];
+                    #[unroll]
+                    for h in 0..max_group {
+                        if h < g {
+                            let p = scores[h * split + jj];
+                            #[unroll]
+                            for e in 0..N::value() {
+                                acc[h * 8usize + e] =
+                                    acc[h * 8usize + e] + p * f32::cast_from(vv.extract(e));
+                            }
+                        }
+                    }
+                }
             }
-            red[part * d + dim] = acc;
+            j += 4usize * parts;
         }
-        sync_cube();
-        if part == 0 {
-            let mut total = f32::new(0.0);
-            let mut p = 0usize;
-            while p < parts {
-                total += red[p * d + dim];
-                p += 1;
+    }
+    #[unroll]
+    for h in 0..max_group {
+        if h < g {
+            if part < parts {
+                #[unroll]
+                for e in 0..N::value() {
+                    red[part * d + col * width + e] = acc[h * 8usize + e];
+                }
             }
-            partial[(stats_row + h) * d + dim] = total;
+            sync_cube();
+            let mut dim = tid;
+            while dim < d {
+                let mut total = f32::new(0.0);
+                let mut p = 0usize;
+                while p < parts {
+                    total += red[p * d + dim];
+                    p += 1;
+                }
+                partial[(stats_row + h) * d + dim] = total;
+                dim += threads;
+            }
+            sync_cube();
         }
-        sync_cube();
-        h += 1;
     }
 }
 
@@ -248,7 +311,6 @@ pub fn decode_attention(
         && heads % kv == 0
         && heads / kv <= MAX_GROUP
         && d <= MAX_HEAD_DIM
-        && BLOCK / d >= 1
         && v.dims() == [b, kv, t, d]
         && bias.dims() == [b, 1, 1, t];
     let dtypes = qc.dtype == kc.dtype && kc.dtype == vc.dtype && bc.dtype == DType::F32;
@@ -256,6 +318,15 @@ pub fn decode_attention(
         return None;
     }
     let dtype = qc.dtype;
+    // One vector width for both buffers: it divides the head dim, every stride and the
+    // buffers' byte offsets, and a key row is at most a cube of threads wide.
+    let (ks, vs) = (kc.meta.strides(), vc.meta.strides());
+    let lengths = [d, ks[0], ks[1], ks[2], vs[0], vs[1], vs[2]];
+    let offsets = [offset_bytes(&kc), offset_bytes(&vc)];
+    let width = vector_width(dtype.size(), &lengths, &offsets);
+    if d / width > SPLIT {
+        return None;
+    }
     let group = heads / kv;
     let splits = t.div_ceil(SPLIT);
     let key = || format!("decode attention {b}x{heads}x{t}x{d} ({kv} kv heads) {dtype:?}");
@@ -274,10 +345,12 @@ pub fn decode_attention(
             DType::F32,
         );
         let out = empty_device_contiguous_dtype(client.clone(), device, qc.shape(), dtype);
+        let in_vectors = |x: usize| (x / width) as u32;
         decode_split::launch(
             &client,
             CubeCount::Static((b * kv * splits) as u32, 1, 1),
-            CubeDim::new_1d(BLOCK as u32),
+            CubeDim::new_1d(SPLIT as u32),
+            width,
             qc.clone().into_tensor_arg(),
             kc.clone().into_tensor_arg(),
             vc.clone().into_tensor_arg(),
@@ -291,6 +364,12 @@ pub fn decode_attention(
             kv as u32,
             group as u32,
             d as u32,
+            in_vectors(ks[0]),
+            in_vectors(ks[1]),
+            in_vectors(ks[2]),
+            in_vectors(vs[0]),
+            in_vectors(vs[1]),
+            in_vectors(vs[2]),
             SPLIT,
             MAX_GROUP,
             MAX_HEAD_DIM,
@@ -299,7 +378,7 @@ pub fn decode_attention(
         decode_merge::launch(
             &client,
             CubeCount::Static((b * heads) as u32, 1, 1),
-            CubeDim::new_1d(d.min(BLOCK) as u32),
+            CubeDim::new_1d(d.min(SPLIT) as u32),
             partial.into_tensor_arg(),
             stats.into_tensor_arg(),
             out.clone().into_tensor_arg(),

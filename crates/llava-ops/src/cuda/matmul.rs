@@ -346,10 +346,14 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>) -> Option<Tenso
     let dims = x.dims();
     let d_input = dims[D - 1];
     let rows = dims[..D - 1].iter().product();
-    let y = matmul(
-        &x.clone().reshape([rows, d_input]),
-        &weight.clone().transpose(),
-    )?;
+    let x2 = x.clone().reshape([rows, d_input]);
+    let gemv = super::kernel_on("gemv")
+        .then(|| super::gemv::gemv_tensors(&x2, weight))
+        .flatten();
+    let y = match gemv {
+        Some(y) => y,
+        None => matmul(&x2, &weight.clone().transpose())?,
+    };
     let mut out = dims;
     out[D - 1] = weight.dims()[0];
     Some(y.reshape(out))

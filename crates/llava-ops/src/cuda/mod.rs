@@ -7,6 +7,7 @@ mod decode_attention;
 mod elementwise;
 mod flash;
 mod flash_prefill;
+mod gemv;
 mod graph;
 mod layer_norm;
 mod matmul;
@@ -27,6 +28,7 @@ pub use decode_attention::decode_attention;
 pub use elementwise::{rope_bshd, silu_mul};
 pub use flash::flash_attention_causal;
 pub use flash_prefill::{flash_attention_full, flash_prefill};
+pub use gemv::gemv_tensors;
 pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
 pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
@@ -123,6 +125,11 @@ fn names_in(var: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Where `t`'s elements start in its buffer, in bytes (vector loads need it aligned).
+fn offset_bytes(t: &CubeTensor) -> usize {
+    t.handle.offset_start.unwrap_or(0) as usize
 }
 
 /// The CubeCL tensor behind `t` when it is a plain (non-autodiff) float tensor on CUDA.
