@@ -99,9 +99,9 @@ pub fn enabled() -> bool {
 // strides but a linear write scrambles.
 
 /// Whether the kernel `name` (`rope`, `silu_mul`, `rms_norm`, `layer_norm`, `attention_probs`,
-/// `held_probs`: its register-held variant) is routed:
+/// `held_probs`: its register-held variant, `gemv`, `decode_attention`) is routed:
 /// `LLAVA_OPS_OFF` (a comma list of names) turns single kernels off, for A/B runs.
-fn kernel_on(name: &str) -> bool {
+pub(crate) fn kernel_on(name: &str) -> bool {
     static OFF: OnceLock<Vec<String>> = OnceLock::new();
     !OFF.get_or_init(|| names_in("LLAVA_OPS_OFF"))
         .iter()
