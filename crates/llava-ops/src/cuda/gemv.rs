@@ -23,7 +23,8 @@ const UNROLL: usize = 4;
 /// `out[i, row] = Σ_k x[i, k] · w[row, k]` for `rows` rows of `x` `[rows, k]` and `per_plane`
 /// weight rows per plane (`w` `[n, k]`), both read as vectors of `N` with rows `x_row` and
 /// `w_row` vectors apart (cubecl pitches rows).
-#[allow(clippy::too_many_arguments)]
+// The `a = a + b` form on local arrays, as validated on the GPU.
+#[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
 #[cube(launch)]
 fn gemv_planes<F: Float, N: Size>(
     x: &Tensor<Vector<F, N>>,
@@ -32,7 +33,7 @@ fn gemv_planes<F: Float, N: Size>(
     k_vectors: u32,
     x_row: u32,
     w_row: u32,
-    n: u32,
+    outputs: u32,
     #[comptime] rows: usize,
     #[comptime] per_plane: usize,
     #[comptime] unroll: usize,
@@ -44,7 +45,7 @@ fn gemv_planes<F: Float, N: Size>(
     let first = (CUBE_POS_X as usize * planes + plane) * per_plane;
     let kv = k_vectors as usize;
     let (x_row, w_row) = (x_row as usize, w_row as usize);
-    let n = n as usize;
+    let n = outputs as usize;
     let width = PLANE_DIM as usize;
 
     let mut acc = Array::<f32>::new(rows * per_plane);
