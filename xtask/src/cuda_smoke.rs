@@ -285,8 +285,8 @@ mod imp {
         );
 
         let rope_diff = rope(&cuda, &cpu)?;
-        // Kernels not yet run on a GPU when written: a failure (or a panic at launch) is
-        // reported at the end, after the other checks.
+        // Our own kernels: a failure (or a panic at launch) is reported at the end, after
+        // the other checks.
         let attention = caught("decode attention kernel", || decode_attention(&cuda, &cpu));
         let flash = caught("flash prefill kernel", || flash_prefill(&cuda, &cpu));
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));

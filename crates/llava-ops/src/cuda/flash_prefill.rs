@@ -12,8 +12,10 @@
 //! Shared memory: 44 KB at head dim 128 (queries 16, keys 8, values 8, scores 8, probabilities
 //! 4), under the 48 KB a cube may take without opting in.
 //!
-//! Not yet run on a GPU: the model takes it only with `LLAVA_OPS_ON=flash_prefill`, and
-//! `xtask cuda-smoke` and `xtask bench-ops --prefill` check and time it.
+//! Correct on an H200 (`xtask cuda-smoke`: within 6.6e-3 of the CPU in bf16) but slow: 5.9 ms
+//! for 32 heads × 3072 causal positions against 3.2 ms on the materialised path. Sixteen-row
+//! cmma tiles loaded from shared memory with a cube barrier per key block leave the tensor cores
+//! idle. The model takes it only with `LLAVA_OPS_ON=flash_prefill`.
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_backend::TensorMetadata;
