@@ -107,6 +107,37 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
+
+    // The MLP's first half (gate and up, `[3h, h]` each, then SiLU·mul): three launches against
+    // the fused kernel, when it takes the shape.
+    let (gate, up) = (
+        Tensor::<2>::random([3 * h, h], normal, (&device, dtype)),
+        Tensor::<2>::random([3 * h, h], normal, (&device, dtype)),
+    );
+    let x = Tensor::<2>::random([1, h], normal, (&device, dtype));
+    let w_bytes = (2 * 3 * h * h * dtype.size()) as f64;
+    let unfused = || {
+        llava_ops::silu_mul(
+            llava_ops::linear(x.clone(), gate.clone(), None),
+            llava_ops::linear(x.clone(), up.clone(), None),
+        )
+    };
+    let fused = || llava_ops::gemv_silu(&x, &gate, &up, true).expect("took this shape once");
+    let mut halves = vec![(
+        "mlp_gate_up_silu_unfused",
+        &unfused as &dyn Fn() -> Tensor<2>,
+    )];
+    if llava_ops::gemv_silu(&x, &gate, &up, true).is_some() {
+        halves.push(("mlp_gate_up_silu_fused", &fused));
+    }
+    for (name, f) in halves {
+        let (cold, per) = time_calls(args.iters, f);
+        println!(
+            "{}",
+            json!({"op": name, "out": 3 * h, "in": h, "dtype": args.dtype, "us": per * 1e6,
+                   "weight_gb_s": w_bytes / per / 1e9, "first_call_s": cold})
+        );
+    }
     Ok(())
 }
 

@@ -182,6 +182,32 @@ mod imp {
         Ok(worst)
     }
 
+    /// The fused gate/up GEMV with SiLU·mul against the three-launch path it replaces (two
+    /// GEMVs and `silu_mul`, on the GPU): the worst max |fused − unfused| / max |unfused|.
+    fn gemv_silu(cuda: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        for [rows, k, n] in [[1, 4096, 14336], [3, 512, 1000], [2, 1032, 77]] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let bf16 = (cuda, DType::BF16);
+            let x = Tensor::<2>::random([rows, k], normal, bf16);
+            let gate = Tensor::<2>::random([n, k], normal, bf16);
+            let up = Tensor::<2>::random([n, k], normal, bf16);
+            let unfused = llava_ops::silu_mul(
+                llava_ops::gemv(&x, &gate).context("the GEMV kernel declined the case")?,
+                llava_ops::gemv(&x, &up).context("the GEMV kernel declined the case")?,
+            );
+            let fused = llava_ops::gemv_silu(&x, &gate, &up, true)
+                .context("the fused kernel declined the case")?;
+            let f32s = |t: Tensor<2>| t.cast(DType::F32).try_into_vec_as::<f32>();
+            let r = rel(&f32s(fused)?, &f32s(unfused)?)?;
+            println!(
+                "gemv silu [{rows},{k}] x 2 x [{n},{k}]^T BF16: rel {r:.2e} vs the three launches"
+            );
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
     /// The flash prefill kernel (bf16) against the CPU path in f32 on causal prompts after
     /// `past` cached positions, and without a mask (the vision towers' case): the worst max
     /// |CUDA − CPU| / max |CPU|.
@@ -290,6 +316,7 @@ mod imp {
         let attention = caught("decode attention kernel", || decode_attention(&cuda, &cpu));
         let flash = caught("flash prefill kernel", || flash_prefill(&cuda, &cpu));
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
+        let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
         let dirs = if args.llava_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -332,6 +359,12 @@ mod imp {
         ensure!(
             gemv < 1e-2,
             "the GEMV kernel differs from the CPU product: {gemv:.2e}"
+        );
+        // The same sums and roundings as the three launches: equal up to one bf16 rounding.
+        let gemv_silu = gemv_silu.map_err(|e| anyhow::anyhow!("the fused gate/up kernel: {e}"))?;
+        ensure!(
+            gemv_silu < 1e-2,
+            "the fused gate/up kernel differs from the three launches: {gemv_silu:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;

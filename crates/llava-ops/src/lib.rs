@@ -260,6 +260,25 @@ pub fn gemv(x: &Tensor<2>, weight: &Tensor<2>) -> Option<Tensor<2>> {
     }
 }
 
+/// `silu(x · gateᵀ) · (x · upᵀ)` (a gated MLP's first half, weights `[n, k]` as PyTorch stores
+/// them) in one GEMV kernel for decode rows, with the roundings of the two products and
+/// `silu_mul`. `None` off CUDA, where the layouts do not fit, or unless `force` or
+/// `LLAVA_OPS_ON=gemv_silu` (opt-in until it has run on a GPU); the caller then runs the three ops.
+pub fn gemv_silu<const D: usize>(
+    x: &Tensor<D>,
+    gate: &Tensor<2>,
+    up: &Tensor<2>,
+    force: bool,
+) -> Option<Tensor<D>> {
+    #[cfg(feature = "cuda")]
+    return cuda::gemv_silu_tensors(x, gate, up, force);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, gate, up, force);
+        None
+    }
+}
+
 /// Causal attention of a prompt in one kernel on tensor cores (FlashAttention-2's loop, no
 /// scores written): `q` `[b, heads, s, d]` in bf16/f16 with head dim 64 or 128, `k`/`v`
 /// `[b, kv_heads, slots, d]` holding the `past` cached positions and then the prompt's; query
