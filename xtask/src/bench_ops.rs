@@ -130,12 +130,16 @@ pub fn run(args: Args) -> Result<()> {
     if llava_ops::gemv_silu(&x, &gate, &up, true).is_some() {
         halves.push(("mlp_gate_up_silu_fused", &fused));
     }
+    let reference = unfused().cast(DType::F32);
     for (name, f) in halves {
+        let norm = |t: Tensor<2>| t.powi_scalar(2).sum().sqrt().into_scalar::<f32>();
+        let diff = norm(f().cast(DType::F32) - reference.clone()) / norm(reference.clone());
         let (cold, per) = time_calls(args.iters, f);
         println!(
             "{}",
             json!({"op": name, "out": 3 * h, "in": h, "dtype": args.dtype, "us": per * 1e6,
-                   "weight_gb_s": w_bytes / per / 1e9, "first_call_s": cold})
+                   "weight_gb_s": w_bytes / per / 1e9, "first_call_s": cold,
+                   "rel_diff_vs_unfused": diff})
         );
     }
     Ok(())
