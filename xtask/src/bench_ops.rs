@@ -142,6 +142,39 @@ pub fn run(args: Args) -> Result<()> {
                    "rel_diff_vs_unfused": diff})
         );
     }
+
+    // The attention projections of a decode step: three GEMVs against one merged launch.
+    let n_kv = kv * d;
+    let w_q = Tensor::<2>::random([h, h], normal, (&device, dtype));
+    let w_k = Tensor::<2>::random([n_kv, h], normal, (&device, dtype));
+    let w_v = Tensor::<2>::random([n_kv, h], normal, (&device, dtype));
+    let w_bytes = ((h + 2 * n_kv) * h * dtype.size()) as f64;
+    let three = || {
+        let q = llava_ops::linear(x.clone(), w_q.clone(), None);
+        let k = llava_ops::linear(x.clone(), w_k.clone(), None);
+        let v = llava_ops::linear(x.clone(), w_v.clone(), None);
+        Tensor::cat(vec![q, k, v], 1)
+    };
+    let merged = || {
+        let outs = llava_ops::gemv_qkv(&x, [&w_q, &w_k, &w_v], true).expect("took this shape once");
+        Tensor::cat(outs.to_vec(), 1)
+    };
+    let mut projections = vec![("qkv_three_launches", &three as &dyn Fn() -> Tensor<2>)];
+    if llava_ops::gemv_qkv(&x, [&w_q, &w_k, &w_v], true).is_some() {
+        projections.push(("qkv_merged", &merged));
+    }
+    let reference = three().cast(DType::F32);
+    for (name, f) in projections {
+        let norm = |t: Tensor<2>| t.powi_scalar(2).sum().sqrt().into_scalar::<f32>();
+        let diff = norm(f().cast(DType::F32) - reference.clone()) / norm(reference.clone());
+        let (cold, per) = time_calls(args.iters, f);
+        println!(
+            "{}",
+            json!({"op": name, "out": h + 2 * n_kv, "in": h, "dtype": args.dtype,
+                   "us": per * 1e6, "weight_gb_s": w_bytes / per / 1e9, "first_call_s": cold,
+                   "rel_diff_vs_three": diff})
+        );
+    }
     Ok(())
 }
 

@@ -208,6 +208,33 @@ mod imp {
         Ok(worst)
     }
 
+    /// The merged q/k/v GEMV against three `gemv` calls: the worst max |merged − separate| /
+    /// max |separate| over the three outputs.
+    fn gemv_qkv(cuda: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        for [rows, k, n_q, n_kv] in [[1, 4096, 4096, 1024], [3, 512, 448, 64], [2, 1032, 40, 9]] {
+            let normal = Distribution::Normal(0.0, 1.0);
+            let bf16 = (cuda, DType::BF16);
+            let x = Tensor::<2>::random([rows, k], normal, bf16);
+            let w_q = Tensor::<2>::random([n_q, k], normal, bf16);
+            let w_k = Tensor::<2>::random([n_kv, k], normal, bf16);
+            let w_v = Tensor::<2>::random([n_kv, k], normal, bf16);
+            let merged = llava_ops::gemv_qkv(&x, [&w_q, &w_k, &w_v], true)
+                .context("the merged kernel declined the case")?;
+            let f32s = |t: Tensor<2>| t.cast(DType::F32).try_into_vec_as::<f32>();
+            for (out, w) in merged.into_iter().zip([&w_q, &w_k, &w_v]) {
+                let separate =
+                    llava_ops::gemv(&x, w).context("the GEMV kernel declined the case")?;
+                let r = rel(&f32s(out)?, &f32s(separate)?)?;
+                worst = worst.max(r);
+            }
+            println!(
+                "gemv qkv [{rows},{k}] x [{n_q}+2x{n_kv},{k}]^T BF16: rel {worst:.2e} vs three gemv calls"
+            );
+        }
+        Ok(worst)
+    }
+
     /// The flash prefill kernel (bf16) against the CPU path in f32 on causal prompts after
     /// `past` cached positions, and without a mask (the vision towers' case): the worst max
     /// |CUDA − CPU| / max |CPU|.
@@ -317,6 +344,7 @@ mod imp {
         let flash = caught("flash prefill kernel", || flash_prefill(&cuda, &cpu));
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
         let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
+        let gemv_qkv = caught("merged q/k/v kernel", || gemv_qkv(&cuda));
         let dirs = if args.llava_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -365,6 +393,12 @@ mod imp {
         ensure!(
             gemv_silu < 1e-2,
             "the fused gate/up kernel differs from the three launches: {gemv_silu:.2e}"
+        );
+        // The same sums as three separate launches.
+        let gemv_qkv = gemv_qkv.map_err(|e| anyhow::anyhow!("the merged q/k/v kernel: {e}"))?;
+        ensure!(
+            gemv_qkv < 1e-2,
+            "the merged q/k/v kernel differs from three gemv calls: {gemv_qkv:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;

@@ -51,6 +51,25 @@ impl Attention {
         }
     }
 
+    /// The query, key and value projections of `x`: in one GEMV launch for decode rows on
+    /// CUDA (`LLAVA_OPS_ON=gemv_qkv`) where none has a bias or an adapter, else one by one.
+    fn projections(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
+        let layers = [&self.q_proj, &self.k_proj, &self.v_proj];
+        if layers.iter().all(|l| l.bias.is_none() && l.lora.is_none()) {
+            let weights = layers.map(|l| l.weight.val());
+            if let Some(out) =
+                llava_ops::gemv_qkv(&x, [&weights[0], &weights[1], &weights[2]], false)
+            {
+                return out;
+            }
+        }
+        [
+            self.q_proj.forward(x.clone()),
+            self.k_proj.forward(x.clone()),
+            self.v_proj.forward(x),
+        ]
+    }
+
     /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`,
     /// `plain_causal` when it is the causal mask and nothing else (no padding, no window
     /// reaching in), which a flash kernel applies itself. With a cache, the new keys/values are
@@ -68,13 +87,10 @@ impl Attention {
         // Heads split off as `[b, s, heads, d]` (a view of the projection), rotated there, then
         // moved in front of the sequence.
         let heads = |t: Tensor<3>, heads: usize| t.reshape([b, s, heads, self.head_dim]);
-        let q = rope
-            .apply_bshd(heads(self.q_proj.forward(x.clone()), self.heads))
-            .swap_dims(1, 2);
-        let k = rope
-            .apply_bshd(heads(self.k_proj.forward(x.clone()), self.kv_heads))
-            .swap_dims(1, 2);
-        let v = heads(self.v_proj.forward(x), self.kv_heads).swap_dims(1, 2);
+        let [q, k, v] = self.projections(x);
+        let q = rope.apply_bshd(heads(q, self.heads)).swap_dims(1, 2);
+        let k = rope.apply_bshd(heads(k, self.kv_heads)).swap_dims(1, 2);
+        let v = heads(v, self.kv_heads).swap_dims(1, 2);
         let past = cache.as_ref().map_or(0, |(cache, _)| cache.len());
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, k, v),

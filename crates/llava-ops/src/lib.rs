@@ -279,6 +279,24 @@ pub fn gemv_silu<const D: usize>(
     }
 }
 
+/// `[x · w_qᵀ, x · w_kᵀ, x · w_vᵀ]` (weights `[n, k]`, `w_k` and `w_v` of one shape) in one GEMV
+/// launch for decode rows, equal to three [`gemv`] calls. `None` off CUDA, where the layouts do
+/// not fit, or unless `force` or `LLAVA_OPS_ON=gemv_qkv` (opt-in until it has run on a GPU); the
+/// caller then runs the three projections.
+pub fn gemv_qkv<const D: usize>(
+    x: &Tensor<D>,
+    weights: [&Tensor<2>; 3],
+    force: bool,
+) -> Option<[Tensor<D>; 3]> {
+    #[cfg(feature = "cuda")]
+    return cuda::gemv_qkv_tensors(x, weights, force);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, weights, force);
+        None
+    }
+}
+
 /// Causal attention of a prompt in one kernel on tensor cores (FlashAttention-2's loop, no
 /// scores written): `q` `[b, heads, s, d]` in bf16/f16 with head dim 64 or 128, `k`/`v`
 /// `[b, kv_heads, slots, d]` holding the `past` cached positions and then the prompt's; query

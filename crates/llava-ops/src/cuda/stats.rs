@@ -50,6 +50,12 @@ pub(super) trait OnDevice {
     fn device_of(&self) -> burn::tensor::Device;
 }
 
+impl<T: OnDevice, const K: usize> OnDevice for [T; K] {
+    fn device_of(&self) -> burn::tensor::Device {
+        self[0].device_of()
+    }
+}
+
 impl<const D: usize> OnDevice for Tensor<D> {
     fn device_of(&self) -> burn::tensor::Device {
         self.device()
