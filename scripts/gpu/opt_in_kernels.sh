@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The opt-in kernels (LLAVA_OPS_ON, docs/cuda.md) in one call, so a session can decide which to
-# make the default: cuda-smoke (it checks decode_attention and flash_prefill against the CPU),
+# make the default: cuda-smoke (it checks each of our kernels against the CPU or the path it replaces),
 # their timings against the default path, and the 7B bench with each switched on.
 # Usage: scripts/gpu/opt_in_kernels.sh [SHAPE]   (default llava-v1.6-mistral-7b-hf); logs in $OUT
 set -uo pipefail
@@ -12,17 +12,17 @@ timeout 200 /tmp/bin/xtask cuda-smoke > "$OUT/smoke.log" 2>&1
 echo "== cuda-smoke: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|decode attention|flash prefill|rror|panick|smoke" "$OUT/smoke.log" | sed 's/ equal to transformers.*//' | head -40
 start=$SECONDS
-LLAVA_OPS_ON=decode_attention,flash_prefill,flash_vision,blas_no_fill,gemv timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
+ALL=flash_prefill,flash_vision,gemv_silu,gemv_qkv
+LLAVA_OPS_ON=$ALL timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
   > "$OUT/smoke_opt_in.log" 2>&1
 echo "== cuda-smoke --llava-only, all opt-in kernels on: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|rror|panick|smoke" "$OUT/smoke_opt_in.log" | sed 's/ equal to transformers.*//' | head -12
-echo "== decode attention (default path, then the kernel)"
-timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | head -1
-LLAVA_OPS_ON=decode_attention timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | head -1
-echo "== prefill attention (ours, our flash kernel, cubek's flash in f16)"
+echo "== decode ops (GEMV, fused MLP half, merged q/k/v, attention)"
+timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | grep -E "attention_matmul|gemv_kernel|mlp_|qkv_"
+echo "== prefill attention (ours, our flash kernel, cubek's flash in f16); vision tower's shape"
 timeout 90 /tmp/bin/xtask bench-ops --heads 32,8,128 --prefill 3072 --iters 10 --flash "4,1,1" 2>&1 | grep '^{'
-for on in none gemv decode_attention flash_prefill flash_vision blas_no_fill decode_attention,flash_prefill,flash_vision,blas_no_fill,gemv; do
+for on in none flash_prefill flash_vision gemv_silu gemv_qkv $ALL; do
   LLAVA_OPS_ON=$on timeout 60 /tmp/bin/xtask bench --config "benches/configs/$shape" \
-    --batch 1 --max-new-tokens 128 >> "$OUT/results.jsonl" 2> "$OUT/bench_$on.log"
+    --batch 1 --max-new-tokens 256 >> "$OUT/results.jsonl" 2> "$OUT/bench_$on.log"
   echo "== bench LLAVA_OPS_ON=$on: exit $?"; grep -E "^batch 1:|rror|panick" "$OUT/bench_$on.log" | tail -2
 done

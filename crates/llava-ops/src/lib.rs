@@ -339,8 +339,9 @@ pub fn flash_attention_full(
 }
 
 /// Whether the vision towers' attention takes [`flash_attention_full`]: opt-in
-/// (`LLAVA_OPS_ON=flash_vision`), since the kernel is correct but slower than the materialised
-/// path on an H200 (7B first token 197 → 222 ms, docs/cuda.md).
+/// (`LLAVA_OPS_ON=flash_vision`). The kernel's first version was correct but slower than the
+/// materialised path on an H200 (7B first token 197 → 222 ms, docs/cuda.md); the two-pass
+/// version that replaced it has not run on a GPU yet.
 pub fn flash_vision_in_model() -> bool {
     #[cfg(feature = "cuda")]
     return cuda::kernel_opted_in("flash_vision");
@@ -349,8 +350,9 @@ pub fn flash_vision_in_model() -> bool {
 }
 
 /// Whether the decoder's plain causal prompts take [`flash_prefill`]: opt-in
-/// (`LLAVA_OPS_ON=flash_prefill`), since the kernel is correct but slower than the
-/// materialised path on an H200 (5.9 against 3.2 ms a layer at 3072 positions).
+/// (`LLAVA_OPS_ON=flash_prefill`). The kernel's first version was correct but slower than the
+/// materialised path on an H200 (5.9 against 3.2 ms a layer at 3072 positions); the two-pass
+/// version that replaced it has not run on a GPU yet.
 pub fn flash_prefill_in_model() -> bool {
     #[cfg(feature = "cuda")]
     return cuda::kernel_opted_in("flash_prefill");

@@ -1,21 +1,24 @@
-//! Causal prefill attention in one kernel on tensor cores (FlashAttention-2's loop): a cube
-//! takes [`BQ`] queries of one head (four planes of 16 rows), walks the keys it can see in
-//! blocks of [`BK`], keeps the running max, sum and output of each row, and never writes the
-//! scores. bf16/f16 operands on 16×16×16 cmma tiles, f32 accumulation and softmax; the
-//! probabilities are rounded to the operand dtype for `p·V`, as FlashAttention does. Key and
-//! value heads are read in place (grouped queries need no repeated copies).
+//! Prompt attention in one kernel on tensor cores, no scores written: a cube takes [`BQ`]
+//! queries of one head (four planes of 16 rows) and walks the keys they can see in blocks of
+//! [`BK`], twice (see [`flash_two_pass`]). bf16/f16 operands on 16×16×16 cmma tiles, f32
+//! accumulation and softmax; the probabilities are rounded to the operand dtype for `p·V`, as
+//! FlashAttention does. Key and value heads are read in place (grouped queries need no repeated
+//! copies), with 16-byte loads.
 //!
 //! Why: the materialised path (cuBLAS scores in f32, the probabilities kernel, cuBLAS `p·V`)
-//! takes about 75 ms of a 7B first token of 219 ms, SDPA about 6 ms; cubek's flash kernel
-//! declines bf16 and was slower than ours in f16 (docs/cuda.md).
+//! takes about 75 ms of a 7B first token of about 200 ms, SDPA about 6 ms; and each of its
+//! cuBLAS calls is a host round trip. cubek's flash kernel declines bf16 and was slower than
+//! ours in f16 (docs/cuda.md).
 //!
 //! Shared memory: 44 KB at head dim 128 (queries 16, keys 8, values 8, scores 8, probabilities
 //! 4), under the 48 KB a cube may take without opting in.
 //!
-//! Correct on an H200 (`xtask cuda-smoke`: within 6.6e-3 of the CPU in bf16) but slow: 5.9 ms
-//! for 32 heads × 3072 causal positions against 3.2 ms on the materialised path. Sixteen-row
-//! cmma tiles loaded from shared memory with a cube barrier per key block leave the tensor cores
-//! idle. The model takes it only with `LLAVA_OPS_ON=flash_prefill`.
+//! History: the first version (one pass, its output moved through shared memory at every key
+//! block) was correct on an H200 (`xtask cuda-smoke`: within 6.6e-3 of the CPU in bf16) but
+//! slow: 5.9 ms for 32 heads × 3072 causal positions against 3.2 ms on the materialised path.
+//! This two-pass version keeps the output in registers and loads 16 bytes at a time; it has not
+//! run on a GPU yet. The model takes it only with `LLAVA_OPS_ON=flash_prefill` (decoder) or
+//! `flash_vision` (vision towers).
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_backend::TensorMetadata;
@@ -26,8 +29,11 @@ use burn_cubecl::cubecl::cmma::{self, MatrixIdent, MatrixLayout};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 
-use super::on_cuda;
+use burn_cubecl::tensor::CubeTensor;
+
 use super::stats::timed;
+use super::{offset_bytes, on_cuda};
+use crate::choice::vector_width;
 
 /// Queries per cube: four planes of 16 rows.
 const BQ: usize = 64;
@@ -38,16 +44,24 @@ const PLANES: usize = BQ / 16;
 /// Threads per plane on NVIDIA GPUs (the kernel's row ownership assumes it).
 const PLANE: usize = 32;
 
-/// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` (unit last strides), `output` `[b,
-/// heads, s, d]` contiguous. Query `i` sees key `j` when `j < keys` and, if `causal`, when
-/// `j ≤ past + i` (query `i` sits at position `past + i`).
-// `a = a * b` on array cells, as the validated kernels write shared-memory updates.
+/// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` read as vectors of `N` (the strides of
+/// batch, head and row given in vectors), `output` `[b, heads, s, d]` contiguous. Query `i` sees
+/// key `j` when `j < keys` and, if `causal`, when `j ≤ past + i` (query `i` sits at position
+/// `past + i`).
+///
+/// Two passes over the visible keys. The first computes each row's max and sum of
+/// exponentials. The second computes the scores again, turns them into probabilities with the
+/// final max, and adds `p·V` into accumulator tiles that stay in the tensor cores' registers
+/// for the whole loop. The one-pass FlashAttention loop rescales its output at every key block.
+/// cmma tiles cannot be scaled row by row in registers, so the first version of this kernel
+/// moved its output through shared memory for every block: 8 stores and 16 warp barriers a
+/// block. The extra score product costs less.
 #[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
 #[cube(launch)]
-fn flash_prefill_kernel<F: Float>(
-    q: &Tensor<F>,
-    k: &Tensor<F>,
-    v: &Tensor<F>,
+fn flash_two_pass<F: Float, N: Size>(
+    q: &Tensor<Vector<F, N>>,
+    k: &Tensor<Vector<F, N>>,
+    v: &Tensor<Vector<F, N>>,
     output: &mut Tensor<F>,
     scale: f32,
     queries: u32,
@@ -55,6 +69,15 @@ fn flash_prefill_kernel<F: Float>(
     keys: u32,
     heads: u32,
     group: u32,
+    q_batch: u32,
+    q_head: u32,
+    q_row_stride: u32,
+    k_batch: u32,
+    k_head: u32,
+    k_row: u32,
+    v_batch: u32,
+    v_head: u32,
+    v_row: u32,
     #[comptime] d: usize,
     #[comptime] bq: usize,
     #[comptime] bk: usize,
@@ -72,6 +95,8 @@ fn flash_prefill_kernel<F: Float>(
     let s = queries as usize;
     let visible = keys as usize;
     let q0 = q_block * bq;
+    let width = N::value();
+    let dv = d / width;
 
     let mut qs = Shared::<[F]>::new_slice(bq * d);
     let mut ks = Shared::<[F]>::new_slice(bk * d);
@@ -80,15 +105,19 @@ fn flash_prefill_kernel<F: Float>(
     let mut ps = Shared::<[F]>::new_slice(bq * bk);
 
     // The cube's queries (zero rows past the prompt).
-    let q_base = b * q.stride(0) + head * q.stride(1);
+    let q_base = b * q_batch as usize + head * q_head as usize;
+    let q_row_stride = q_row_stride as usize;
     let mut i = tid;
-    while i < bq * d {
-        let row = q0 + i / d;
-        let mut x = F::new(0.0);
+    while i < bq * dv {
+        let row = q0 + i / dv;
+        let mut x = Vector::<F, N>::new(F::new(0.0));
         if row < s {
-            x = q[q_base + row * q.stride(2) + i % d];
+            x = q[q_base + row * q_row_stride + i % dv];
         }
-        qs[i] = x;
+        #[unroll]
+        for e in 0..N::value() {
+            qs[i * width + e] = x.extract(e);
+        }
         i += threads;
     }
 
@@ -99,10 +128,17 @@ fn flash_prefill_kernel<F: Float>(
     let q_pos = past as usize + q_row;
     let mut m_i = f32::new(-3.4028235e38);
     let mut l_i = f32::new(0.0);
-    let mut o = Array::<f32>::new(d / 2);
+    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
     #[unroll]
-    for c in 0..d / 2 {
-        o[c] = f32::new(0.0);
+    for _ in 0..d / 16 {
+        accs.push(cmma::Matrix::<f32>::from_value(
+            MatrixIdent::Accumulator,
+            16usize,
+            16usize,
+            16usize,
+            MatrixLayout::Undefined,
+            f32::new(0.0),
+        ));
     }
 
     // Keys the cube's last query can see.
@@ -113,182 +149,191 @@ fn flash_prefill_kernel<F: Float>(
             end = last;
         }
     }
-    let k_base = b * k.stride(0) + kvh * k.stride(1);
-    let v_base = b * v.stride(0) + kvh * v.stride(1);
+    let k_base = b * k_batch as usize + kvh * k_head as usize;
+    let v_base = b * v_batch as usize + kvh * v_head as usize;
+    let (k_row, v_row) = (k_row as usize, v_row as usize);
     let s_base = plane * 16 * bk;
-    let mut kb = 0usize;
-    while kb < end {
-        sync_cube();
-        let mut i = tid;
-        while i < bk * d {
-            let key = kb + i / d;
-            let mut kx = F::new(0.0);
-            let mut vx = F::new(0.0);
-            if key < visible {
-                kx = k[k_base + key * k.stride(2) + i % d];
-                vx = v[v_base + key * v.stride(2) + i % d];
-            }
-            ks[i] = kx;
-            vs[i] = vx;
-            i += threads;
-        }
-        sync_cube();
+    let row_at = s_base + r * bk + half * (bk / 2);
 
-        // Scores of the plane's 16 rows against the block's keys.
-        #[unroll]
-        for nt in 0..bk / 16 {
-            let acc = cmma::Matrix::<f32>::from_value(
-                MatrixIdent::Accumulator,
-                16usize,
-                16usize,
-                16usize,
-                MatrixLayout::Undefined,
-                f32::new(0.0),
-            );
-            #[unroll]
-            for kt in 0..d / 16 {
-                let a_at = plane * 16 * d + kt * 16;
-                let a = cmma::Matrix::<F>::from_slice(
-                    MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    MatrixLayout::RowMajor,
-                    &qs[a_at..a_at + 15 * d + 16],
-                    d as u32,
-                );
-                // Kᵀ: the block's keys are rows of `ks`, read column-major.
-                let b_at = nt * 16 * d + kt * 16;
-                let bm = cmma::Matrix::<F>::from_slice(
-                    MatrixIdent::B,
-                    16usize,
-                    16usize,
-                    16usize,
-                    MatrixLayout::ColMajor,
-                    &ks[b_at..b_at + 15 * d + 16],
-                    d as u32,
-                );
-                cmma::execute(&a, &bm, &acc, &acc);
-            }
-            let at = s_base + nt * 16;
-            cmma::store(
-                &mut ss[at..at + 15 * bk + 16],
-                &acc,
-                bk as u32,
-                MatrixLayout::RowMajor,
-            );
-        }
-        // Each plane reads only its own rows of `ss` and `ps` from here on: a warp barrier
-        // orders them; the cube's barriers guard only the shared key/value blocks.
-        sync_plane();
-
-        // Online softmax over the lane's half row.
-        let row_at = s_base + r * bk + half * (bk / 2);
-        let mut top = f32::new(-3.4028235e38);
-        #[unroll]
-        for c in 0..bk / 2 {
-            let key = kb + half * (bk / 2) + c;
-            let mut x = ss[row_at + c] * scale;
-            let mut masked = key >= visible || q_row >= s;
-            if causal {
-                masked = masked || key > q_pos;
-            }
-            if masked {
-                x = f32::new(-3.4028235e38);
-            }
-            ss[row_at + c] = x;
-            if x > top {
-                top = x;
-            }
-        }
-        let other = plane_shuffle_xor(top, 1);
-        if other > top {
-            top = other;
-        }
-        let mut m_new = m_i;
-        if top > m_new {
-            m_new = top;
-        }
-        let alpha = (m_i - m_new).exp();
-        let mut sum = f32::new(0.0);
-        #[unroll]
-        for c in 0..bk / 2 {
-            let p = (ss[row_at + c] - m_new).exp();
-            ps[row_at + c] = F::cast_from(p);
-            sum += p;
-        }
-        sum += plane_shuffle_xor(sum, 1);
-        l_i = l_i * alpha + sum;
-        m_i = m_new;
-        #[unroll]
-        for c in 0..d / 2 {
-            o[c] = o[c] * alpha;
-        }
-        sync_plane();
-
-        // o += p·V, 16 output columns at a time through a scratch tile.
-        #[unroll]
-        for dt in 0..d / 16 {
-            let acc = cmma::Matrix::<f32>::from_value(
-                MatrixIdent::Accumulator,
-                16usize,
-                16usize,
-                16usize,
-                MatrixLayout::Undefined,
-                f32::new(0.0),
-            );
-            #[unroll]
-            for kt in 0..bk / 16 {
-                let a_at = s_base + kt * 16;
-                let a = cmma::Matrix::<F>::from_slice(
-                    MatrixIdent::A,
-                    16usize,
-                    16usize,
-                    16usize,
-                    MatrixLayout::RowMajor,
-                    &ps[a_at..a_at + 15 * bk + 16],
-                    bk as u32,
-                );
-                let b_at = kt * 16 * d + dt * 16;
-                let bm = cmma::Matrix::<F>::from_slice(
-                    MatrixIdent::B,
-                    16usize,
-                    16usize,
-                    16usize,
-                    MatrixLayout::RowMajor,
-                    &vs[b_at..b_at + 15 * d + 16],
-                    d as u32,
-                );
-                cmma::execute(&a, &bm, &acc, &acc);
-            }
-            // The plane's scores are spent by now: their first 256 cells take the tile.
-            let t_at = s_base;
-            cmma::store(
-                &mut ss[t_at..t_at + 256],
-                &acc,
-                16u32,
-                MatrixLayout::RowMajor,
-            );
-            sync_plane();
-            if (dt * 16) / (d / 2) == half {
-                let first = dt * 16 - half * (d / 2);
+    // Pass 0: each row's max and sum. Pass 1: probabilities with the final max, `p·V`.
+    let mut pass = 0u32;
+    while pass < 2 {
+        let mut kb = 0usize;
+        while kb < end {
+            sync_cube();
+            let mut i = tid;
+            while i < bk * dv {
+                let key = kb + i / dv;
+                let mut kx = Vector::<F, N>::new(F::new(0.0));
+                let mut vx = Vector::<F, N>::new(F::new(0.0));
+                if key < visible {
+                    kx = k[k_base + key * k_row + i % dv];
+                    if pass == 1 {
+                        vx = v[v_base + key * v_row + i % dv];
+                    }
+                }
                 #[unroll]
-                for c in 0..16 {
-                    o[first + c] = o[first + c] + ss[t_at + r * 16 + c];
+                for e in 0..N::value() {
+                    ks[i * width + e] = kx.extract(e);
+                    vs[i * width + e] = vx.extract(e);
+                }
+                i += threads;
+            }
+            sync_cube();
+
+            // Scores of the plane's 16 rows against the block's keys.
+            #[unroll]
+            for nt in 0..bk / 16 {
+                let acc = cmma::Matrix::<f32>::from_value(
+                    MatrixIdent::Accumulator,
+                    16usize,
+                    16usize,
+                    16usize,
+                    MatrixLayout::Undefined,
+                    f32::new(0.0),
+                );
+                #[unroll]
+                for kt in 0..d / 16 {
+                    let a_at = plane * 16 * d + kt * 16;
+                    let a = cmma::Matrix::<F>::from_slice(
+                        MatrixIdent::A,
+                        16usize,
+                        16usize,
+                        16usize,
+                        MatrixLayout::RowMajor,
+                        &qs[a_at..a_at + 15 * d + 16],
+                        d as u32,
+                    );
+                    // Kᵀ: the block's keys are rows of `ks`, read column-major.
+                    let b_at = nt * 16 * d + kt * 16;
+                    let bm = cmma::Matrix::<F>::from_slice(
+                        MatrixIdent::B,
+                        16usize,
+                        16usize,
+                        16usize,
+                        MatrixLayout::ColMajor,
+                        &ks[b_at..b_at + 15 * d + 16],
+                        d as u32,
+                    );
+                    cmma::execute(&a, &bm, &acc, &acc);
+                }
+                let at = s_base + nt * 16;
+                cmma::store(
+                    &mut ss[at..at + 15 * bk + 16],
+                    &acc,
+                    bk as u32,
+                    MatrixLayout::RowMajor,
+                );
+            }
+            // Each plane reads only its own rows of `ss` and `ps`: a warp barrier orders them.
+            sync_plane();
+
+            if pass == 0 {
+                let mut top = f32::new(-3.4028235e38);
+                #[unroll]
+                for c in 0..bk / 2 {
+                    let key = kb + half * (bk / 2) + c;
+                    let mut x = ss[row_at + c] * scale;
+                    let mut masked = key >= visible || q_row >= s;
+                    if causal {
+                        masked = masked || key > q_pos;
+                    }
+                    if masked {
+                        x = f32::new(-3.4028235e38);
+                    }
+                    ss[row_at + c] = x;
+                    if x > top {
+                        top = x;
+                    }
+                }
+                let other = plane_shuffle_xor(top, 1);
+                if other > top {
+                    top = other;
+                }
+                let mut m_new = m_i;
+                if top > m_new {
+                    m_new = top;
+                }
+                let mut sum = f32::new(0.0);
+                #[unroll]
+                for c in 0..bk / 2 {
+                    sum += (ss[row_at + c] - m_new).exp();
+                }
+                sum += plane_shuffle_xor(sum, 1);
+                l_i = l_i * (m_i - m_new).exp() + sum;
+                m_i = m_new;
+            } else {
+                #[unroll]
+                for c in 0..bk / 2 {
+                    let key = kb + half * (bk / 2) + c;
+                    let mut p = (ss[row_at + c] * scale - m_i).exp();
+                    let mut masked = key >= visible || q_row >= s;
+                    if causal {
+                        masked = masked || key > q_pos;
+                    }
+                    if masked {
+                        p = f32::new(0.0);
+                    }
+                    ps[row_at + c] = F::cast_from(p);
                 }
             }
             sync_plane();
+
+            if pass == 1 {
+                // o += p·V into the tiles held across the loop.
+                #[unroll]
+                for dt in 0..d / 16 {
+                    #[unroll]
+                    for kt in 0..bk / 16 {
+                        let a_at = s_base + kt * 16;
+                        let a = cmma::Matrix::<F>::from_slice(
+                            MatrixIdent::A,
+                            16usize,
+                            16usize,
+                            16usize,
+                            MatrixLayout::RowMajor,
+                            &ps[a_at..a_at + 15 * bk + 16],
+                            bk as u32,
+                        );
+                        let b_at = kt * 16 * d + dt * 16;
+                        let bm = cmma::Matrix::<F>::from_slice(
+                            MatrixIdent::B,
+                            16usize,
+                            16usize,
+                            16usize,
+                            MatrixLayout::RowMajor,
+                            &vs[b_at..b_at + 15 * d + 16],
+                            d as u32,
+                        );
+                        let acc = &accs[dt];
+                        cmma::execute(&a, &bm, acc, acc);
+                    }
+                }
+            }
+            kb += bk;
         }
-        kb += bk;
+        pass += 1;
     }
 
-    if q_row < s {
-        let inv = f32::new(1.0) / l_i;
-        let out_at = ((b * heads as usize + head) * s + q_row) * d + half * (d / 2);
-        #[unroll]
-        for c in 0..d / 2 {
-            output[out_at + c] = F::cast_from(o[c] * inv);
+    // The tiles out through the plane's (spent) score rows, divided by the row sums.
+    let inv = f32::new(1.0) / l_i;
+    #[unroll]
+    for dt in 0..d / 16 {
+        cmma::store(
+            &mut ss[s_base..s_base + 256],
+            &accs[dt],
+            16u32,
+            MatrixLayout::RowMajor,
+        );
+        sync_plane();
+        if q_row < s {
+            let out_at = ((b * heads as usize + head) * s + q_row) * d + dt * 16 + half * 8;
+            #[unroll]
+            for c in 0..8usize {
+                output[out_at + c] = F::cast_from(ss[s_base + r * 16 + half * 8 + c] * inv);
+            }
         }
+        sync_plane();
     }
 }
 
@@ -342,6 +387,18 @@ fn flash(
         return None;
     }
     let dtype = qc.dtype;
+    // One vector width for the three operands: it divides the head dim, every stride and the
+    // buffers' byte offsets.
+    let strides = |t: &CubeTensor| {
+        let st = t.meta.strides();
+        [st[0], st[1], st[2]]
+    };
+    let (qs, ks, vs) = (strides(&qc), strides(&kc), strides(&vc));
+    let lengths: Vec<usize> = [d].into_iter().chain(qs).chain(ks).chain(vs).collect();
+    let offsets = [offset_bytes(&qc), offset_bytes(&kc), offset_bytes(&vc)];
+    let width = vector_width(dtype.size(), &lengths, &offsets);
+    let in_vectors = |st: [usize; 3]| st.map(|x| (x / width) as u32);
+    let (qv, kvv, vv) = (in_vectors(qs), in_vectors(ks), in_vectors(vs));
     let key = || {
         let mask = if causal { "causal" } else { "full" };
         format!("flash attention {mask} {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?}")
@@ -350,10 +407,11 @@ fn flash(
         let out =
             empty_device_contiguous_dtype(qc.client.clone(), qc.device.clone(), qc.shape(), dtype);
         let client = qc.client.clone();
-        flash_prefill_kernel::launch(
+        flash_two_pass::launch(
             &client,
             CubeCount::Static(s.div_ceil(BQ) as u32, heads as u32, b as u32),
             CubeDim::new_1d((PLANES * PLANE) as u32),
+            width,
             qc.clone().into_tensor_arg(),
             kc.clone().into_tensor_arg(),
             vc.clone().into_tensor_arg(),
@@ -364,6 +422,15 @@ fn flash(
             keys as u32,
             heads as u32,
             (heads / kv) as u32,
+            qv[0],
+            qv[1],
+            qv[2],
+            kvv[0],
+            kvv[1],
+            kvv[2],
+            vv[0],
+            vv[1],
+            vv[2],
             d,
             BQ,
             BK,
