@@ -2,7 +2,8 @@
 # The decode kernels in one call: cuda-smoke (it checks the GEMV, fused gate/up and
 # decode-attention kernels, then the models' greedy tokens), the decode ops on the 7B, 72B and
 # 34B shapes (bench-ops), and the 7B bench (on two GPUs also the 72B shape split over both)
-# once per LLAVA_OPS_ON value given.
+# once per LLAVA_OPS_ON value given; on two GPUs last the 72B and 34B splits with one recorded
+# graph a device (LLAVA_GRAPH_SPLIT=1).
 # Usage: scripts/gpu/decode_kernels.sh [ON...]   (default: none gemv_silu gemv_qkv gemv_silu,gemv_qkv; logs in $OUT)
 #   e.g. scripts/gpu/decode_kernels.sh none gemv_silu
 set -uo pipefail
@@ -27,4 +28,7 @@ if [ "$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)" -ge 2 ]; th
     echo "== 72B split, LLAVA_OPS_ON=$on"
     LLAVA_OPS_ON=$on TIMEOUT=150 "$(dirname "$0")/bench.sh" ours+llava-next-72b-hf+auto+1+128 2>&1 | grep -E "^==|^batch 1:|rror|panick"
   done
+  echo "== 72B and 34B split, one recorded graph a device (LLAVA_GRAPH_SPLIT=1)"
+  LLAVA_GRAPH_SPLIT=1 TIMEOUT=150 "$(dirname "$0")/bench.sh" ours+llava-next-72b-hf+auto+1+128 \
+    ours+llava-v1.6-34b-hf+auto+1+128 2>&1 | grep -E "^==|^batch 1:|rror|panick"
 fi

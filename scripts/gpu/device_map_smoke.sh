@@ -42,3 +42,8 @@ run clip-mistral/original llava1d6-mistral-7b-instruct cuda:0,cuda:1 auto f32 tw
 run clip-mistral/hf llava1_6-mistral-7b-instruct-hf cuda:0,cuda:1 0:cuda:0,1:cuda:1 f32 two_gpus_mistral_hf_ranges
 run siglip-qwen2/hf llava-onevision-qwen2-0_5b-ov cuda:0,cuda:1 0:cuda:0,1:cuda:1 f32 two_gpus_onevision_tied
 run clip-qwen2/hf llava-next-72b-hf cuda:0,cuda:1 auto bf16 two_gpus_qwen_bf16
+# The same splits with one recorded decode graph a device.
+export LLAVA_GRAPH_SPLIT=1
+run clip-mistral/original llava1d6-mistral-7b-instruct cuda:0,cuda:1 auto f32 two_gpus_mistral_auto_graphs
+run siglip-qwen2/hf llava-onevision-qwen2-0_5b-ov cuda:0,cuda:1 0:cuda:0,1:cuda:1 f32 two_gpus_onevision_tied_graphs
+run clip-qwen2/hf llava-next-72b-hf cuda:0,cuda:1 auto bf16 two_gpus_qwen_bf16_graphs

@@ -134,22 +134,36 @@ pub(crate) fn bias_values(
     out
 }
 
-/// A recorded decode step. It keeps alive everything the recording reads or writes: the input
+/// A recorded decode step: one CUDA graph per device the model's layers are split over (one for
+/// a model on one device). It keeps alive everything the recordings read or write: the input
 /// tensors, the KV cache (written in place, which needs the only reference to its buffers), the
-/// RoPE frequencies and the output the replays overwrite; `'a` keeps the weights alive.
+/// RoPE frequencies and the outputs the replays overwrite; `'a` keeps the weights alive.
 pub(crate) struct GraphStep<'a> {
-    recording: llava_ops::Recording,
-    output: Tensor<2>,
-    inputs: StepInputs,
+    segments: Vec<Segment>,
     _cache: KvCache,
-    _inv: Tensor<3>,
     _model: std::marker::PhantomData<&'a CausalLm>,
     thread: ThreadId,
 }
 
+/// The recorded layers of one device.
+struct Segment {
+    recording: llava_ops::Recording,
+    /// The step's values on this device.
+    inputs: StepInputs,
+    /// `[batch, 1, hidden]`: the previous segment's output, copied in before each replay (not
+    /// for the first segment, which starts from the token ids).
+    hidden_in: Option<Tensor<3>>,
+    /// The hidden states for the next segment, or the last segment's `[batch, 1, vocab]` f32
+    /// logits.
+    output: Tensor<3>,
+    _inv: Tensor<3>,
+}
+
 impl std::fmt::Debug for GraphStep<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphStep").finish_non_exhaustive()
+        f.debug_struct("GraphStep")
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,49 +172,109 @@ impl std::fmt::Debug for GraphStep<'_> {
 pub(crate) enum Recorded<'a> {
     /// The recorded step and this step's `[batch, vocab]` f32 logits (its first replay).
     Graph(Box<GraphStep<'a>>, Tensor<2>),
-    /// No recording (off CUDA, `LLAVA_GRAPH=0`, or the driver would not start one): the cache
-    /// comes back, appending at its length again, for this step to run op by op.
+    /// No recording (off CUDA, `LLAVA_GRAPH=0`, a split the step cannot follow, or the driver
+    /// would not start one): the cache comes back, appending at its length again, for this
+    /// step to run op by op.
     Eager(KvCache),
 }
 
+/// Whether a model split over several devices records its decode steps, one graph a device
+/// (`LLAVA_GRAPH_SPLIT=1`; off until it has run on GPUs).
+pub(crate) fn split_replay_opted_in() -> bool {
+    std::env::var("LLAVA_GRAPH_SPLIT").is_ok_and(|v| v == "1")
+}
+
 impl<'a> GraphStep<'a> {
-    /// Records the step for `values` (a warm-up run, then the recording) and replays it once.
-    /// A recording the driver refused after it began is an error: cubecl then marks the
-    /// recorded run's writes (into the cache among others) as failed.
+    /// Records the step for `values`, device by device (for each, a warm-up run, which is the
+    /// step's real work, then the recording) and returns this step's logits. A recording the
+    /// driver refused after it began is an error: cubecl then marks the recorded run's writes
+    /// (into the cache among others) as failed; so is one that would not start after an
+    /// earlier device's was recorded, since that device's layers have already run.
     pub fn record(
         model: &'a CausalLm,
         mut cache: KvCache,
         values: StepValues,
     ) -> Result<Recorded<'a>> {
-        let device = model.device();
-        let inputs = StepInputs::new(model, values, cache.slots(), &device);
-        let inv = model.rope_inv_freq(&device);
-        cache.write_at(inputs.slot.clone());
-        match llava_ops::record(&device, || model.decode_step(&inputs, &mut cache, &inv)) {
-            Ok((recording, output, warm_up)) => {
-                let mut step = Box::new(Self {
-                    recording,
-                    output,
-                    inputs,
-                    _cache: cache,
-                    _inv: inv,
-                    _model: std::marker::PhantomData,
-                    thread: std::thread::current().id(),
-                });
-                let logits = match warm_up {
-                    Some(logits) => logits,
-                    None => step.replay()?,
-                };
-                Ok(Recorded::Graph(step, logits))
+        let Some(runs) = model.decode_segments() else {
+            return Ok(Recorded::Eager(cache));
+        };
+        let batch = values.ids.len();
+        let hidden = model.config().hidden_size;
+        let dtype = model.model.embed_tokens.weight.val().dtype();
+        // The hand-over buffers first: one that cannot be written in place leaves the whole
+        // step op by op before anything ran.
+        let mut hidden_in = Vec::new();
+        for (i, (device, _)) in runs.iter().enumerate() {
+            let buffer = (i > 0).then(|| Tensor::<3>::zeros([batch, 1, hidden], (device, dtype)));
+            if let Some(b) = &buffer
+                && !llava_ops::overwrite(b, b.to_data())
+            {
+                return Ok(Recorded::Eager(cache));
             }
-            Err(llava_ops::RecordError::NotStarted(why)) => {
-                tracing::debug!("decode steps run op by op: {why}");
-                cache.write_at_len();
-                Ok(Recorded::Eager(cache))
+            hidden_in.push(buffer);
+        }
+        let mut segments = Vec::with_capacity(runs.len());
+        let mut previous: Option<Tensor<3>> = None;
+        let count = runs.len();
+        for (i, ((device, layers), hidden_in)) in runs.into_iter().zip(hidden_in).enumerate() {
+            let inputs = StepInputs::new(model, values, cache.slots(), &device);
+            let inv = model.rope_inv_freq(&device);
+            if let (Some(buffer), Some(prev)) = (&hidden_in, &previous) {
+                llava_ops::overwrite(buffer, prev.to_data());
             }
-            Err(llava_ops::RecordError::Refused(why)) => Err(LlmError::Generation(format!(
-                "{why} (LLAVA_GRAPH=0 runs decode steps op by op)"
-            ))),
+            cache.write_layers_at(layers.clone(), inputs.slot.clone());
+            let last = i + 1 == count;
+            let recorded = llava_ops::record(&device, || {
+                let x = hidden_in.clone();
+                model.decode_segment(x, &inputs, &mut cache, &inv, layers.clone(), last)
+            });
+            match recorded {
+                Ok((recording, output, warm_up)) => {
+                    let segment = Segment {
+                        recording,
+                        inputs,
+                        hidden_in,
+                        output,
+                        _inv: inv,
+                    };
+                    let result = match warm_up {
+                        Some(result) => result,
+                        None => {
+                            // SAFETY: as in `replay`; the segment is fully set up.
+                            unsafe { segment.recording.replay() }.map_err(LlmError::Generation)?;
+                            segment.output.clone()
+                        }
+                    };
+                    previous = Some(result);
+                    segments.push(segment);
+                }
+                Err(llava_ops::RecordError::NotStarted(why)) if segments.is_empty() => {
+                    tracing::debug!("decode steps run op by op: {why}");
+                    cache.write_at_len();
+                    return Ok(Recorded::Eager(cache));
+                }
+                Err(
+                    llava_ops::RecordError::NotStarted(why) | llava_ops::RecordError::Refused(why),
+                ) => {
+                    return Err(LlmError::Generation(format!(
+                        "{why} (LLAVA_GRAPH=0 runs decode steps op by op)"
+                    )));
+                }
+            }
+        }
+        let logits = previous.map(|l| {
+            let [b, _, v] = l.dims();
+            l.reshape([b, v])
+        });
+        let step = Box::new(Self {
+            segments,
+            _cache: cache,
+            _model: std::marker::PhantomData,
+            thread: std::thread::current().id(),
+        });
+        match logits {
+            Some(logits) => Ok(Recorded::Graph(step, logits)),
+            None => Err(LlmError::Generation("a decode step over no layers".into())),
         }
     }
 
@@ -210,37 +284,48 @@ impl<'a> GraphStep<'a> {
         std::thread::current().id() == self.thread
     }
 
-    /// Writes `values` and replays the step: `[batch, vocab]` f32 logits.
+    /// Writes `values` and replays the step, device by device: `[batch, vocab]` f32 logits.
     pub fn run(&mut self, values: StepValues) -> Result<Tensor<2>> {
-        self.inputs.overwrite(values)?;
-        self.replay()
-    }
-
-    /// The cache back for op-by-op steps, holding `len` positions (the recording is destroyed
-    /// first, once its replays are done).
-    pub fn into_cache(self: Box<Self>, len: usize) -> KvCache {
-        let Self {
-            recording, _cache, ..
-        } = *self;
-        drop(recording);
-        let mut cache = _cache;
-        cache.write_at_len();
-        cache.clear();
-        cache.advance(len);
-        cache
-    }
-
-    fn replay(&mut self) -> Result<Tensor<2>> {
         if !self.on_this_thread() {
             return Err(LlmError::Generation(
                 "a recorded decode step replayed from another thread".into(),
             ));
         }
-        // SAFETY: this struct owns every tensor the recording reads or writes except the
-        // model's weights, which `'a` keeps alive; the inputs were written, and the output is
-        // read, from the recording thread (checked above).
-        unsafe { self.recording.replay() }.map_err(LlmError::Generation)?;
-        Ok(self.output.clone())
+        let mut previous: Option<Tensor<3>> = None;
+        for segment in &mut self.segments {
+            segment.inputs.overwrite(values)?;
+            if let (Some(buffer), Some(prev)) = (&segment.hidden_in, &previous) {
+                // Waits for the previous device's replay; the hidden states are a few KB.
+                if !llava_ops::overwrite(buffer, prev.to_data()) {
+                    return Err(LlmError::Generation(
+                        "the hidden states could not be handed to the next device".into(),
+                    ));
+                }
+            }
+            // SAFETY: this struct owns every tensor the recordings read or write except the
+            // model's weights, which `'a` keeps alive; the inputs were written, and the output
+            // is read, from the recording thread (checked above).
+            unsafe { segment.recording.replay() }.map_err(LlmError::Generation)?;
+            previous = Some(segment.output.clone());
+        }
+        let logits =
+            previous.ok_or_else(|| LlmError::Generation("a decode step over no layers".into()))?;
+        let [b, _, v] = logits.dims();
+        Ok(logits.reshape([b, v]))
+    }
+
+    /// The cache back for op-by-op steps, holding `len` positions (the recordings are destroyed
+    /// first, once their replays are done).
+    pub fn into_cache(self, len: usize) -> KvCache {
+        let Self {
+            segments, _cache, ..
+        } = self;
+        drop(segments);
+        let mut cache = _cache;
+        cache.write_at_len();
+        cache.clear();
+        cache.advance(len);
+        cache
     }
 }
 
@@ -329,6 +414,73 @@ mod tests {
             let diff = (ours - reference).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-5, "step {t}: max difference {diff}");
         }
+    }
+
+    /// A split model's decode step runs one segment a device; segments over layer ranges,
+    /// each handed the previous one's hidden states, equal the forward step.
+    #[test]
+    fn segments_over_layer_ranges_compose_to_the_forward_step() {
+        let model = tiny();
+        let prompt = ints(vec![3, 5, 7, 9], [1, 4]);
+        let (mut eager, mut stepped) = (
+            model.new_cache(1, 6, DType::F32),
+            model.new_cache(1, 6, DType::F32),
+        );
+        for cache in [&mut eager, &mut stepped] {
+            model
+                .forward(
+                    DecoderInput::Ids(prompt.clone()),
+                    Some(cache),
+                    ForwardOptions::default(),
+                )
+                .unwrap();
+        }
+        let device = Device::flex();
+        let inv = model.rope_inv_freq(&device);
+        for t in 0..2i64 {
+            let (ids, positions) = (vec![11 + t], vec![4 + t]);
+            let reference = model
+                .forward(
+                    DecoderInput::Ids(ints(ids.clone(), [1, 1])),
+                    Some(&mut eager),
+                    ForwardOptions::default(),
+                )
+                .unwrap()
+                .reshape([1, 40]);
+            let values = StepValues {
+                ids: &ids,
+                positions: &positions,
+                slot: 4 + t as usize,
+                valid: None,
+            };
+            // Two "devices": layer 0 from the ids, layer 1 from its hidden states to the head.
+            let first = StepInputs::new(&model, values, stepped.slots(), &device);
+            let second = StepInputs::new(&model, values, stepped.slots(), &device);
+            stepped.write_layers_at(0..1, first.slot.clone());
+            stepped.write_layers_at(1..2, second.slot.clone());
+            let hidden = model.decode_segment(None, &first, &mut stepped, &inv, 0..1, false);
+            assert_eq!(hidden.dims(), [1, 1, 16]);
+            let logits =
+                model.decode_segment(Some(hidden), &second, &mut stepped, &inv, 1..2, true);
+            let diff = (logits.reshape([1, 40]) - reference)
+                .abs()
+                .max()
+                .into_scalar::<f32>();
+            assert!(diff < 1e-5, "step {t}: max difference {diff}");
+        }
+    }
+
+    #[test]
+    fn layers_group_into_runs_of_one_device() {
+        use crate::model::runs_of;
+        assert_eq!(runs_of(&[0, 0, 1, 1, 1]), vec![(0, 0..2), (1, 2..5)]);
+        assert_eq!(runs_of(&[0, 1, 0]), vec![(0, 0..1), (1, 1..2), (0, 2..3)]);
+        assert_eq!(runs_of::<u8>(&[]), vec![]);
+        // One device: one run, the single-device graph.
+        let model = tiny();
+        let runs = model.decode_segments().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1, 0..2);
     }
 
     /// Off CUDA nothing can be written in place, so a recorded step would read stale inputs:

@@ -168,8 +168,10 @@ impl<'a> Generator<'a> {
                 logits: LogitsFor::Last,
             },
         )?;
-        let record_graph =
-            llava_ops::graph_replay_available(&device) && model.device_map().devices().len() == 1;
+        // Every device must replay; a split model records one graph a device only when asked.
+        let devices = model.device_map().devices();
+        let record_graph = devices.iter().all(llava_ops::graph_replay_available)
+            && (devices.len() == 1 || crate::decode_graph::split_replay_opted_in());
         Ok(Self {
             model,
             sampler,
@@ -258,7 +260,9 @@ impl<'a> Generator<'a> {
                 (Stepper::Graph(graph), logits)
             }
             // Moved to another thread: its stream is not the recording's, so op by op from here.
-            Stepper::Graph(graph) => self.eager(graph.into_cache(self.cached), &ids, &positions)?,
+            Stepper::Graph(graph) => {
+                self.eager((*graph).into_cache(self.cached), &ids, &positions)?
+            }
             Stepper::Eager(cache) if record => {
                 match GraphStep::record(self.model, cache, values)? {
                     Recorded::Graph(graph, logits) => (Stepper::Graph(graph), logits),
@@ -300,7 +304,8 @@ impl<'a> Generator<'a> {
     }
 
     /// Whether decode steps replay a recorded CUDA graph (false on the CPU, over several
-    /// devices, with `LLAVA_GRAPH=0`, and before the first decode step).
+    /// devices unless `LLAVA_GRAPH_SPLIT=1`, with `LLAVA_GRAPH=0`, and before the first decode
+    /// step).
     pub fn graph_replay(&self) -> bool {
         matches!(self.stepper, Some(Stepper::Graph(_)))
     }

@@ -12,9 +12,10 @@ pub struct KvCache {
     capacity: usize,
     slots: usize,
     batch: usize,
-    /// When set, [`KvCache::append`] writes its one new position at the slot this tensor holds
-    /// instead of at `len` (a recorded decode step reads the slot from the device).
-    write_slot: Option<Tensor<1, Int>>,
+    /// Per layer: when set, [`KvCache::append`] writes its one new position at the slot this
+    /// tensor (on the layer's device) holds instead of at `len` (a recorded decode step reads
+    /// the slot from the device).
+    write_slots: Vec<Option<Tensor<1, Int>>>,
 }
 
 /// Buffers hold a multiple of this many positions: attention reads the whole buffer, and
@@ -45,7 +46,7 @@ impl KvCache {
     ) -> Self {
         let slots = capacity.div_ceil(SLOT_BLOCK).max(1) * SLOT_BLOCK;
         let shape = [batch, config.num_kv_heads(), slots, config.head_dim()];
-        let layers = devices
+        let layers: Vec<(Tensor<4>, Tensor<4>)> = devices
             .iter()
             .map(|device| {
                 (
@@ -55,12 +56,12 @@ impl KvCache {
             })
             .collect();
         Self {
+            write_slots: vec![None; layers.len()],
             layers,
             len: 0,
             capacity,
             slots,
             batch,
-            write_slot: None,
         }
     }
 
@@ -97,13 +98,22 @@ impl KvCache {
 
     /// From now on, one-position appends go to the slot `slot` (`[1]`) holds when they run,
     /// not to [`KvCache::len`]; the length is then the caller's to track.
+    #[cfg(test)]
     pub(crate) fn write_at(&mut self, slot: Tensor<1, Int>) {
-        self.write_slot = Some(slot);
+        let layers = 0..self.layers.len();
+        self.write_layers_at(layers, slot);
+    }
+
+    /// As [`KvCache::write_at`] for the layers in `layers` only (`slot` on their device).
+    pub(crate) fn write_layers_at(&mut self, layers: std::ops::Range<usize>, slot: Tensor<1, Int>) {
+        for write in &mut self.write_slots[layers] {
+            *write = Some(slot.clone());
+        }
     }
 
     /// Back to appending at [`KvCache::len`].
     pub(crate) fn write_at_len(&mut self) {
-        self.write_slot = None;
+        self.write_slots.fill(None);
     }
 
     /// Errors unless `incoming` more positions fit.
@@ -132,7 +142,7 @@ impl KvCache {
     ) -> (Tensor<4>, Tensor<4>) {
         let s = k.dims()[2];
         let (start, end) = (self.len, self.len + s);
-        let slot = self.write_slot.clone().filter(|_| s == 1);
+        let slot = self.write_slots[layer].clone().filter(|_| s == 1);
         let (ck, cv) = &mut self.layers[layer];
         for (cache, new) in [(ck, k), (cv, v)] {
             cache.inplace(|c| match &slot {

@@ -1,3 +1,5 @@
+use std::ops::Range;
+
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::module::linear;
@@ -257,23 +259,62 @@ impl CausalLm {
     /// graph and replayed (`decode_graph`). The cache must write at `inputs.slot`
     /// ([`KvCache::write_at`]); its length is not advanced. Returns `[batch, vocab]` f32 logits,
     /// equal to [`CausalLm::forward`] on the same token. Single-device models only.
+    #[cfg(test)]
     pub(crate) fn decode_step(
         &self,
         inputs: &StepInputs,
         cache: &mut KvCache,
         inv_freq: &Tensor<3>,
     ) -> Tensor<2> {
-        let mut x = self.embed(inputs.ids.clone());
+        let layers = 0..self.model.layers.len();
+        let logits = self.decode_segment(None, inputs, cache, inv_freq, layers, true);
+        let [b, _, v] = logits.dims();
+        logits.reshape([b, v])
+    }
+
+    /// The layers `layers` of a decode step, all on one device, with the step's values read
+    /// from `inputs` (on that device) as in [`CausalLm::decode_step`]: from the token ids when
+    /// `x` is `None` (the first segment: the embedding), else from the hidden states `x`
+    /// (`[batch, 1, hidden]`). Returns the hidden states, or with `last` the final norm and
+    /// head's `[batch, 1, vocab]` logits in f32. A model split over devices runs one segment a
+    /// device ([`CausalLm::decode_segments`]), each recordable as its own CUDA graph.
+    pub(crate) fn decode_segment(
+        &self,
+        x: Option<Tensor<3>>,
+        inputs: &StepInputs,
+        cache: &mut KvCache,
+        inv_freq: &Tensor<3>,
+        layers: Range<usize>,
+        last: bool,
+    ) -> Tensor<3> {
+        let mut x = x.unwrap_or_else(|| self.embed(inputs.ids.clone()));
         let rope = self
             .rope
             .tables_from(inputs.positions.clone(), inv_freq, x.dtype());
-        for (i, layer) in self.model.layers.iter().enumerate() {
+        for i in layers {
             let bias = inputs.bias(self.config.sliding_window(i));
-            x = layer.forward(x, &rope, bias, Some((&mut *cache, i)), false);
+            x = self.model.layers[i].forward(x, &rope, bias, Some((&mut *cache, i)), false);
         }
-        let logits = self.logits(self.model.norm.forward(x));
-        let [b, _, v] = logits.dims();
-        logits.reshape([b, v]).cast(burn::tensor::DType::F32)
+        if last {
+            self.logits(self.model.norm.forward(x))
+                .cast(burn::tensor::DType::F32)
+        } else {
+            x
+        }
+    }
+
+    /// The runs of consecutive decoder layers on one device, in order, when a decode step can
+    /// run as one [`CausalLm::decode_segment`] per run: the embedding on the first run's device
+    /// and the head on the last's (a head tied to embeddings on another device cannot).
+    pub(crate) fn decode_segments(&self) -> Option<Vec<(Device, Range<usize>)>> {
+        let runs = runs_of(&self.devices.layers);
+        let (first, last) = (runs.first()?, runs.last()?);
+        let head_on = if self.lm_head.is_some() {
+            &self.devices.head
+        } else {
+            &self.devices.embed
+        };
+        (self.devices.embed == first.0 && *head_on == last.0).then_some(runs)
     }
 
     /// `[batch, seq, hidden]` → `[batch, seq, vocab]` through `lm_head` (or the tied
@@ -317,4 +358,16 @@ impl CausalLm {
             layer.merge();
         }
     }
+}
+
+/// The runs of equal consecutive items, with their index ranges.
+pub(crate) fn runs_of<T: PartialEq + Clone>(items: &[T]) -> Vec<(T, Range<usize>)> {
+    let mut runs: Vec<(T, Range<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match runs.last_mut() {
+            Some((run, range)) if run == item => range.end = i + 1,
+            _ => runs.push((item.clone(), i..i + 1)),
+        }
+    }
+    runs
 }
