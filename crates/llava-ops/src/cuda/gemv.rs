@@ -23,8 +23,7 @@ const UNROLL: usize = 4;
 /// `out[i, row] = Σ_k x[i, k] · w[row, k]` for `rows` rows of `x` `[rows, k]` and `per_plane`
 /// weight rows per plane (`w` `[n, k]`), both read as vectors of `N` with rows `x_row` and
 /// `w_row` vectors apart (cubecl pitches rows).
-// The `a = a + b` form on local arrays, as validated on the GPU.
-#[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
+#[allow(clippy::too_many_arguments)]
 #[cube(launch)]
 fn gemv_planes<F: Float, N: Size>(
     x: &Tensor<Vector<F, N>>,
@@ -39,13 +38,43 @@ fn gemv_planes<F: Float, N: Size>(
     #[comptime] unroll: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let lane = UNIT_POS_PLANE as usize;
     let plane = UNIT_POS_X as usize / PLANE_DIM as usize;
     let planes = CUBE_DIM_X as usize / PLANE_DIM as usize;
     let first = (CUBE_POS_X as usize * planes + plane) * per_plane;
-    let kv = k_vectors as usize;
-    let (x_row, w_row) = (x_row as usize, w_row as usize);
-    let n = outputs as usize;
+    let strides = (k_vectors as usize, x_row as usize, w_row as usize);
+    plane_rows_dot::<F, N>(
+        x,
+        w,
+        out,
+        first,
+        outputs as usize,
+        strides,
+        rows,
+        per_plane,
+        unroll,
+    );
+}
+
+/// The plane's share of [`gemv_planes`]: weight rows `first..first + per_plane` of `w` (`n`
+/// rows) against `rows` rows of `x`, `(k, x_row, w_row)` in vectors; lane 0 writes
+/// `out[i, row]` for the rows below `n`. Rows past the end read the last row (kept in bounds)
+/// and are not written.
+// The `a = a + b` form on local arrays, as validated on the GPU.
+#[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
+#[cube]
+pub(super) fn plane_rows_dot<F: Float, N: Size>(
+    x: &Tensor<Vector<F, N>>,
+    w: &Tensor<Vector<F, N>>,
+    out: &mut Tensor<F>,
+    first: usize,
+    n: usize,
+    strides: (usize, usize, usize),
+    #[comptime] rows: usize,
+    #[comptime] per_plane: usize,
+    #[comptime] unroll: usize,
+) {
+    let lane = UNIT_POS_PLANE as usize;
+    let (kv, x_row, w_row) = strides;
     let width = PLANE_DIM as usize;
 
     let mut acc = Array::<f32>::new(rows * per_plane);
@@ -61,8 +90,6 @@ fn gemv_planes<F: Float, N: Size>(
             if jj < kv {
                 #[unroll]
                 for r in 0..per_plane {
-                    // Rows past the end read the last row (kept in bounds); their sums are
-                    // not written.
                     let mut row = first + r;
                     if row >= n {
                         row = n - 1;

@@ -3,7 +3,7 @@
 //! one of the three (the GEMV of `gemv.rs`: 16-byte loads along `k`, f32 sums, one plane sum per
 //! output), so the results equal three `gemv` calls. The key and value projections of a
 //! grouped-query model are small (8 MB each for Mistral) and mostly launch and tail: one launch
-//! over all 6144 rows instead of three.
+//! over all 6144 rows instead of three. The planes run `gemv.rs`'s `plane_rows_dot`.
 //!
 //! Opt-in (`LLAVA_OPS_ON=gemv_qkv`) until it has run on a GPU; `xtask cuda-smoke` compares it
 //! with three `gemv` calls.
@@ -16,66 +16,13 @@ use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
+use super::gemv::plane_rows_dot;
 use crate::choice::{GemvPlan, gemv_plan};
 
 /// Threads of a cube: 8 planes, one weight row each.
 const BLOCK: usize = 256;
 /// Vector loads in flight per lane.
 const UNROLL: usize = 4;
-
-/// Lane `lane` of a plane adds its share of `x · w[row]ᵀ` for each of `rows` rows of `x`, sums
-/// over the plane, and lane 0 writes `out[i, row]` (`n` outputs a row) when `write`.
-#[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
-#[cube]
-fn plane_row_dots<F: Float, N: Size>(
-    x: &Tensor<Vector<F, N>>,
-    w: &Tensor<Vector<F, N>>,
-    out: &mut Tensor<F>,
-    row: usize,
-    n: usize,
-    write: bool,
-    kv: usize,
-    x_row: usize,
-    w_row: usize,
-    #[comptime] rows: usize,
-    #[comptime] unroll: usize,
-) {
-    let lane = UNIT_POS_PLANE as usize;
-    let width = PLANE_DIM as usize;
-    let mut acc = Array::<f32>::new(rows);
-    #[unroll]
-    for i in 0..rows {
-        acc[i] = f32::new(0.0);
-    }
-    let mut j = lane;
-    while j < kv {
-        #[unroll]
-        for u in 0..unroll {
-            let jj = j + u * width;
-            if jj < kv {
-                let wv = w[row * w_row + jj];
-                #[unroll]
-                for i in 0..rows {
-                    let xv = x[i * x_row + jj];
-                    let mut dot = f32::new(0.0);
-                    #[unroll]
-                    for e in 0..N::value() {
-                        dot += f32::cast_from(wv.extract(e)) * f32::cast_from(xv.extract(e));
-                    }
-                    acc[i] = acc[i] + dot;
-                }
-            }
-        }
-        j += unroll * width;
-    }
-    #[unroll]
-    for i in 0..rows {
-        let total = plane_sum(acc[i]);
-        if lane == 0 && write {
-            out[i * n + row] = F::cast_from(total);
-        }
-    }
-}
 
 /// Plane `p` (over the whole grid) takes row `p` of `[w_q; w_k; w_v]` stacked.
 #[allow(clippy::too_many_arguments)]
@@ -100,25 +47,16 @@ fn gemv_qkv_planes<F: Float, N: Size>(
     let plane = UNIT_POS_X as usize / PLANE_DIM as usize;
     let planes = CUBE_DIM_X as usize / PLANE_DIM as usize;
     let p = CUBE_POS_X as usize * planes + plane;
-    let (kv, x_row, w_row) = (k_vectors as usize, x_row as usize, w_rows as usize);
+    let strides = (k_vectors as usize, x_row as usize, w_rows as usize);
     let (n_q, n_kv) = (n_q as usize, n_kv as usize);
+    // Planes past the end of `w_v` read its last row and write nothing (`plane_rows_dot`).
     if p < n_q {
-        plane_row_dots::<F, N>(x, w_q, out_q, p, n_q, true, kv, x_row, w_row, rows, unroll);
+        plane_rows_dot::<F, N>(x, w_q, out_q, p, n_q, strides, rows, 1usize, unroll);
     } else if p < n_q + n_kv {
-        let row = p - n_q;
-        plane_row_dots::<F, N>(
-            x, w_k, out_k, row, n_kv, true, kv, x_row, w_row, rows, unroll,
-        );
+        plane_rows_dot::<F, N>(x, w_k, out_k, p - n_q, n_kv, strides, rows, 1usize, unroll);
     } else {
-        // Planes past the end read the last row (kept in bounds) and write nothing.
-        let mut row = p - n_q - n_kv;
-        let write = row < n_kv;
-        if !write {
-            row = n_kv - 1;
-        }
-        plane_row_dots::<F, N>(
-            x, w_v, out_v, row, n_kv, write, kv, x_row, w_row, rows, unroll,
-        );
+        let row = p - n_q - n_kv;
+        plane_rows_dot::<F, N>(x, w_v, out_v, row, n_kv, strides, rows, 1usize, unroll);
     }
 }
 
