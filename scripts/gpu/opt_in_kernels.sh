@@ -26,3 +26,7 @@ for on in none flash_prefill flash_vision gemv_silu gemv_qkv $ALL; do
     --batch 1 --max-new-tokens 256 >> "$OUT/results.jsonl" 2> "$OUT/bench_$on.log"
   echo "== bench LLAVA_OPS_ON=$on: exit $?"; grep -E "^batch 1:|rror|panick" "$OUT/bench_$on.log" | tail -2
 done
+echo "== prompt attention in chunks of up to 1 GiB of scores instead of 256 MiB"
+LLAVA_ATTN_SCORE_MIB=1024 timeout 60 /tmp/bin/xtask bench --config "benches/configs/$shape" \
+  --batch 1 --max-new-tokens 32 2> "$OUT/bench_chunks_1g.log" >> "$OUT/results.jsonl"
+grep -E "^batch 1:|rror|panick" "$OUT/bench_chunks_1g.log" | tail -2

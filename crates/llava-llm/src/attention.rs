@@ -125,7 +125,7 @@ impl Attention {
 /// Shapes: q `[b, heads, s, d]`, k/v `[b, kv_heads, t, d]`, bias `[b, 1, s, t]` (f32);
 /// returns `[b, heads, s, d]`.
 pub fn grouped_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
-    chunked_attention(q, k, v, bias, SCORE_BYTES, None)
+    chunked_attention(q, k, v, bias, score_bytes(), None)
 }
 
 /// [`grouped_attention`] under a causal `bias` (query `i` sees no key past `past + i`, as every
@@ -141,7 +141,7 @@ pub(crate) fn causal_attention(
 ) -> Tensor<4> {
     let s = q.dims()[2];
     let causal = (s > CAUSAL_MIN_QUERIES).then_some((past, KEY_BLOCK));
-    chunked_attention(q, k, v, bias, SCORE_BYTES, causal)
+    chunked_attention(q, k, v, bias, score_bytes(), causal)
 }
 
 /// Queries from which a causal prompt's chunks read only the keys they can see.
@@ -153,6 +153,19 @@ const KEY_BLOCK: usize = 256;
 
 /// The most f32 attention scores one chunk of queries may hold, in bytes.
 pub const SCORE_BYTES: usize = 256 << 20;
+
+/// [`SCORE_BYTES`], or `LLAVA_ATTN_SCORE_MIB` MiB for A/B runs: fewer, larger chunks mean fewer
+/// products (each a host round trip on cuBLAS) but more masked keys read and more memory.
+fn score_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::env::var("LLAVA_ATTN_SCORE_MIB")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&mib| mib > 0)
+            .map_or(SCORE_BYTES, |mib| mib << 20)
+    })
+}
 
 /// [`grouped_attention`] with the queries taken in chunks of at most `score_bytes` of scores;
 /// with `causal` (`past`, key block), each chunk reads only the keys its last query can see,
