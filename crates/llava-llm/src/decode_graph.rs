@@ -220,7 +220,14 @@ impl<'a> GraphStep<'a> {
             let inputs = StepInputs::new(model, values, cache.slots(), &device);
             let inv = model.rope_inv_freq(&device);
             if let (Some(buffer), Some(prev)) = (&hidden_in, &previous) {
-                llava_ops::overwrite(buffer, prev.to_data());
+                // The buffer was made in the embedding dtype, which every layer keeps.
+                let handed =
+                    prev.dtype() == buffer.dtype() && llava_ops::overwrite(buffer, prev.to_data());
+                if !handed {
+                    return Err(LlmError::Generation(
+                        "the hidden states could not be handed to the next device".into(),
+                    ));
+                }
             }
             cache.write_layers_at(layers.clone(), inputs.slot.clone());
             let last = i + 1 == count;
@@ -476,6 +483,9 @@ mod tests {
         assert_eq!(runs_of(&[0, 0, 1, 1, 1]), vec![(0, 0..2), (1, 2..5)]);
         assert_eq!(runs_of(&[0, 1, 0]), vec![(0, 0..1), (1, 1..2), (0, 2..3)]);
         assert_eq!(runs_of::<u8>(&[]), vec![]);
+        // A device that comes back after another cannot hold one graph for its layers.
+        assert!(crate::model::each_once(&runs_of(&[0, 0, 1, 1])));
+        assert!(!crate::model::each_once(&runs_of(&[0, 1, 0])));
         // One device: one run, the single-device graph.
         let model = tiny();
         let runs = model.decode_segments().unwrap();

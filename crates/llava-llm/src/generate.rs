@@ -171,7 +171,8 @@ impl<'a> Generator<'a> {
         // Every device must replay; a split model records one graph a device only when asked.
         let devices = model.device_map().devices();
         let record_graph = devices.iter().all(llava_ops::graph_replay_available)
-            && (devices.len() == 1 || crate::decode_graph::split_replay_opted_in());
+            && (devices.len() == 1 || crate::decode_graph::split_replay_opted_in())
+            && model.decode_segments().is_some();
         Ok(Self {
             model,
             sampler,
@@ -266,7 +267,11 @@ impl<'a> Generator<'a> {
             Stepper::Eager(cache) if record => {
                 match GraphStep::record(self.model, cache, values)? {
                     Recorded::Graph(graph, logits) => (Stepper::Graph(graph), logits),
-                    Recorded::Eager(cache) => self.eager(cache, &ids, &positions)?,
+                    Recorded::Eager(cache) => {
+                        // Not again: later steps are queued op by op as soon as they are known.
+                        self.record_graph = false;
+                        self.eager(cache, &ids, &positions)?
+                    }
                 }
             }
             Stepper::Eager(cache) => self.eager(cache, &ids, &positions)?,

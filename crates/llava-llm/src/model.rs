@@ -304,17 +304,15 @@ impl CausalLm {
     }
 
     /// The runs of consecutive decoder layers on one device, in order, when a decode step can
-    /// run as one [`CausalLm::decode_segment`] per run: the embedding on the first run's device
-    /// and the head on the last's (a head tied to embeddings on another device cannot).
+    /// run as one [`CausalLm::decode_segment`] per run: the embedding on the first run's device,
+    /// the norm and head on the last's (a head tied to embeddings on another device cannot), and
+    /// each device in one run only (one recorded graph a device).
     pub(crate) fn decode_segments(&self) -> Option<Vec<(Device, Range<usize>)>> {
         let runs = runs_of(&self.devices.layers);
         let (first, last) = (runs.first()?, runs.last()?);
-        let head_on = if self.lm_head.is_some() {
-            &self.devices.head
-        } else {
-            &self.devices.embed
-        };
-        (self.devices.embed == first.0 && *head_on == last.0).then_some(runs)
+        let tied_apart = self.lm_head.is_none() && self.devices.embed != last.0;
+        let ends = self.devices.embed == first.0 && self.devices.head == last.0 && !tied_apart;
+        (ends && each_once(&runs)).then_some(runs)
     }
 
     /// `[batch, seq, hidden]` → `[batch, seq, vocab]` through `lm_head` (or the tied
@@ -358,6 +356,13 @@ impl CausalLm {
             layer.merge();
         }
     }
+}
+
+/// Whether no item heads two of `runs`.
+pub(crate) fn each_once<T: PartialEq>(runs: &[(T, Range<usize>)]) -> bool {
+    runs.iter()
+        .enumerate()
+        .all(|(i, (d, _))| runs[..i].iter().all(|(e, _)| e != d))
 }
 
 /// The runs of equal consecutive items, with their index ranges.

@@ -1,8 +1,8 @@
 //! Prompt attention in one kernel on tensor cores, no scores written: a cube takes [`BQ`]
 //! queries of one head (four planes of 16 rows) and walks the keys they can see in blocks of
 //! [`BK`], twice (see [`flash_two_pass`]). bf16/f16 operands on 16×16×16 cmma tiles, f32
-//! accumulation and softmax; the probabilities are rounded to the operand dtype for `p·V`, as
-//! FlashAttention does. Key and value heads are read in place (grouped queries need no repeated
+//! accumulation and softmax; the normalised probabilities are rounded to the operand dtype for
+//! `p·V`, as the materialised path and transformers' eager attention round theirs. Key and value heads are read in place (grouped queries need no repeated
 //! copies), with 16-byte loads.
 //!
 //! Why: the materialised path (cuBLAS scores in f32, the probabilities kernel, cuBLAS `p·V`)
@@ -155,9 +155,14 @@ fn flash_two_pass<F: Float, N: Size>(
     let s_base = plane * 16 * bk;
     let row_at = s_base + r * bk + half * (bk / 2);
 
-    // Pass 0: each row's max and sum. Pass 1: probabilities with the final max, `p·V`.
+    // Pass 0: each row's max and sum. Pass 1: probabilities with the final max and sum,
+    // rounded as the materialised path rounds its softmax, then `p·V`.
+    let mut inv = f32::new(0.0);
     let mut pass = 0u32;
     while pass < 2 {
+        if pass == 1 {
+            inv = f32::new(1.0) / l_i;
+        }
         let mut kb = 0usize;
         while kb < end {
             sync_cube();
@@ -175,7 +180,12 @@ fn flash_two_pass<F: Float, N: Size>(
                 #[unroll]
                 for e in 0..N::value() {
                     ks[i * width + e] = kx.extract(e);
-                    vs[i * width + e] = vx.extract(e);
+                }
+                if pass == 1 {
+                    #[unroll]
+                    for e in 0..N::value() {
+                        vs[i * width + e] = vx.extract(e);
+                    }
                 }
                 i += threads;
             }
@@ -266,7 +276,7 @@ fn flash_two_pass<F: Float, N: Size>(
                 #[unroll]
                 for c in 0..bk / 2 {
                     let key = kb + half * (bk / 2) + c;
-                    let mut p = (ss[row_at + c] * scale - m_i).exp();
+                    let mut p = (ss[row_at + c] * scale - m_i).exp() * inv;
                     let mut masked = key >= visible || q_row >= s;
                     if causal {
                         masked = masked || key > q_pos;
@@ -315,8 +325,7 @@ fn flash_two_pass<F: Float, N: Size>(
         pass += 1;
     }
 
-    // The tiles out through the plane's (spent) score rows, divided by the row sums.
-    let inv = f32::new(1.0) / l_i;
+    // The tiles out through the plane's (spent) score rows.
     #[unroll]
     for dt in 0..d / 16 {
         cmma::store(
@@ -330,7 +339,7 @@ fn flash_two_pass<F: Float, N: Size>(
             let out_at = ((b * heads as usize + head) * s + q_row) * d + dt * 16 + half * 8;
             #[unroll]
             for c in 0..8usize {
-                output[out_at + c] = F::cast_from(ss[s_base + r * 16 + half * 8 + c] * inv);
+                output[out_at + c] = F::cast_from(ss[s_base + r * 16 + half * 8 + c]);
             }
         }
         sync_plane();
@@ -379,6 +388,7 @@ fn flash(
         && kv > 0
         && heads % kv == 0
         && v.dims() == [b, kv, t, d]
+        && k.dims() == v.dims()
         && keys <= t
         && keys > 0
         && s > 0
