@@ -12,16 +12,21 @@ timeout 200 /tmp/bin/xtask cuda-smoke > "$OUT/smoke.log" 2>&1
 echo "== cuda-smoke: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|decode attention|flash prefill|rror|panick|smoke" "$OUT/smoke.log" | sed 's/ equal to transformers.*//' | head -40
 start=$SECONDS
-ALL=flash_prefill,flash_vision,gemv_silu,gemv_qkv
+ALL=flash_prefill,flash_vision,gemv_silu,gemv_qkv,blas_async
 LLAVA_OPS_ON=$ALL timeout 120 /tmp/bin/xtask cuda-smoke --llava-only \
   > "$OUT/smoke_opt_in.log" 2>&1
 echo "== cuda-smoke --llava-only, all opt-in kernels on: exit $? after $((SECONDS - start)) s"
 grep -E "greedy|rror|panick|smoke" "$OUT/smoke_opt_in.log" | sed 's/ equal to transformers.*//' | head -12
+for on in blas_async flash_prefill,flash_vision; do
+  LLAVA_OPS_ON=$on timeout 120 /tmp/bin/xtask cuda-smoke --llava-only > "$OUT/smoke_$on.log" 2>&1
+  echo "== cuda-smoke --llava-only, LLAVA_OPS_ON=$on: exit $?"
+  grep -E "BF16 on CUDA|rror|panick|smoke" "$OUT/smoke_$on.log" | sed 's/ equal to transformers.*//' | head -6
+done
 echo "== decode ops (GEMV, fused MLP half, merged q/k/v, attention)"
 timeout 60 /tmp/bin/xtask bench-ops --heads 32,8,128 --context 3072 --iters 200 2>&1 | grep -E "attention_matmul|gemv_kernel|mlp_|qkv_"
 echo "== prefill attention (ours, our flash kernel, cubek's flash in f16); vision tower's shape"
 timeout 90 /tmp/bin/xtask bench-ops --heads 32,8,128 --prefill 3072 --iters 10 --flash "4,1,1" 2>&1 | grep '^{'
-for on in none flash_prefill flash_vision gemv_silu gemv_qkv $ALL; do
+for on in none flash_prefill flash_vision gemv_silu gemv_qkv blas_async blas_async,flash_prefill,flash_vision $ALL; do
   LLAVA_OPS_ON=$on timeout 60 /tmp/bin/xtask bench --config "benches/configs/$shape" \
     --batch 1 --max-new-tokens 256 >> "$OUT/results.jsonl" 2> "$OUT/bench_$on.log"
   echo "== bench LLAVA_OPS_ON=$on: exit $?"; grep -E "^batch 1:|rror|panick" "$OUT/bench_$on.log" | tail -2

@@ -8,6 +8,9 @@
 //! prefill product takes), so only products with more than [`crate::choice::SMALL_M`] rows
 //! come here, never a decode step (and never while a step is being recorded as a CUDA graph).
 //!
+//! With `LLAVA_OPS_ON=blas_async` (not yet run on a GPU) the two streams are ordered on the
+//! GPU instead, through flags in device memory (`stream_fence.rs`), and the host does not wait.
+//!
 //! `LLAVA_CUBLAS=0` turns it off; it is off by itself where cuBLAS cannot be loaded.
 
 use std::collections::HashMap;
@@ -119,13 +122,21 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     // stream (as a launch binding them would), and the wait below then covers it.
     let resource = |t: &CubeTensor| lhs.client.get_resource::<Server>(t.handle.clone()).ok();
     let (l_res, r_res, o_res) = (resource(lhs)?, resource(rhs)?, resource(&out)?);
-    <CubeBackend as Backend>::sync(&lhs.device).ok()?;
     let mut guard = handles().lock().ok()?;
     let blas = guard
         .entry(cuda.index)
         .or_insert_with(|| open(cuda.index))
         .as_ref()?;
     blas._context.bind_to_thread().ok()?;
+    // cuBLAS's stream starts after cubecl's queued work: ordered on the GPU (opt-in), or by
+    // waiting for cubecl's stream here.
+    let cu_stream = blas.stream.cu_stream();
+    let fence = super::stream_fence::enabled()
+        .then(|| super::stream_fence::enter(lhs, cuda.index, cu_stream))
+        .flatten();
+    if fence.is_none() {
+        <CubeBackend as Backend>::sync(&lhs.device).ok()?;
+    }
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T
@@ -209,7 +220,11 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
         warn_once(&format!("cuBLAS declined a {m}x{k}x{n} product: {e:?}"));
         return None;
     }
-    blas.stream.synchronize().ok()?;
+    // cubecl's later work starts after the product: ordered on the GPU, or by waiting here.
+    let ordered = fence.is_some_and(|v| super::stream_fence::leave(lhs, cuda.index, cu_stream, v));
+    if !ordered {
+        blas.stream.synchronize().ok()?;
+    }
     drop((l_res, r_res, o_res));
     Some(out)
 }

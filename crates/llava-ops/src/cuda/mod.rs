@@ -17,6 +17,7 @@ mod reduce;
 mod rms_norm;
 mod softmax;
 mod stats;
+mod stream_fence;
 
 use std::sync::OnceLock;
 
