@@ -130,9 +130,8 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     blas._context.bind_to_thread().ok()?;
     // cuBLAS's stream starts after cubecl's queued work: ordered on the GPU (opt-in), or by
     // waiting for cubecl's stream here.
-    let cu_stream = blas.stream.cu_stream();
     let fence = super::stream_fence::enabled()
-        .then(|| super::stream_fence::enter(lhs, cuda.index, cu_stream))
+        .then(|| super::stream_fence::enter(lhs, cuda.index, &blas.stream))
         .flatten();
     if fence.is_none() {
         <CubeBackend as Backend>::sync(&lhs.device).ok()?;
@@ -157,8 +156,8 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
         let l_ptr = (l_res.resource().ptr + (l_off * in_size) as u64) as *const c_void;
         let o_ptr = (o_res.resource().ptr + (o_off * out_size) as u64) as *mut c_void;
         // SAFETY: the pointers are live cubecl buffers (held by the resources above) of the
-        // shapes and strides checked above, cubecl's stream is drained, and ours is waited on
-        // below.
+        // shapes and strides checked above; cubecl's queued work is done before ours starts
+        // (drained above, or waited for on the GPU) and ours before cubecl's later work.
         launched = unsafe {
             if plan.batch == 1 {
                 blas::gemm_ex(
@@ -220,12 +219,19 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
         warn_once(&format!("cuBLAS declined a {m}x{k}x{n} product: {e:?}"));
         return None;
     }
-    // cubecl's later work starts after the product: ordered on the GPU, or by waiting here.
-    let ordered = fence.is_some_and(|v| super::stream_fence::leave(lhs, cuda.index, cu_stream, v));
-    if !ordered {
-        blas.stream.synchronize().ok()?;
+    // cubecl's later work starts after the product: ordered on the GPU (the operands held
+    // until it is done), or by waiting here.
+    match fence {
+        Some(value) => {
+            // Unordered, `leave` has waited for the product itself.
+            let held = vec![l_res, r_res, o_res];
+            super::stream_fence::leave(lhs, cuda.index, &blas.stream, value, held);
+        }
+        None => {
+            blas.stream.synchronize().ok()?;
+            drop((l_res, r_res, o_res));
+        }
     }
-    drop((l_res, r_res, o_res));
     Some(out)
 }
 
