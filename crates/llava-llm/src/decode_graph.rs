@@ -358,6 +358,22 @@ mod tests {
         Tensor::from_data(TensorData::new(values, shape), &Device::flex())
     }
 
+    /// Two caches of 6 positions, each holding the same 4-token prompt.
+    fn two_prefilled_caches(model: &CausalLm) -> [KvCache; 2] {
+        let prompt = ints(vec![3, 5, 7, 9], [1, 4]);
+        [(), ()].map(|_| {
+            let mut cache = model.new_cache(1, 6, DType::F32);
+            model
+                .forward(
+                    DecoderInput::Ids(prompt.clone()),
+                    Some(&mut cache),
+                    ForwardOptions::default(),
+                )
+                .unwrap();
+            cache
+        })
+    }
+
     fn mask(rows: &[Vec<bool>]) -> Tensor<2, Bool> {
         let flat: Vec<bool> = rows.iter().flatten().copied().collect();
         Tensor::from_data(
@@ -428,20 +444,7 @@ mod tests {
     #[test]
     fn segments_over_layer_ranges_compose_to_the_forward_step() {
         let model = tiny();
-        let prompt = ints(vec![3, 5, 7, 9], [1, 4]);
-        let (mut eager, mut stepped) = (
-            model.new_cache(1, 6, DType::F32),
-            model.new_cache(1, 6, DType::F32),
-        );
-        for cache in [&mut eager, &mut stepped] {
-            model
-                .forward(
-                    DecoderInput::Ids(prompt.clone()),
-                    Some(cache),
-                    ForwardOptions::default(),
-                )
-                .unwrap();
-        }
+        let [mut eager, mut stepped] = two_prefilled_caches(&model);
         let device = Device::flex();
         let inv = model.rope_inv_freq(&device);
         for t in 0..2i64 {
@@ -516,20 +519,7 @@ mod tests {
     #[test]
     fn no_recording_off_cuda_hands_the_cache_back_for_op_by_op_steps() {
         let model = tiny();
-        let prompt = ints(vec![3, 5, 7, 9], [1, 4]);
-        let (mut plain, mut offered) = (
-            model.new_cache(1, 6, DType::F32),
-            model.new_cache(1, 6, DType::F32),
-        );
-        for cache in [&mut plain, &mut offered] {
-            model
-                .forward(
-                    DecoderInput::Ids(prompt.clone()),
-                    Some(cache),
-                    ForwardOptions::default(),
-                )
-                .unwrap();
-        }
+        let [mut plain, mut offered] = two_prefilled_caches(&model);
         let values = StepValues {
             ids: &[11],
             positions: &[4],
