@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn no_recording_off_cuda_hands_the_cache_back_for_op_by_op_steps() {
         let model = tiny();
-        let [mut plain, mut offered] = two_prefilled_caches(&model);
+        let [mut plain, offered] = two_prefilled_caches(&model);
         let values = StepValues {
             ids: &[11],
             positions: &[4],
