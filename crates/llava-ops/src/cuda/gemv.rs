@@ -122,17 +122,36 @@ pub(super) fn plane_rows_dot<F: Float, N: Size>(
     }
 }
 
+/// The GEMV plan of `x` against `w` when both (and `others`, weights read beside `w` with its
+/// row stride) are bf16/f16 of one dtype at 16-byte aligned offsets; `None` otherwise.
+pub(super) fn half_plan(
+    x: &CubeTensor,
+    w: &CubeTensor,
+    others: &[&CubeTensor],
+) -> Option<GemvPlan> {
+    let dtype = x.dtype;
+    let half = matches!(dtype, DType::BF16 | DType::F16);
+    let weights = || std::iter::once(w).chain(others.iter().copied());
+    let same = weights().all(|o| o.dtype == dtype && o.meta.strides() == w.meta.strides());
+    let aligned = std::iter::once(x)
+        .chain(weights())
+        .all(|t| super::offset_bytes(t).is_multiple_of(16));
+    if !half || !same || !aligned {
+        return None;
+    }
+    gemv_plan(
+        x.meta.shape(),
+        x.meta.strides(),
+        w.meta.shape(),
+        w.meta.strides(),
+        dtype.size(),
+    )
+}
+
 /// `x · wᵀ` for `x` `[rows, k]` and a weight `w` `[n, k]` (unit last strides) when [`gemv_plan`]
 /// takes them; `None` otherwise. Half precision only, output `[rows, n]` in the input's dtype.
 pub fn gemv(x: &CubeTensor, w: &CubeTensor) -> Option<CubeTensor> {
     let dtype = x.dtype;
-    let half = matches!(dtype, DType::BF16 | DType::F16);
-    let aligned = [x, w]
-        .iter()
-        .all(|t| super::offset_bytes(t).is_multiple_of(16));
-    if !half || w.dtype != dtype || !aligned {
-        return None;
-    }
     let GemvPlan {
         rows,
         k,
@@ -141,13 +160,7 @@ pub fn gemv(x: &CubeTensor, w: &CubeTensor) -> Option<CubeTensor> {
         vector,
         x_row,
         w_row,
-    } = gemv_plan(
-        x.meta.shape(),
-        x.meta.strides(),
-        w.meta.shape(),
-        w.meta.strides(),
-        dtype.size(),
-    )?;
+    } = half_plan(x, w, &[])?;
     let client = x.client.clone();
     let out =
         empty_device_contiguous_dtype(client.clone(), x.device.clone(), [rows, n].into(), dtype);

@@ -8,7 +8,7 @@
 //! Opt-in (`LLAVA_OPS_ON=gemv_qkv`) until it has run on a GPU; `xtask cuda-smoke` compares it
 //! with three `gemv` calls.
 
-use burn::tensor::{DType, Tensor as BurnTensor};
+use burn::tensor::Tensor as BurnTensor;
 use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
@@ -16,8 +16,8 @@ use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::gemv::plane_rows_dot;
-use crate::choice::{GemvPlan, gemv_plan};
+use super::gemv::{half_plan, plane_rows_dot};
+use crate::choice::GemvPlan;
 
 /// Threads of a cube: 8 planes, one weight row each.
 const BLOCK: usize = 256;
@@ -69,28 +69,11 @@ pub fn gemv_qkv(
     w_k: &CubeTensor,
     w_v: &CubeTensor,
 ) -> Option<[CubeTensor; 3]> {
-    let dtype = x.dtype;
-    let half = matches!(dtype, DType::BF16 | DType::F16);
-    let same = [w_q, w_k, w_v].iter().all(|w| w.dtype == dtype)
-        && w_k.meta.shape() == w_v.meta.shape()
-        && w_q.meta.strides() == w_k.meta.strides()
-        && w_k.meta.strides() == w_v.meta.strides();
-    let aligned = [x, w_q, w_k, w_v]
-        .iter()
-        .all(|t| super::offset_bytes(t).is_multiple_of(16));
-    if !half || !same || !aligned {
+    if w_k.meta.shape() != w_v.meta.shape() {
         return None;
     }
-    let plan = |w: &CubeTensor| {
-        gemv_plan(
-            x.meta.shape(),
-            x.meta.strides(),
-            w.meta.shape(),
-            w.meta.strides(),
-            dtype.size(),
-        )
-    };
-    let (q_plan, kv_plan) = (plan(w_q)?, plan(w_k)?);
+    let dtype = x.dtype;
+    let (q_plan, kv_plan) = (half_plan(x, w_q, &[w_k, w_v])?, half_plan(x, w_k, &[w_v])?);
     let GemvPlan {
         rows,
         k,

@@ -8,7 +8,7 @@
 //! Opt-in (`LLAVA_OPS_ON=gemv_silu`) until it has run on a GPU; `xtask cuda-smoke` compares it
 //! with the three-launch path.
 
-use burn::tensor::{DType, Tensor as BurnTensor};
+use burn::tensor::Tensor as BurnTensor;
 use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
@@ -16,7 +16,8 @@ use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-use crate::choice::{GemvPlan, gemv_plan};
+use super::gemv::half_plan;
+use crate::choice::GemvPlan;
 
 /// Threads of a cube: 8 planes, one output (a gate row and an up row) each.
 const BLOCK: usize = 256;
@@ -102,18 +103,10 @@ fn gemv_silu_planes<F: Float, N: Size>(
 /// `silu(x · gateᵀ) · (x · upᵀ)` for `x` `[rows, k]` and weights `[n, k]` of one layout, when
 /// [`gemv_plan`] takes them; `None` otherwise. Half precision only.
 pub fn gemv_silu(x: &CubeTensor, gate: &CubeTensor, up: &CubeTensor) -> Option<CubeTensor> {
-    let dtype = x.dtype;
-    let half = matches!(dtype, DType::BF16 | DType::F16);
-    let same = gate.dtype == dtype
-        && up.dtype == dtype
-        && gate.meta.shape() == up.meta.shape()
-        && gate.meta.strides() == up.meta.strides();
-    let aligned = [x, gate, up]
-        .iter()
-        .all(|t| super::offset_bytes(t).is_multiple_of(16));
-    if !half || !same || !aligned {
+    if gate.meta.shape() != up.meta.shape() {
         return None;
     }
+    let dtype = x.dtype;
     let GemvPlan {
         rows,
         k,
@@ -122,13 +115,7 @@ pub fn gemv_silu(x: &CubeTensor, gate: &CubeTensor, up: &CubeTensor) -> Option<C
         x_row,
         w_row,
         ..
-    } = gemv_plan(
-        x.meta.shape(),
-        x.meta.strides(),
-        gate.meta.shape(),
-        gate.meta.strides(),
-        dtype.size(),
-    )?;
+    } = half_plan(x, gate, &[up])?;
     let client = x.client.clone();
     let out =
         empty_device_contiguous_dtype(client.clone(), x.device.clone(), [rows, n].into(), dtype);
