@@ -2,7 +2,7 @@
 # The figures of docs/benchmarks.md in one call, both engines in the same run: the 7B shape on
 # shared weights (fidelity.sh: prefill logits compared, ours at batch 1, 4, 16), then on two
 # GPUs the 72B and 34B shapes split over both against transformers' device_map="auto", the 8B
-# shape on one GPU, and last an A/B of LLAVA_DECODE_UNROLL=8 (decode attention loads in flight).
+# shape on one GPU.
 # Usage: scripts/gpu/same_run.sh   (logs and results.jsonl in $OUT)
 set -uo pipefail
 here=$(dirname "$0")
@@ -16,10 +16,3 @@ if [ "$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)" -ge 2 ]; th
 fi
 TIMEOUT=120 "$here/bench.sh" ours+llama3-llava-next-8b-hf+cuda:0+1+256 hf+llama3-llava-next-8b-hf+cuda:0+1+256 \
   2>&1 | grep -E "^==|^batch 1:|rror|panick"
-echo "== LLAVA_DECODE_UNROLL=8"
-LLAVA_DECODE_UNROLL=8 timeout 60 /tmp/bin/xtask cuda-smoke --llava-only 2>&1 | grep -E "greedy|rror|panick|smoke" | head -10
-for heads in 32,8,128 64,64,128; do
-  LLAVA_DECODE_UNROLL=8 timeout 40 /tmp/bin/xtask bench-ops --heads "$heads" --context 3072 --iters 100 2>&1 | grep attention_matmul
-done
-LLAVA_DECODE_UNROLL=8 timeout 60 /tmp/bin/xtask bench --config benches/configs/llava-v1.6-mistral-7b-hf \
-  --batch 1 --max-new-tokens 256 2>&1 | grep -E "^batch 1:|rror|panick"

@@ -52,7 +52,7 @@ impl Attention {
     }
 
     /// The query, key and value projections of `x`: in one GEMV launch for decode rows on
-    /// CUDA (`LLAVA_OPS_ON=gemv_qkv`) where none has a bias or an adapter, else one by one.
+    /// CUDA (unless `LLAVA_OPS_OFF=gemv_qkv`) where none has a bias or an adapter, else one by one.
     fn projections(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
         let layers = [&self.q_proj, &self.k_proj, &self.v_proj];
         if layers.iter().all(|l| l.bias.is_none() && l.lora.is_none()) {

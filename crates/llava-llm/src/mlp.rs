@@ -40,8 +40,8 @@ impl Mlp {
         self.down_proj.forward(llava_ops::silu_mul(gate, up))
     }
 
-    /// `silu(gate(x)) ⊙ up(x)` in one kernel for decode rows on CUDA (`LLAVA_OPS_ON=gemv_silu`),
-    /// where neither layer has a bias or an adapter; `None` otherwise.
+    /// `silu(gate(x)) ⊙ up(x)` in one kernel for decode rows on CUDA (unless
+    /// `LLAVA_OPS_OFF=gemv_silu`), where neither layer has a bias or an adapter; `None` otherwise.
     fn fused_gate_up(&self, x: &Tensor<3>) -> Option<Tensor<3>> {
         let plain = |l: &LoraLinear| l.bias.is_none() && l.lora.is_none();
         if !plain(&self.gate_proj) || !plain(&self.up_proj) {

@@ -262,8 +262,8 @@ pub fn gemv(x: &Tensor<2>, weight: &Tensor<2>) -> Option<Tensor<2>> {
 
 /// `silu(x · gateᵀ) · (x · upᵀ)` (a gated MLP's first half, weights `[n, k]` as PyTorch stores
 /// them) in one GEMV kernel for decode rows, with the roundings of the two products and
-/// `silu_mul`. `None` off CUDA, where the layouts do not fit, or unless `force` or
-/// `LLAVA_OPS_ON=gemv_silu` (opt-in until it has run on a GPU); the caller then runs the three ops.
+/// `silu_mul`. `None` off CUDA, where the layouts do not fit, or with `LLAVA_OPS_OFF=gemv_silu`
+/// unless `force`; the caller then runs the three ops.
 pub fn gemv_silu<const D: usize>(
     x: &Tensor<D>,
     gate: &Tensor<2>,
@@ -281,8 +281,8 @@ pub fn gemv_silu<const D: usize>(
 
 /// `[x · w_qᵀ, x · w_kᵀ, x · w_vᵀ]` (weights `[n, k]`, `w_k` and `w_v` of one shape) in one GEMV
 /// launch for decode rows, equal to three [`gemv`] calls. `None` off CUDA, where the layouts do
-/// not fit, or unless `force` or `LLAVA_OPS_ON=gemv_qkv` (opt-in until it has run on a GPU); the
-/// caller then runs the three projections.
+/// not fit, or with `LLAVA_OPS_OFF=gemv_qkv` unless `force`; the caller then runs the three
+/// projections.
 pub fn gemv_qkv<const D: usize>(
     x: &Tensor<D>,
     weights: [&Tensor<2>; 3],

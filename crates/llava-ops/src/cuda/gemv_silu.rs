@@ -5,8 +5,9 @@
 //! what the three launches it replaces give (two GEMVs and `silu_mul`), and the intermediate
 //! `[rows, intermediate]` tensors are never written.
 //!
-//! Opt-in (`LLAVA_OPS_ON=gemv_silu`) until it has run on a GPU; `xtask cuda-smoke` compares it
-//! with the three-launch path.
+//! On by default (`LLAVA_OPS_OFF=gemv_silu` turns it off): on an H200 it took Mistral's gate/up
+//! half in 54 µs against 58 µs for the three launches. `xtask cuda-smoke` compares it with the
+//! three-launch path.
 
 use burn::tensor::Tensor as BurnTensor;
 use burn_backend::cubecl::dtype_to_storage_type;
@@ -142,14 +143,14 @@ pub fn gemv_silu(x: &CubeTensor, gate: &CubeTensor, up: &CubeTensor) -> Option<C
 
 /// [`gemv_silu`] on burn tensors: `x` `[.., k]` flattened to rows, weights `[n, k]`; the result
 /// has `x`'s leading dims and `n` last. `force` runs it whether or not the model takes it (for
-/// `cuda-smoke`); otherwise only with `LLAVA_OPS_ON=gemv_silu`.
+/// `cuda-smoke`); otherwise unless `LLAVA_OPS_OFF=gemv_silu`.
 pub fn gemv_silu_tensors<const D: usize>(
     x: &BurnTensor<D>,
     gate: &BurnTensor<2>,
     up: &BurnTensor<2>,
     force: bool,
 ) -> Option<BurnTensor<D>> {
-    if !force && !super::kernel_opted_in("gemv_silu") {
+    if !force && !super::kernel_on("gemv_silu") {
         return None;
     }
     let dims = x.dims();
