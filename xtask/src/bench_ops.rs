@@ -222,7 +222,7 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
         ),
         None => println!(
             "{}",
-            json!({"op": op, "error": "declined (needs CUDA, bf16/f16, head dim 64 or 128)"})
+            json!({"op": op, "error": "declined (needs CUDA with mma, bf16/f16, head dim a multiple of 16 up to 128)"})
         ),
     }
     let group = heads / kv;

@@ -12,6 +12,9 @@ pub struct Args {
     /// Only the composed LLaVA models (skips the matmul and the four decoders).
     #[arg(long)]
     llava_only: bool,
+    /// Only the kernel checks (skips the decoders and the LLaVA models).
+    #[arg(long)]
+    kernels_only: bool,
     /// CUDA device index.
     #[arg(long, default_value_t = 0)]
     index: usize,
@@ -345,7 +348,7 @@ mod imp {
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
         let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
         let gemv_qkv = caught("merged q/k/v kernel", || gemv_qkv(&cuda));
-        let dirs = if args.llava_only {
+        let dirs = if args.llava_only || args.kernels_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
             let root =
@@ -361,7 +364,7 @@ mod imp {
         for dir in &dirs {
             worst = worst.max(decoder(dir, &cpu, &cuda)?);
         }
-        if args.model_dirs.is_empty() {
+        if args.model_dirs.is_empty() && !args.kernels_only {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
             for name in ["clip-mistral", "siglip-qwen2"] {
                 worst = worst.max(llava_model(&root, name, &cpu, &cuda)?);

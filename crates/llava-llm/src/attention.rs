@@ -96,7 +96,7 @@ impl Attention {
             Some((cache, layer)) => cache.append(layer, k, v),
             None => (k, v),
         };
-        // A prompt under the plain causal mask may take the flash kernel (CUDA, opt-in).
+        // A prompt under the plain causal mask takes the flash kernel on CUDA where it fits.
         let flash = (plain_causal && s > CAUSAL_MIN_QUERIES && llava_ops::flash_prefill_in_model())
             .then(|| {
                 let scale = 1.0 / (self.head_dim as f64).sqrt();

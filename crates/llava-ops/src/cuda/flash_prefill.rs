@@ -1,31 +1,38 @@
-//! Prompt attention in one kernel on tensor cores, no scores written: a cube takes [`BQ`]
-//! queries of one head (four planes of 16 rows) and walks the keys they can see in blocks of
-//! [`BK`], twice (see [`flash_two_pass`]). bf16/f16 operands on 16×16×16 cmma tiles, f32
-//! accumulation and softmax; the normalised probabilities are rounded to the operand dtype for
-//! `p·V`, as the materialised path and transformers' eager attention round theirs. Key and value heads are read in place (grouped queries need no repeated
-//! copies), with 16-byte loads.
+//! Prompt attention in one kernel on tensor cores, no scores written (FlashAttention-2's loop):
+//! a cube takes [`BQ`] queries of one head (planes of 16 rows), and walks the keys they can
+//! see in blocks of [`BK`]. Products are `mma.sync` m16n8k16 on registers the kernel manages
+//! itself (cubecl's `MmaDefinition`), whose layout is fixed by PTX: a lane holds rows `g` and
+//! `g + 8` (`g` = lane / 4) of every tile. So the row max, the exponentials and the rescaling of
+//! the output run on the score registers, and the probabilities go into the `p·V` product as
+//! the A operand without touching shared memory. bf16/f16 operands, f32 accumulation and
+//! softmax; the unnormalised probabilities are rounded to the operand dtype for `p·V`, as
+//! FlashAttention (and so SDPA) rounds them. Key and value heads are read in place (grouped
+//! queries need no repeated copies).
 //!
 //! Why: the materialised path (cuBLAS scores in f32, the probabilities kernel, cuBLAS `p·V`)
 //! takes about 75 ms of a 7B first token of about 200 ms, SDPA about 6 ms; and each of its
 //! cuBLAS calls is a host round trip. cubek's flash kernel declines bf16 and was slower than
 //! ours in f16 (docs/cuda.md).
 //!
-//! Shared memory: 44 KB at head dim 128 (queries 16, keys 8, values 8, scores 8, probabilities
-//! 4), under the 48 KB a cube may take without opting in.
+//! Shared memory: the block's keys and values, row-major in pairs of elements with rows padded
+//! by 4 pairs, so that the fragment reads of a plane fall in 32 different banks (35 KB at head
+//! dim 128).
 //!
-//! History: the first version (one pass, its output moved through shared memory at every key
-//! block) was correct on an H200 (`xtask cuda-smoke`: within 6.6e-3 of the CPU in bf16) but
-//! slow: 5.9 ms for 32 heads × 3072 causal positions against 3.2 ms on the materialised path.
-//! This two-pass version keeps the output in registers and loads 16 bytes at a time; it has not
-//! run on a GPU yet. The model takes it only with `LLAVA_OPS_ON=flash_prefill` (decoder) or
-//! `flash_vision` (vision towers).
+//! History: two earlier versions on cmma (WMMA) tiles, whose register layout is opaque, had to
+//! move scores through shared memory: one pass (5.9 ms for 32 heads × 3072 causal positions on
+//! an H200, against 3.2 ms on the materialised path), then two passes with the output in
+//! registers (6.3 against 3.5 ms). This version takes 0.92 ms there (84 TFLOP/s; 1.61 ms for
+//! 64/8 heads against 6.16), once its exponentials became one `ex2.approx` each and only the
+//! blocks on the diagonal are masked (with the precise `exp` and a mask everywhere it ran at
+//! 6.3 ms too). On by default (`LLAVA_OPS_OFF=flash_prefill` / `flash_vision` turn it off).
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_backend::TensorMetadata;
 use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
-use burn_cubecl::cubecl::cmma::{self, MatrixIdent, MatrixLayout};
+use burn_cubecl::cubecl::cmma::MmaDefinition;
+use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 
@@ -33,37 +40,35 @@ use burn_cubecl::tensor::CubeTensor;
 
 use super::stats::timed;
 use super::{offset_bytes, on_cuda};
-use crate::choice::vector_width;
 
-/// Queries per cube: four planes of 16 rows.
+/// Queries per cube: four planes of 16 rows (`LLAVA_FLASH_BQ=128` takes eight, for an A/B run:
+/// each key block then serves twice the queries).
 const BQ: usize = 64;
 /// Keys per step of the loop.
-const BK: usize = 32;
-/// Planes per cube.
-const PLANES: usize = BQ / 16;
-/// Threads per plane on NVIDIA GPUs (the kernel's row ownership assumes it).
+const BK: usize = 64;
+/// Threads per plane on NVIDIA GPUs (the fragment layout assumes it).
 const PLANE: usize = 32;
+/// Elements per operand register (a pair of bf16/f16), the vector width of every operand.
+const PAIR: usize = 2;
+/// The smallest score: masked keys get it, and `exp` of it less any row max is 0.
+const LOWEST: f32 = -3.0e38;
 
-/// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` read as vectors of `N` (the strides of
-/// batch, head and row given in vectors), `output` `[b, heads, s, d]` contiguous. Query `i` sees
-/// key `j` when `j < keys` and, if `causal`, when `j ≤ past + i` (query `i` sits at position
-/// `past + i`).
+/// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` read in pairs (the strides of batch,
+/// head and row given in pairs), `output` `[b, heads, s, d]` contiguous. Query `i` sees key `j`
+/// when `j < keys` and, if `causal`, when `j ≤ past + i` (query `i` sits at position `past + i`).
 ///
-/// Two passes over the visible keys. The first computes each row's max and sum of
-/// exponentials. The second computes the scores again, turns them into probabilities with the
-/// final max, and adds `p·V` into accumulator tiles that stay in the tensor cores' registers
-/// for the whole loop. The one-pass FlashAttention loop rescales its output at every key block.
-/// cmma tiles cannot be scaled row by row in registers, so the first version of this kernel
-/// moved its output through shared memory for every block: 8 stores and 16 warp barriers a
-/// block. The extra score product costs less.
+/// Fragments (PTX's m16n8k16 layout, `g` = lane / 4, `t` = lane % 4): the A operand's four
+/// pairs are rows `g`, `g + 8` at columns `2t` and `2t + 8`; the B operand's two pairs are
+/// column `g` at rows `2t` and `2t + 8`; the accumulator's two pairs are rows `g` and `g + 8` at
+/// columns `2t`. The scores of two adjacent 8-key tiles are thus the A operand of 16 keys.
 #[allow(clippy::too_many_arguments, clippy::assign_op_pattern)]
 #[cube(launch)]
-fn flash_two_pass<F: Float, N: Size>(
+fn flash_mma<F: Float, N: Size>(
     q: &Tensor<Vector<F, N>>,
     k: &Tensor<Vector<F, N>>,
     v: &Tensor<Vector<F, N>>,
-    output: &mut Tensor<F>,
-    scale: f32,
+    output: &mut Tensor<Vector<F, N>>,
+    scale_log2: f32,
     queries: u32,
     past: u32,
     keys: u32,
@@ -71,7 +76,7 @@ fn flash_two_pass<F: Float, N: Size>(
     group: u32,
     q_batch: u32,
     q_head: u32,
-    q_row_stride: u32,
+    q_row: u32,
     k_batch: u32,
     k_head: u32,
     k_row: u32,
@@ -80,7 +85,6 @@ fn flash_two_pass<F: Float, N: Size>(
     v_row: u32,
     #[comptime] d: usize,
     #[comptime] bq: usize,
-    #[comptime] bk: usize,
     #[comptime] causal: bool,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -89,62 +93,56 @@ fn flash_two_pass<F: Float, N: Size>(
     let b = CUBE_POS_Z as usize;
     let kvh = head / group as usize;
     let tid = UNIT_POS_X as usize;
-    let threads = CUBE_DIM_X as usize;
     let lane = UNIT_POS_PLANE as usize;
-    let plane = tid / PLANE_DIM as usize;
+    let plane = tid / PLANE;
+    let g = lane / 4;
+    let t = lane % 4;
     let s = queries as usize;
     let visible = keys as usize;
-    let q0 = q_block * bq;
-    let width = N::value();
-    let dv = d / width;
+    // Pairs per row of the operands and of the padded shared rows.
+    let dp = d / PAIR;
+    let stride = dp + 4;
+    let row0 = q_block * bq + plane * 16 + g;
+    let row1 = row0 + 8;
+    let pos0 = past as usize + row0;
+    let pos1 = pos0 + 8;
+    let mma = MmaDefinition::<F, F, f32>::new(16usize, 8usize, 16usize);
+    let zero = Vector::<F, N>::new(F::new(0.0));
+    let zero_acc = Vector::<f32, N>::new(f32::new(0.0));
 
-    let mut qs = Shared::<[F]>::new_slice(bq * d);
-    let mut ks = Shared::<[F]>::new_slice(bk * d);
-    let mut vs = Shared::<[F]>::new_slice(bk * d);
-    let mut ss = Shared::<[f32]>::new_slice(bq * bk);
-    let mut ps = Shared::<[F]>::new_slice(bq * bk);
-
-    // The cube's queries (zero rows past the prompt).
+    // The plane's 16 query rows as A operands, one per 16 columns, held for the whole loop.
     let q_base = b * q_batch as usize + head * q_head as usize;
-    let q_row_stride = q_row_stride as usize;
-    let mut i = tid;
-    while i < bq * dv {
-        let row = q0 + i / dv;
-        let mut x = Vector::<F, N>::new(F::new(0.0));
-        if row < s {
-            x = q[q_base + row * q_row_stride + i % dv];
-        }
+    let q_row = q_row as usize;
+    let mut qf = Array::<Vector<F, N>>::new(d / 16 * 4);
+    #[unroll]
+    for kt in 0..d / 16 {
         #[unroll]
-        for e in 0..N::value() {
-            qs[i * width + e] = x.extract(e);
+        for j in 0..4usize {
+            let row = row0 + (j % 2) * 8;
+            let mut x = zero;
+            if row < s {
+                x = q[q_base + row * q_row + kt * 8 + (j / 2) * 4 + t];
+            }
+            qf[kt * 4 + j] = x;
         }
-        i += threads;
     }
 
-    // Each lane owns half a row of its plane's 16: row `r`, columns from `half`.
-    let r = lane / 2;
-    let half = lane % 2;
-    let q_row = q0 + plane * 16 + r;
-    let q_pos = past as usize + q_row;
-    let mut m_i = f32::new(-3.4028235e38);
-    let mut l_i = f32::new(0.0);
-    let mut accs = Sequence::<cmma::Matrix<f32>>::new();
+    // The output rows `g` and `g + 8`, columns `2t` of each 8-column tile, and the two rows'
+    // running max and this lane's share of their sums.
+    let mut o = Array::<Vector<f32, N>>::new(d / 8 * 2);
     #[unroll]
-    for _ in 0..d / 16 {
-        accs.push(cmma::Matrix::<f32>::from_value(
-            MatrixIdent::Accumulator,
-            16usize,
-            16usize,
-            16usize,
-            MatrixLayout::Undefined,
-            f32::new(0.0),
-        ));
+    for i in 0..d / 8 * 2 {
+        o[i] = zero_acc;
     }
+    let mut m0 = f32::new(LOWEST);
+    let mut m1 = f32::new(LOWEST);
+    let mut l0 = f32::new(0.0);
+    let mut l1 = f32::new(0.0);
 
     // Keys the cube's last query can see.
     let mut end = visible;
     if causal {
-        let last = past as usize + q0 + bq;
+        let last = past as usize + q_block * bq + bq;
         if last < end {
             end = last;
         }
@@ -152,198 +150,229 @@ fn flash_two_pass<F: Float, N: Size>(
     let k_base = b * k_batch as usize + kvh * k_head as usize;
     let v_base = b * v_batch as usize + kvh * v_head as usize;
     let (k_row, v_row) = (k_row as usize, v_row as usize);
-    let s_base = plane * 16 * bk;
-    let row_at = s_base + r * bk + half * (bk / 2);
+    let mut ks = Shared::<[Vector<F, N>]>::new_slice(BK * stride);
+    // Values as elements: the B operand of `p·V` takes one column down two keys, so its pairs
+    // are gathered element by element (rows padded by 8 elements, as `ks` by 4 pairs).
+    let mut vs = Shared::<[F]>::new_slice(BK * stride * PAIR);
 
-    // Pass 0: each row's max and sum. Pass 1: probabilities with the final max and sum,
-    // rounded as the materialised path rounds its softmax, then `p·V`.
-    let mut inv = f32::new(0.0);
-    let mut pass = 0u32;
-    while pass < 2 {
-        if pass == 1 {
-            inv = f32::new(1.0) / l_i;
-        }
-        let mut kb = 0usize;
-        while kb < end {
-            sync_cube();
-            let mut i = tid;
-            while i < bk * dv {
-                let key = kb + i / dv;
-                let mut kx = Vector::<F, N>::new(F::new(0.0));
-                let mut vx = Vector::<F, N>::new(F::new(0.0));
-                if key < visible {
-                    kx = k[k_base + key * k_row + i % dv];
-                    if pass == 1 {
-                        vx = v[v_base + key * v_row + i % dv];
-                    }
-                }
-                #[unroll]
-                for e in 0..N::value() {
-                    ks[i * width + e] = kx.extract(e);
-                }
-                if pass == 1 {
-                    #[unroll]
-                    for e in 0..N::value() {
-                        vs[i * width + e] = vx.extract(e);
-                    }
-                }
-                i += threads;
+    let mut kb = 0usize;
+    while kb < end {
+        sync_cube();
+        let mut i = tid;
+        while i < BK * dp {
+            let key = i / dp;
+            let c = i % dp;
+            let mut kx = zero;
+            let mut vx = zero;
+            if kb + key < visible {
+                kx = k[k_base + (kb + key) * k_row + c];
+                vx = v[v_base + (kb + key) * v_row + c];
             }
-            sync_cube();
+            ks[key * stride + c] = kx;
+            vs[(key * stride + c) * PAIR] = vx.extract(0usize);
+            vs[(key * stride + c) * PAIR + 1] = vx.extract(1usize);
+            i += bq / 16 * PLANE;
+        }
+        sync_cube();
 
-            // Scores of the plane's 16 rows against the block's keys.
+        // Scores of the plane's 16 rows against the block's keys, 8 keys a tile.
+        let mut sc = Array::<Vector<f32, N>>::new(BK / 8 * 2);
+        #[unroll]
+        for nt in 0..BK / 8 {
+            let mut acc = Array::<Vector<f32, N>>::new(2usize);
+            acc[0] = zero_acc;
+            acc[1] = zero_acc;
+            let key_at = (nt * 8 + g) * stride;
             #[unroll]
-            for nt in 0..bk / 16 {
-                let acc = cmma::Matrix::<f32>::from_value(
-                    MatrixIdent::Accumulator,
-                    16usize,
-                    16usize,
-                    16usize,
-                    MatrixLayout::Undefined,
-                    f32::new(0.0),
-                );
+            for kt in 0..d / 16 {
+                let mut a = Array::<Vector<F, N>>::new(4usize);
                 #[unroll]
-                for kt in 0..d / 16 {
-                    let a_at = plane * 16 * d + kt * 16;
-                    let a = cmma::Matrix::<F>::from_slice(
-                        MatrixIdent::A,
-                        16usize,
-                        16usize,
-                        16usize,
-                        MatrixLayout::RowMajor,
-                        &qs[a_at..a_at + 15 * d + 16],
-                        d as u32,
-                    );
-                    // Kᵀ: the block's keys are rows of `ks`, read column-major.
-                    let b_at = nt * 16 * d + kt * 16;
-                    let bm = cmma::Matrix::<F>::from_slice(
-                        MatrixIdent::B,
-                        16usize,
-                        16usize,
-                        16usize,
-                        MatrixLayout::ColMajor,
-                        &ks[b_at..b_at + 15 * d + 16],
-                        d as u32,
-                    );
-                    cmma::execute(&a, &bm, &acc, &acc);
+                for j in 0..4usize {
+                    a[j] = qf[kt * 4 + j];
                 }
-                let at = s_base + nt * 16;
-                cmma::store(
-                    &mut ss[at..at + 15 * bk + 16],
-                    &acc,
-                    bk as u32,
-                    MatrixLayout::RowMajor,
-                );
+                let mut bm = Array::<Vector<F, N>>::new(2usize);
+                bm[0] = ks[key_at + kt * 8 + t];
+                bm[1] = ks[key_at + kt * 8 + 4 + t];
+                mma.execute_inplace(&a, &bm, &mut acc);
             }
-            // Each plane reads only its own rows of `ss` and `ps`: a warp barrier orders them.
-            sync_plane();
-
-            if pass == 0 {
-                let mut top = f32::new(-3.4028235e38);
-                #[unroll]
-                for c in 0..bk / 2 {
-                    let key = kb + half * (bk / 2) + c;
-                    let mut x = ss[row_at + c] * scale;
-                    let mut masked = key >= visible || q_row >= s;
-                    if causal {
-                        masked = masked || key > q_pos;
-                    }
-                    if masked {
-                        x = f32::new(-3.4028235e38);
-                    }
-                    ss[row_at + c] = x;
-                    if x > top {
-                        top = x;
-                    }
-                }
-                let other = plane_shuffle_xor(top, 1);
-                if other > top {
-                    top = other;
-                }
-                let mut m_new = m_i;
-                if top > m_new {
-                    m_new = top;
-                }
-                let mut sum = f32::new(0.0);
-                #[unroll]
-                for c in 0..bk / 2 {
-                    sum += (ss[row_at + c] - m_new).exp();
-                }
-                sum += plane_shuffle_xor(sum, 1);
-                l_i = l_i * (m_i - m_new).exp() + sum;
-                m_i = m_new;
-            } else {
-                #[unroll]
-                for c in 0..bk / 2 {
-                    let key = kb + half * (bk / 2) + c;
-                    let mut p = (ss[row_at + c] * scale - m_i).exp() * inv;
-                    let mut masked = key >= visible || q_row >= s;
-                    if causal {
-                        masked = masked || key > q_pos;
-                    }
-                    if masked {
-                        p = f32::new(0.0);
-                    }
-                    ps[row_at + c] = F::cast_from(p);
-                }
-            }
-            sync_plane();
-
-            if pass == 1 {
-                // o += p·V into the tiles held across the loop.
-                #[unroll]
-                for dt in 0..d / 16 {
-                    #[unroll]
-                    for kt in 0..bk / 16 {
-                        let a_at = s_base + kt * 16;
-                        let a = cmma::Matrix::<F>::from_slice(
-                            MatrixIdent::A,
-                            16usize,
-                            16usize,
-                            16usize,
-                            MatrixLayout::RowMajor,
-                            &ps[a_at..a_at + 15 * bk + 16],
-                            bk as u32,
-                        );
-                        let b_at = kt * 16 * d + dt * 16;
-                        let bm = cmma::Matrix::<F>::from_slice(
-                            MatrixIdent::B,
-                            16usize,
-                            16usize,
-                            16usize,
-                            MatrixLayout::RowMajor,
-                            &vs[b_at..b_at + 15 * d + 16],
-                            d as u32,
-                        );
-                        let acc = &accs[dt];
-                        cmma::execute(&a, &bm, acc, acc);
-                    }
-                }
-            }
-            kb += bk;
+            sc[nt * 2] = acc[0];
+            sc[nt * 2 + 1] = acc[1];
         }
-        pass += 1;
+
+        // Scaled (to base 2), masked where the block needs it, and each row's max over the
+        // block (the quad's four lanes hold a row).
+        let mut needs_mask = kb + BK > visible;
+        if causal {
+            needs_mask = needs_mask || kb + BK > past as usize + q_block * bq + 1;
+        }
+        let mut top0 = f32::new(LOWEST);
+        let mut top1 = f32::new(LOWEST);
+        #[unroll]
+        for nt in 0..BK / 8 {
+            let mut w0 = sc[nt * 2] * Vector::<f32, N>::new(scale_log2);
+            let mut w1 = sc[nt * 2 + 1] * Vector::<f32, N>::new(scale_log2);
+            if needs_mask {
+                #[unroll]
+                for e in 0..PAIR {
+                    let key = kb + nt * 8 + 2 * t + e;
+                    let mut dead0 = key >= visible;
+                    let mut dead1 = key >= visible;
+                    if causal {
+                        dead0 = dead0 || key > pos0;
+                        dead1 = dead1 || key > pos1;
+                    }
+                    if dead0 {
+                        w0.insert(e, f32::new(LOWEST));
+                    }
+                    if dead1 {
+                        w1.insert(e, f32::new(LOWEST));
+                    }
+                }
+            }
+            #[unroll]
+            for e in 0..PAIR {
+                let x0 = w0.extract(e);
+                let x1 = w1.extract(e);
+                if x0 > top0 {
+                    top0 = x0;
+                }
+                if x1 > top1 {
+                    top1 = x1;
+                }
+            }
+            sc[nt * 2] = w0;
+            sc[nt * 2 + 1] = w1;
+        }
+        top0 = quad_max(top0);
+        top1 = quad_max(top1);
+        let mut new0 = m0;
+        if top0 > new0 {
+            new0 = top0;
+        }
+        let mut new1 = m1;
+        if top1 > new1 {
+            new1 = top1;
+        }
+        let alpha0 = exp2_approx(m0 - new0);
+        let alpha1 = exp2_approx(m1 - new1);
+        m0 = new0;
+        m1 = new1;
+
+        // Unnormalised probabilities, rounded to the operand dtype as A operands.
+        let mut pf = Array::<Vector<F, N>>::new(BK / 8 * 2);
+        let mut sum0 = f32::new(0.0);
+        let mut sum1 = f32::new(0.0);
+        #[unroll]
+        for nt in 0..BK / 8 {
+            let mut w0 = sc[nt * 2];
+            let mut w1 = sc[nt * 2 + 1];
+            #[unroll]
+            for e in 0..PAIR {
+                let p0 = exp2_approx(w0.extract(e) - m0);
+                let p1 = exp2_approx(w1.extract(e) - m1);
+                sum0 += p0;
+                sum1 += p1;
+                w0.insert(e, p0);
+                w1.insert(e, p1);
+            }
+            pf[nt * 2] = Vector::<F, N>::cast_from(w0);
+            pf[nt * 2 + 1] = Vector::<F, N>::cast_from(w1);
+        }
+        l0 = l0 * alpha0 + sum0;
+        l1 = l1 * alpha1 + sum1;
+        let scale0 = Vector::<f32, N>::new(alpha0);
+        let scale1 = Vector::<f32, N>::new(alpha1);
+        #[unroll]
+        for dt in 0..d / 8 {
+            o[dt * 2] = o[dt * 2] * scale0;
+            o[dt * 2 + 1] = o[dt * 2 + 1] * scale1;
+        }
+
+        // o += p·V: 16 keys a step; the B operand (keys down, one value column `g` across)
+        // gathered from the row-major pairs.
+        #[unroll]
+        for kk in 0..BK / 16 {
+            let mut a = Array::<Vector<F, N>>::new(4usize);
+            a[0] = pf[kk * 4];
+            a[1] = pf[kk * 4 + 1];
+            a[2] = pf[kk * 4 + 2];
+            a[3] = pf[kk * 4 + 3];
+            let row_at = (kk * 16 + 2 * t) * stride * PAIR;
+            #[unroll]
+            for dt in 0..d / 8 {
+                let at = row_at + dt * 8 + g;
+                let mut b0 = zero;
+                let mut b1 = zero;
+                b0.insert(0usize, vs[at]);
+                b0.insert(1usize, vs[at + stride * PAIR]);
+                b1.insert(0usize, vs[at + 8 * stride * PAIR]);
+                b1.insert(1usize, vs[at + 9 * stride * PAIR]);
+                let mut bm = Array::<Vector<F, N>>::new(2usize);
+                bm[0] = b0;
+                bm[1] = b1;
+                let mut acc = Array::<Vector<f32, N>>::new(2usize);
+                acc[0] = o[dt * 2];
+                acc[1] = o[dt * 2 + 1];
+                mma.execute_inplace(&a, &bm, &mut acc);
+                o[dt * 2] = acc[0];
+                o[dt * 2 + 1] = acc[1];
+            }
+        }
+        kb += BK;
     }
 
-    // The tiles out through the plane's (spent) score rows.
+    // The rows' full sums over the quad, then the normalised rows out.
+    l0 += plane_shuffle_xor(l0, 1);
+    l0 += plane_shuffle_xor(l0, 2);
+    l1 += plane_shuffle_xor(l1, 1);
+    l1 += plane_shuffle_xor(l1, 2);
+    let inv0 = Vector::<f32, N>::new(f32::new(1.0) / l0);
+    let inv1 = Vector::<f32, N>::new(f32::new(1.0) / l1);
+    let out_base = (b * heads as usize + head) * s;
     #[unroll]
-    for dt in 0..d / 16 {
-        cmma::store(
-            &mut ss[s_base..s_base + 256],
-            &accs[dt],
-            16u32,
-            MatrixLayout::RowMajor,
-        );
-        sync_plane();
-        if q_row < s {
-            let out_at = ((b * heads as usize + head) * s + q_row) * d + dt * 16 + half * 8;
-            #[unroll]
-            for c in 0..8usize {
-                output[out_at + c] = F::cast_from(ss[s_base + r * 16 + half * 8 + c]);
-            }
+    for dt in 0..d / 8 {
+        if row0 < s {
+            output[(out_base + row0) * dp + dt * 4 + t] = Vector::<F, N>::cast_from(o[dt * 2] * inv0);
         }
-        sync_plane();
+        if row1 < s {
+            output[(out_base + row1) * dp + dt * 4 + t] =
+                Vector::<F, N>::cast_from(o[dt * 2 + 1] * inv1);
+        }
     }
+}
+
+/// [`BQ`], or 128 with `LLAVA_FLASH_BQ=128`.
+fn queries_per_cube() -> usize {
+    static BQ_SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BQ_SET.get_or_init(|| match std::env::var("LLAVA_FLASH_BQ").as_deref() {
+        Ok("128") => 128,
+        _ => BQ,
+    })
+}
+
+/// `2^x` in one instruction (`ex2.approx`, relative error about 2⁻²²; flushes subnormals, whose
+/// probabilities are below anything bf16 keeps next to the row max's 1). The precise `exp`
+/// costs about ten instructions a score, which bounded the kernel near 12 TFLOP/s.
+#[cube]
+fn exp2_approx(x: f32) -> f32 {
+    let out: f32;
+    gpu_asm!("ex2.approx.ftz.f32 {o}, {i};", i = in(_) x, o = out(_) out, options(pure, nomem));
+    out
+}
+
+/// The max of `x` over the four lanes of a quad (lanes `4g..4g + 4`, which hold one row).
+#[cube]
+fn quad_max(x: f32) -> f32 {
+    let mut top = x;
+    let other = plane_shuffle_xor(top, 1);
+    if other > top {
+        top = other;
+    }
+    let other = plane_shuffle_xor(top, 2);
+    if other > top {
+        top = other;
+    }
+    top
 }
 
 /// See [`crate::flash_prefill`]: causal, the keys up to the prompt's last position.
@@ -369,8 +398,9 @@ pub fn flash_attention_full(
     flash(q, k, v, (0, t, false), scale)
 }
 
-/// The kernel on `(past, visible keys, causal)`; `None` unless the operands fit: bf16/f16,
-/// head dim 64 or 128, unit last strides, whole query groups.
+/// The kernel on `(past, visible keys, causal)`; `None` unless the operands fit: bf16/f16 on a
+/// GPU with m16n8k16 `mma` for it, head dim a multiple of 16 up to 128, unit last strides, even
+/// strides and offsets (pairs), whole query groups.
 fn flash(
     q: &BurnTensor<4>,
     k: &BurnTensor<4>,
@@ -381,34 +411,46 @@ fn flash(
     let (qc, kc, vc) = (on_cuda(q)?, on_cuda(k)?, on_cuda(v)?);
     let [b, heads, s, d] = q.dims();
     let [_, kv, t, _] = k.dims();
-    let half = matches!(qc.dtype, DType::BF16 | DType::F16);
+    let elem = match qc.dtype {
+        DType::BF16 => ElemType::Float(FloatKind::BF16),
+        DType::F16 => ElemType::Float(FloatKind::F16),
+        _ => return None,
+    };
     let same = qc.dtype == kc.dtype && kc.dtype == vc.dtype;
     let unit_rows = [&qc, &kc, &vc].iter().all(|x| x.meta.strides()[3] == 1);
-    let fits = matches!(d, 64 | 128)
+    let fits = d % 16 == 0
+        && d <= 128
         && kv > 0
         && heads % kv == 0
         && v.dims() == [b, kv, t, d]
         && k.dims() == v.dims()
         && keys <= t
         && keys > 0
-        && s > 0
-        && PLANES * PLANE == 128;
-    if !(half && same && unit_rows && fits) {
+        && s > 0;
+    let has_mma = qc.client.properties().features.matmul.mma.iter().any(|c| {
+        (c.m, c.n, c.k) == (16, 8, 16)
+            && c.a_type == elem
+            && c.b_type == elem
+            && c.cd_type == ElemType::Float(FloatKind::F32)
+    });
+    if !(same && unit_rows && fits && has_mma) {
         return None;
     }
     let dtype = qc.dtype;
-    // One vector width for the three operands: it divides the head dim, every stride and the
-    // buffers' byte offsets.
     let strides = |t: &CubeTensor| {
         let st = t.meta.strides();
         [st[0], st[1], st[2]]
     };
     let (qs, ks, vs) = (strides(&qc), strides(&kc), strides(&vc));
-    let lengths: Vec<usize> = [d].into_iter().chain(qs).chain(ks).chain(vs).collect();
-    let offsets = [offset_bytes(&qc), offset_bytes(&kc), offset_bytes(&vc)];
-    let width = vector_width(dtype.size(), &lengths, &offsets);
-    let in_vectors = |st: [usize; 3]| st.map(|x| (x / width) as u32);
-    let (qv, kvv, vv) = (in_vectors(qs), in_vectors(ks), in_vectors(vs));
+    let pair_bytes = PAIR * dtype.size();
+    let even = qs.iter().chain(&ks).chain(&vs).all(|x| x % PAIR == 0)
+        && [&qc, &kc, &vc].iter().all(|x| offset_bytes(x).is_multiple_of(pair_bytes));
+    if !even {
+        return None;
+    }
+    let pairs = |st: [usize; 3]| st.map(|x| (x / PAIR) as u32);
+    let (qp, kp, vp) = (pairs(qs), pairs(ks), pairs(vs));
+    let bq = queries_per_cube();
     let key = || {
         let mask = if causal { "causal" } else { "full" };
         format!("flash attention {mask} {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?}")
@@ -417,33 +459,32 @@ fn flash(
         let out =
             empty_device_contiguous_dtype(qc.client.clone(), qc.device.clone(), qc.shape(), dtype);
         let client = qc.client.clone();
-        flash_two_pass::launch(
+        flash_mma::launch(
             &client,
-            CubeCount::Static(s.div_ceil(BQ) as u32, heads as u32, b as u32),
-            CubeDim::new_1d((PLANES * PLANE) as u32),
-            width,
+            CubeCount::Static(s.div_ceil(bq) as u32, heads as u32, b as u32),
+            CubeDim::new_1d((bq / 16 * PLANE) as u32),
+            PAIR,
             qc.clone().into_tensor_arg(),
             kc.clone().into_tensor_arg(),
             vc.clone().into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            scale as f32,
+            (scale * std::f64::consts::LOG2_E) as f32,
             s as u32,
             past as u32,
             keys as u32,
             heads as u32,
             (heads / kv) as u32,
-            qv[0],
-            qv[1],
-            qv[2],
-            kvv[0],
-            kvv[1],
-            kvv[2],
-            vv[0],
-            vv[1],
-            vv[2],
+            qp[0],
+            qp[1],
+            qp[2],
+            kp[0],
+            kp[1],
+            kp[2],
+            vp[0],
+            vp[1],
+            vp[2],
             d,
-            BQ,
-            BK,
+            bq,
             causal,
             dtype_to_storage_type(dtype),
         );

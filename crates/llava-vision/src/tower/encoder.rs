@@ -53,7 +53,7 @@ impl SelfAttention {
         let k = split(self.k_proj.forward(x.clone()));
         let v = split(self.v_proj.forward(x));
         let scale = (hd as f64).powf(-0.5);
-        // One flash kernel on CUDA where opted in (`LLAVA_OPS_ON=flash_vision`).
+        // One flash kernel on CUDA where it fits (head dim a multiple of 16, as CLIP's 64).
         let flash = llava_ops::flash_vision_in_model()
             .then(|| llava_ops::flash_attention_full(&q, &k, &v, scale))
             .flatten();
