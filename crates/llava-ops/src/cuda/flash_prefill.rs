@@ -30,7 +30,6 @@
 //! (`LLAVA_OPS_OFF=flash_prefill` / `flash_vision` turn it off).
 
 use burn::tensor::{DType, Tensor as BurnTensor};
-use burn_backend::TensorMetadata;
 use burn_backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
@@ -58,7 +57,7 @@ const PAIR: usize = 2;
 const LOWEST: f32 = -3.0e38;
 
 /// `q` `[b, heads, s, d]`, `k`/`v` `[b, kv, slots, d]` read in pairs (the strides of batch,
-/// head and row given in pairs), `output` `[b, heads, s, d]` contiguous. Query `i` sees key `j`
+/// head and row given in pairs), `output` `[b, s, heads, d]` contiguous. Query `i` sees key `j`
 /// when `j < keys` and, if `causal`, when `j ≤ past + i` (query `i` sits at position `past + i`).
 ///
 /// Fragments (PTX's m16n8k16 layout, `g` = lane / 4, `t` = lane % 4): the A operand's four
@@ -449,16 +448,18 @@ fn flash_mma<F: Float, N: Size>(
     l1 += plane_shuffle_xor(l1, 2);
     let inv0 = Vector::<f32, N>::new(f32::new(1.0) / l0);
     let inv1 = Vector::<f32, N>::new(f32::new(1.0) / l1);
-    let out_base = (b * heads as usize + head) * s;
+    // `output` is `[b, s, heads, d]`: the layout the output projection reads, so the caller's
+    // swap back to it is a view, not a copy.
+    let heads = heads as usize;
+    let at0 = ((b * s + row0) * heads + head) * dp + t;
+    let at1 = ((b * s + row1) * heads + head) * dp + t;
     #[unroll]
     for dt in 0..d / 8 {
         if row0 < s {
-            output[(out_base + row0) * dp + dt * 4 + t] =
-                Vector::<F, N>::cast_from(o[dt * 2] * inv0);
+            output[at0 + dt * 4] = Vector::<F, N>::cast_from(o[dt * 2] * inv0);
         }
         if row1 < s {
-            output[(out_base + row1) * dp + dt * 4 + t] =
-                Vector::<F, N>::cast_from(o[dt * 2 + 1] * inv1);
+            output[at1 + dt * 4] = Vector::<F, N>::cast_from(o[dt * 2 + 1] * inv1);
         }
     }
 }
@@ -629,8 +630,13 @@ fn flash(
         )
     };
     timed(key, || {
-        let out =
-            empty_device_contiguous_dtype(qc.client.clone(), qc.device.clone(), qc.shape(), dtype);
+        // Written `[b, s, heads, d]` and handed back as its `[b, heads, s, d]` view.
+        let out = empty_device_contiguous_dtype(
+            qc.client.clone(),
+            qc.device.clone(),
+            [b, s, heads, d].into(),
+            dtype,
+        );
         let client = qc.client.clone();
         flash_mma::launch(
             &client,
@@ -663,6 +669,6 @@ fn flash(
             causal,
             dtype_to_storage_type(dtype),
         );
-        Some(BurnTensor::from_primitive::<CubeBackend>(out))
+        Some(BurnTensor::<4>::from_primitive::<CubeBackend>(out).swap_dims(1, 2))
     })
 }
