@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # The flash attention kernel (flash_prefill.rs) in one call, default and each variant knob
-# given (`LLAVA_FLASH_LDMATRIX=0`: register loads; on branch flash-async, `LLAVA_FLASH_ASYNC=1`:
-# cp.async double buffering):
+# (`LLAVA_FLASH_ASYNC=0`: one stage, no cp.async; `LLAVA_FLASH_LDMATRIX=0`: register loads):
 # its checks against the CPU (`cuda-smoke --kernels-only`), its time against the materialised
 # path at 3072 causal positions (Mistral's and the 72B's heads), then the 7B bench, and last the
 # LLaVA smoke with the kernel on.
-# Usage: scripts/gpu/flash.sh [VARIANT...]   (default: "" LLAVA_FLASH_LDMATRIX=0; logs in $OUT)
+# Usage: scripts/gpu/flash.sh [VARIANT...]   (default: "" LLAVA_FLASH_ASYNC=0; logs in $OUT)
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 export RUST_BACKTRACE=1
-[ $# -eq 0 ] && set -- "" LLAVA_FLASH_LDMATRIX=0
+[ $# -eq 0 ] && set -- "" LLAVA_FLASH_ASYNC=0
 for variant in "$@"; do
   tag=${variant:-default}; tag=${tag//[=,]/_}
   start=$SECONDS
