@@ -419,6 +419,9 @@ pub fn linear_group<const D: usize>(
     let dims = x.dims();
     let k = dims[D - 1];
     let rows: usize = dims[..D - 1].iter().product();
+    if rows <= crate::choice::SMALL_M {
+        return None;
+    }
     let x2 = x.clone().reshape([rows, k]);
     let xc = on_cuda(&x2)?;
     let half = matches!(xc.dtype, DType::BF16 | DType::F16);
