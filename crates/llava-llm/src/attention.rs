@@ -52,7 +52,8 @@ impl Attention {
     }
 
     /// The query, key and value projections of `x`: in one GEMV launch for decode rows on
-    /// CUDA (unless `LLAVA_OPS_OFF=gemv_qkv`) where none has a bias or an adapter, else one by one.
+    /// CUDA (unless `LLAVA_OPS_OFF=gemv_qkv`) where none has a bias or an adapter, else as one
+    /// group of products ([`LoraLinear::forward_shared`]).
     fn projections(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
         let layers = [&self.q_proj, &self.k_proj, &self.v_proj];
         if layers.iter().all(|l| l.bias.is_none() && l.lora.is_none()) {
@@ -63,11 +64,7 @@ impl Attention {
                 return out;
             }
         }
-        [
-            self.q_proj.forward(x.clone()),
-            self.k_proj.forward(x.clone()),
-            self.v_proj.forward(x),
-        ]
+        LoraLinear::forward_shared(layers, x)
     }
 
     /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`,

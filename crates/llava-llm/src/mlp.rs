@@ -35,8 +35,7 @@ impl Mlp {
         if let Some(act) = self.fused_gate_up(&x) {
             return self.down_proj.forward(act);
         }
-        let gate = self.gate_proj.forward(x.clone());
-        let up = self.up_proj.forward(x);
+        let [gate, up] = LoraLinear::forward_shared([&self.gate_proj, &self.up_proj], x);
         self.down_proj.forward(llava_ops::silu_mul(gate, up))
     }
 

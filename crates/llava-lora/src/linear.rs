@@ -128,19 +128,54 @@ impl LoraLinear {
         let bias = self.bias.as_ref().map(|b| b.val());
         match &self.lora {
             None => llava_ops::linear(x, self.weight.val(), bias),
-            Some(lora) => {
+            Some(_) => {
                 let y = llava_ops::linear(x.clone(), self.weight.val(), bias);
-                let delta = lora.delta(x);
-                let (out, branch) = (y.dtype(), delta.dtype());
-                if out == branch {
-                    y + delta
-                } else {
-                    // PEFT adds an f32 branch to a half-precision base output in f32 (torch
-                    // promotes), then casts the sum back once.
-                    let wide = if branch == DType::F32 { branch } else { out };
-                    (y.cast(wide) + delta.cast(wide)).cast(out)
-                }
+                self.with_adapter(x, y)
             }
+        }
+    }
+
+    /// `layer.forward(x)` for each of `layers`, which read the same `x` (a layer's q/k/v or
+    /// gate/up projections): the base products as one group where llava-ops takes them (prompt
+    /// rows on CUDA, `LLAVA_OPS_ON=blas_group`), each layer's bias and adapter then added as
+    /// [`Self::forward`] adds them; otherwise layer by layer.
+    pub fn forward_shared<const D: usize, const L: usize>(
+        layers: [&LoraLinear; L],
+        x: Tensor<D>,
+    ) -> [Tensor<D>; L] {
+        let weights = layers.map(|l| l.weight.val());
+        let refs: Vec<&Tensor<2>> = weights.iter().collect();
+        let grouped = llava_ops::linear_group(&x, &refs).and_then(|bases| {
+            let outs: Vec<Tensor<D>> = layers
+                .iter()
+                .zip(bases)
+                .map(|(l, y)| {
+                    let y = match &l.bias {
+                        Some(b) => y + b.val().unsqueeze::<D>(),
+                        None => y,
+                    };
+                    l.with_adapter(x.clone(), y)
+                })
+                .collect();
+            <[Tensor<D>; L]>::try_from(outs).ok()
+        });
+        grouped.unwrap_or_else(|| layers.map(|l| l.forward(x.clone())))
+    }
+
+    /// `y` (the base output for `x`) plus the adapter's branch, when one is attached.
+    fn with_adapter<const D: usize>(&self, x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
+        let Some(lora) = &self.lora else {
+            return y;
+        };
+        let delta = lora.delta(x);
+        let (out, branch) = (y.dtype(), delta.dtype());
+        if out == branch {
+            y + delta
+        } else {
+            // PEFT adds an f32 branch to a half-precision base output in f32 (torch promotes),
+            // then casts the sum back once.
+            let wide = if branch == DType::F32 { branch } else { out };
+            (y.cast(wide) + delta.cast(wide)).cast(out)
         }
     }
 

@@ -174,6 +174,23 @@ pub fn linear<const D: usize>(
     burn::tensor::module::linear(x, weight.transpose(), bias)
 }
 
+/// `[x · w_iᵀ]` for weights stored `[d_output, d_input]` (no bias) in one group of cuBLAS
+/// products on CUDA for prompt rows, with one host wait each side instead of one per product
+/// (opt-in: `LLAVA_OPS_ON=blas_group`). `None` elsewhere, and the caller runs [`linear`] per
+/// weight.
+pub fn linear_group<const D: usize>(
+    x: &Tensor<D>,
+    weights: &[&Tensor<2>],
+) -> Option<Vec<Tensor<D>>> {
+    #[cfg(feature = "cuda")]
+    return cuda::linear_group(x, weights);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, weights);
+        None
+    }
+}
+
 /// Softmax over the last dim. On CUDA: the max subtracted, exp, divided by the sum, with both
 /// reductions routed; elsewhere burn's `softmax`.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {

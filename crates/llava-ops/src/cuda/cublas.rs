@@ -85,14 +85,20 @@ fn data_type(dtype: DType) -> Option<sys::cudaDataType> {
 /// `lhs · rhs` (`[.., m, k]` by `[.., k, n]`, half precision) in `out_dtype`, or `None` when
 /// cuBLAS does not take it (off, a layout it cannot read, recording a graph, an error).
 pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<CubeTensor> {
-    let CubeDevice::Cuda(cuda) = &lhs.device else {
-        return None;
-    };
-    if !enabled() || lhs.client.is_capturing() {
-        return None;
-    }
-    let in_type = data_type(lhs.dtype).filter(|_| lhs.dtype == rhs.dtype)?;
-    let out_type = data_type(out_dtype)?;
+    matmul_group(lhs, &[rhs], out_dtype)?.pop()
+}
+
+/// One product made ready for cuBLAS: how it maps onto calls, its output, and the buffers it
+/// reads and writes (held until it is done).
+struct Product {
+    plan: BlasPlan,
+    mkn: (usize, usize, usize),
+    out: CubeTensor,
+    held: [super::stream_fence::Resource; 3],
+}
+
+/// The output of `lhs · rhs` and its plan; `None` where cuBLAS cannot read the layouts.
+fn prepare(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Product> {
     let (ls, rs) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
     let d = ls.len();
     let (m, k, n) = (ls[d - 2], ls[d - 1], rs[d - 1]);
@@ -118,10 +124,38 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     {
         return None;
     }
-    // The resources first: taking them queues whatever cubecl still owes those buffers on its
-    // stream (as a launch binding them would), and the wait below then covers it.
+    // The resources: taking them queues whatever cubecl still owes those buffers on its stream
+    // (as a launch binding them would), and the wait before the calls then covers it.
     let resource = |t: &CubeTensor| lhs.client.get_resource::<Server>(t.handle.clone()).ok();
-    let (l_res, r_res, o_res) = (resource(lhs)?, resource(rhs)?, resource(&out)?);
+    let held = [resource(lhs)?, resource(rhs)?, resource(&out)?];
+    Some(Product {
+        plan,
+        mkn: (m, k, n),
+        out,
+        held,
+    })
+}
+
+/// `lhs · rhs` for each of `rhss` (one shared left operand: a layer's q/k/v or gate/up
+/// projections), in `out_dtype`, with one wait for cubecl's stream before the products and one
+/// for cuBLAS's after them; `None` when cuBLAS does not take every product.
+pub fn matmul_group(
+    lhs: &CubeTensor,
+    rhss: &[&CubeTensor],
+    out_dtype: DType,
+) -> Option<Vec<CubeTensor>> {
+    let CubeDevice::Cuda(cuda) = &lhs.device else {
+        return None;
+    };
+    if !enabled() || lhs.client.is_capturing() || rhss.is_empty() {
+        return None;
+    }
+    let in_type = data_type(lhs.dtype).filter(|_| rhss.iter().all(|r| r.dtype == lhs.dtype))?;
+    let out_type = data_type(out_dtype)?;
+    let products = rhss
+        .iter()
+        .map(|rhs| prepare(lhs, rhs, out_dtype))
+        .collect::<Option<Vec<_>>>()?;
     let mut guard = handles().lock().ok()?;
     let blas = guard
         .entry(cuda.index)
@@ -136,6 +170,53 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     if fence.is_none() {
         <CubeBackend as Backend>::sync(&lhs.device).ok()?;
     }
+    let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
+    let mut launched = Ok(());
+    for product in &products {
+        launched = launch(blas, product, (in_type, in_size), (out_type, out_size));
+        if launched.is_err() {
+            break;
+        }
+    }
+    if let Err(e) = launched {
+        // Calls already queued may still write the outputs: wait for them before they are
+        // dropped.
+        let _ = blas.stream.synchronize();
+        warn_once(&format!("cuBLAS declined a product of the group: {e:?}"));
+        return None;
+    }
+    let mut outs = Vec::with_capacity(products.len());
+    let mut held = Vec::with_capacity(3 * products.len());
+    for product in products {
+        outs.push(product.out);
+        held.extend(product.held);
+    }
+    // cubecl's later work starts after the products: ordered on the GPU (the operands held
+    // until they are done), or by waiting here.
+    match fence {
+        // Unordered, `leave` has waited for the products itself.
+        Some(value) => {
+            super::stream_fence::leave(lhs, cuda.index, &blas.stream, value, held);
+        }
+        None => {
+            blas.stream.synchronize().ok()?;
+            drop(held);
+        }
+    }
+    Some(outs)
+}
+
+/// Queues `product`'s cuBLAS calls on `blas`'s stream.
+fn launch(
+    blas: &Blas,
+    product: &Product,
+    (in_type, in_size): (sys::cudaDataType, usize),
+    (out_type, out_size): (sys::cudaDataType, usize),
+) -> Result<(), blas::CublasError> {
+    let plan = &product.plan;
+    let (m, k, n) = product.mkn;
+    let (a, b, c) = (plan.lhs, plan.rhs, plan.out);
+    let [l_res, r_res, o_res] = &product.held;
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T
@@ -147,18 +228,16 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     let (alpha, beta) = (1.0f32, 0.0f32);
     let alpha = &alpha as *const f32 as *const c_void;
     let beta = &beta as *const f32 as *const c_void;
-    let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
     let compute = sys::cublasComputeType_t::CUBLAS_COMPUTE_32F;
     let algo = sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
-    let mut launched = Ok(());
     for &(l_off, r_off, o_off) in &plan.offsets {
         let r_ptr = (r_res.resource().ptr + (r_off * in_size) as u64) as *const c_void;
         let l_ptr = (l_res.resource().ptr + (l_off * in_size) as u64) as *const c_void;
         let o_ptr = (o_res.resource().ptr + (o_off * out_size) as u64) as *mut c_void;
-        // SAFETY: the pointers are live cubecl buffers (held by the resources above) of the
-        // shapes and strides checked above; cubecl's queued work is done before ours starts
-        // (drained above, or waited for on the GPU) and ours before cubecl's later work.
-        launched = unsafe {
+        // SAFETY: the pointers are live cubecl buffers (held by the product) of the shapes and
+        // strides checked in `prepare`; cubecl's queued work is done before ours starts
+        // (drained, or waited for on the GPU) and ours before cubecl's later work.
+        unsafe {
             if plan.batch == 1 {
                 blas::gemm_ex(
                     blas.handle,
@@ -180,7 +259,7 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
                     c.ld as i32,
                     compute,
                     algo,
-                )
+                )?
             } else {
                 blas::gemm_strided_batched_ex(
                     blas.handle,
@@ -206,33 +285,11 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
                     plan.batch as i32,
                     compute,
                     algo,
-                )
+                )?
             }
-        };
-        if launched.is_err() {
-            break;
         }
     }
-    if let Err(e) = launched {
-        // Calls already queued may still write `out`: wait for them before it is dropped.
-        let _ = blas.stream.synchronize();
-        warn_once(&format!("cuBLAS declined a {m}x{k}x{n} product: {e:?}"));
-        return None;
-    }
-    // cubecl's later work starts after the product: ordered on the GPU (the operands held
-    // until it is done), or by waiting here.
-    match fence {
-        Some(value) => {
-            // Unordered, `leave` has waited for the product itself.
-            let held = vec![l_res, r_res, o_res];
-            super::stream_fence::leave(lhs, cuda.index, &blas.stream, value, held);
-        }
-        None => {
-            blas.stream.synchronize().ok()?;
-            drop((l_res, r_res, o_res));
-        }
-    }
-    Some(out)
+    Ok(())
 }
 
 /// One element written, so that cubecl allocates the buffer: cuBLAS writes the rest.

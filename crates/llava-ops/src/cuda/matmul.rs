@@ -403,3 +403,68 @@ fn launch_matmul_into(
     .map_err(|e| format!("{e:?}"))?;
     Ok(out)
 }
+
+/// `[x · w_iᵀ]` for prompt rows (more than [`crate::choice::SMALL_M`]) of half precision in one
+/// cuBLAS group: one wait for cubecl's stream before the products and one for cuBLAS's after,
+/// instead of one each per product (a layer's q/k/v or gate/up). Opt-in
+/// (`LLAVA_OPS_ON=blas_group`) until it has run on a GPU; `None` where it does not apply, and the
+/// caller then runs [`linear`] per weight.
+pub fn linear_group<const D: usize>(
+    x: &Tensor<D>,
+    weights: &[&Tensor<2>],
+) -> Option<Vec<Tensor<D>>> {
+    if !super::kernel_opted_in("blas_group") || weights.is_empty() {
+        return None;
+    }
+    let dims = x.dims();
+    let k = dims[D - 1];
+    let rows: usize = dims[..D - 1].iter().product();
+    if rows <= crate::choice::SMALL_M {
+        return None;
+    }
+    let x2 = x.clone().reshape([rows, k]);
+    let xc = on_cuda(&x2)?;
+    let half = matches!(xc.dtype, DType::BF16 | DType::F16);
+    let blas_plan = |n: usize| {
+        !matches!(
+            matmul_plan(rows, k, n, false, half),
+            MatmulPlan::Small | MatmulPlan::SmallWide
+        )
+    };
+    if !half
+        || !weights
+            .iter()
+            .all(|w| w.dims()[1] == k && blas_plan(w.dims()[0]))
+    {
+        return None;
+    }
+    let transposed = weights
+        .iter()
+        .map(|w| on_cuda(&(*w).clone().transpose()))
+        .collect::<Option<Vec<_>>>()?;
+    let rhss: Vec<&CubeTensor> = transposed.iter().collect();
+    let dtype = xc.dtype;
+    let key = || {
+        format!(
+            "linear group {rows}x{k} into {} products {dtype:?}",
+            weights.len()
+        )
+    };
+    let outs = timed(key, || {
+        super::cublas::matmul_group(&xc, &rhss, dtype).map(|outs| {
+            outs.into_iter()
+                .map(Tensor::<2>::from_primitive::<CubeBackend>)
+                .collect::<Vec<_>>()
+        })
+    })?;
+    Some(
+        outs.into_iter()
+            .zip(weights)
+            .map(|(y, w)| {
+                let mut shape = dims;
+                shape[D - 1] = w.dims()[0];
+                y.reshape(shape)
+            })
+            .collect(),
+    )
+}

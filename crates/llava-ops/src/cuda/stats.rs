@@ -86,3 +86,9 @@ pub fn report() -> String {
         })
         .collect()
 }
+
+impl<T: OnDevice> OnDevice for Vec<T> {
+    fn device_of(&self) -> burn::tensor::Device {
+        self[0].device_of()
+    }
+}

@@ -49,9 +49,8 @@ impl SelfAttention {
         let hd = d / self.heads;
         let split = |y: Tensor<3>| y.reshape([n, t, self.heads, hd]).swap_dims(1, 2);
         let dtype = x.dtype();
-        let q = split(self.q_proj.forward(x.clone()));
-        let k = split(self.k_proj.forward(x.clone()));
-        let v = split(self.v_proj.forward(x));
+        let [q, k, v] =
+            LoraLinear::forward_shared([&self.q_proj, &self.k_proj, &self.v_proj], x).map(split);
         let scale = (hd as f64).powf(-0.5);
         // One flash kernel on CUDA where it fits (head dim a multiple of 16, as CLIP's 64).
         let flash = llava_ops::flash_vision_in_model()
