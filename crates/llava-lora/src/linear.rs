@@ -137,7 +137,7 @@ impl LoraLinear {
 
     /// `layer.forward(x)` for each of `layers`, which read the same `x` (a layer's q/k/v or
     /// gate/up projections): the base products as one group where llava-ops takes them (prompt
-    /// rows on CUDA, `LLAVA_OPS_ON=blas_group`), each layer's bias and adapter then added as
+    /// rows on CUDA unless `LLAVA_OPS_OFF=blas_group`), each layer's bias and adapter then added as
     /// [`Self::forward`] adds them; otherwise layer by layer.
     pub fn forward_shared<const D: usize, const L: usize>(
         layers: [&LoraLinear; L],

@@ -176,7 +176,7 @@ pub fn linear<const D: usize>(
 
 /// `[x · w_iᵀ]` for weights stored `[d_output, d_input]` (no bias) in one group of cuBLAS
 /// products on CUDA for prompt rows, with one host wait each side instead of one per product
-/// (opt-in: `LLAVA_OPS_ON=blas_group`). `None` elsewhere, and the caller runs [`linear`] per
+/// (`LLAVA_OPS_OFF=blas_group` turns it off). `None` elsewhere, and the caller runs [`linear`] per
 /// weight.
 pub fn linear_group<const D: usize>(
     x: &Tensor<D>,

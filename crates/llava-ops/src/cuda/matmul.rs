@@ -406,14 +406,14 @@ fn launch_matmul_into(
 
 /// `[x · w_iᵀ]` for prompt rows (more than [`crate::choice::SMALL_M`]) of half precision in one
 /// cuBLAS group: one wait for cubecl's stream before the products and one for cuBLAS's after,
-/// instead of one each per product (a layer's q/k/v or gate/up). Opt-in
-/// (`LLAVA_OPS_ON=blas_group`) until it has run on a GPU; `None` where it does not apply, and the
-/// caller then runs [`linear`] per weight.
+/// instead of one each per product (a layer's q/k/v or gate/up): 7B first token 145.4 → 138.4 ms
+/// and 153.6 → 139.7 ms on an H200 (two A/B rounds). `LLAVA_OPS_OFF=blas_group` turns it off;
+/// `None` where it does not apply, and the caller then runs [`linear`] per weight.
 pub fn linear_group<const D: usize>(
     x: &Tensor<D>,
     weights: &[&Tensor<2>],
 ) -> Option<Vec<Tensor<D>>> {
-    if !super::kernel_opted_in("blas_group") || weights.is_empty() {
+    if !super::kernel_on("blas_group") || weights.is_empty() {
         return None;
     }
     let dims = x.dims();
