@@ -18,7 +18,8 @@ use super::stats::timed;
 const BLOCK: u32 = 256;
 
 /// `x` and `output` `[rows, heads, head_dim]` contiguous, `cos` and `sin` `[rows, head_dim]`
-/// (`sin` with the first half negated). Computed in f32, rounded once.
+/// (`sin` with the first half negated). Each product and the sum rounded to `F`, as
+/// transformers' bf16 formula rounds them.
 #[cube(launch)]
 fn rope_rows<F: Float>(
     x: &Tensor<F>,
@@ -43,9 +44,10 @@ fn rope_rows<F: Float>(
         partner = i - half;
     }
     let t = row * d + di;
-    let v = f32::cast_from(x[i]) * f32::cast_from(cos[t])
-        + f32::cast_from(x[partner]) * f32::cast_from(sin[t]);
-    output[i] = F::cast_from(v);
+    // transformers' three ops, each rounded to `F`: `x·cos`, `rotate_half(x)·sin`, their sum.
+    let a = F::cast_from(f32::cast_from(x[i]) * f32::cast_from(cos[t]));
+    let b = F::cast_from(f32::cast_from(x[partner]) * f32::cast_from(sin[t]));
+    output[i] = F::cast_from(f32::cast_from(a) + f32::cast_from(b));
 }
 
 /// `silu(gate)` rounded to `F`, then times `up` rounded to `F`: transformers' two bf16 ops.

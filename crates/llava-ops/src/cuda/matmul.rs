@@ -403,3 +403,27 @@ fn launch_matmul_into(
     .map_err(|e| format!("{e:?}"))?;
     Ok(out)
 }
+
+/// `x · weightᵀ + bias` for `weight` `[d_output, d_input]`. Prompt rows of half precision take
+/// the product in f32 (cuBLAS writes the f32 sums), add the bias in f32 and round once, as
+/// PyTorch's `addmm` does in its epilogue; decode rows take [`linear`] and add the bias after.
+pub fn linear_bias<const D: usize>(
+    x: &Tensor<D>,
+    weight: &Tensor<2>,
+    bias: &Tensor<1>,
+) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let d_input = dims[D - 1];
+    let rows: usize = dims[..D - 1].iter().product();
+    let dtype = x.dtype();
+    let half = matches!(dtype, DType::BF16 | DType::F16);
+    if !half || rows <= crate::choice::SMALL_M {
+        return linear(x, weight).map(|y| y + bias.clone().unsqueeze::<D>());
+    }
+    let x2 = x.clone().reshape([rows, d_input]);
+    let sums = matmul_to(&x2, &weight.clone().transpose(), Some(DType::F32))?;
+    let y = (sums + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype);
+    let mut out = dims;
+    out[D - 1] = weight.dims()[0];
+    Some(y.reshape(out))
+}

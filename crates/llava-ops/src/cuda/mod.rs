@@ -36,7 +36,9 @@ pub use gemv_qkv::gemv_qkv_tensors;
 pub use gemv_silu::gemv_silu_tensors;
 pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
-pub use matmul::{MATMUL_STRATEGIES, linear, matmul, matmul_strategy, matmul_wide, matmul_with};
+pub use matmul::{
+    MATMUL_STRATEGIES, linear, linear_bias, matmul, matmul_strategy, matmul_wide, matmul_with,
+};
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
     softmax_last,

@@ -1,7 +1,7 @@
 //! The pre-LN transformer layer CLIP and SigLIP share (spec §2.1 step 4).
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
@@ -110,8 +110,8 @@ impl Mlp {
         let h = self.fc1.forward(x);
         let h = match self.activation {
             Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
-            Activation::GeluTanh => gelu_approximate(h),
-            Activation::Gelu => gelu(h),
+            Activation::GeluTanh => llava_ops::gelu_rounded_once(h, true),
+            Activation::Gelu => llava_ops::gelu_rounded_once(h, false),
         };
         self.fc2.forward(h)
     }
