@@ -196,9 +196,20 @@ pub fn linear<const D: usize>(
 }
 
 /// GELU (`tanh` approximation or exact) computed in f32 and rounded once to `x`'s dtype, as
-/// PyTorch's half-precision kernels compute it. burn's GELU on CUDA is five tensor ops, each
-/// rounded to bf16.
-pub fn gelu_rounded_once<const D: usize>(x: Tensor<D>, tanh: bool) -> Tensor<D> {
+/// PyTorch's half-precision kernels compute it (burn's GELU on CUDA is five tensor ops, each
+/// rounded). One kernel on CUDA.
+pub fn gelu<const D: usize>(x: Tensor<D>, tanh: bool) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    {
+        let act = if tanh {
+            cuda::Activation::GeluTanh
+        } else {
+            cuda::Activation::Gelu
+        };
+        if let Some(out) = cuda::activation(&x, act) {
+            return out;
+        }
+    }
     let dtype = x.dtype();
     let x = x.cast(DType::F32);
     let y = if tanh {
@@ -207,6 +218,22 @@ pub fn gelu_rounded_once<const D: usize>(x: Tensor<D>, tanh: bool) -> Tensor<D> 
         burn::tensor::activation::gelu(x)
     };
     y.cast(dtype)
+}
+
+/// transformers' QuickGELU, `x·σ(1.702·x)`, with its three half-precision roundings: `1.702·x`
+/// (the scalar kept in f32, as PyTorch keeps a Python float), its sigmoid, the product. One
+/// kernel on CUDA (burn's ops take about ten launches over the MLP's width).
+pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::activation(&x, cuda::Activation::QuickGelu) {
+        return out;
+    }
+    let dtype = x.dtype();
+    let round = |t: Tensor<D>| t.cast(dtype).cast(DType::F32);
+    let wide = x.cast(DType::F32);
+    let scaled = round(wide.clone() * 1.702);
+    let sigmoid = round(burn::tensor::activation::sigmoid(scaled));
+    (wide * sigmoid).cast(dtype)
 }
 
 /// Softmax over the last dim. On CUDA: the max subtracted, exp, divided by the sum, with both

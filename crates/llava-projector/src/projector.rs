@@ -33,10 +33,8 @@ impl Projector {
 
     /// `[..., vision]` → `[..., text]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.linear_2.forward(llava_ops::gelu_rounded_once(
-            self.linear_1.forward(x),
-            false,
-        ))
+        self.linear_2
+            .forward(llava_ops::gelu(self.linear_1.forward(x), false))
     }
 
     /// Both linears with their module paths.

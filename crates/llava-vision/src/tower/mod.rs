@@ -173,7 +173,8 @@ impl VisionTower {
             .reshape([n, g * g, c * p * p]);
         let weight = emb.patch_embedding.weight.val().reshape([d, c * p * p]);
         let bias = emb.patch_embedding.bias.as_ref().map(|b| b.val());
-        let mut h = burn::tensor::module::linear(patches, weight.transpose(), bias);
+        // Through llava-ops: cuBLAS on CUDA, and a bias added before the one rounding.
+        let mut h = llava_ops::linear(patches, weight, bias);
         if let Some(cls) = &emb.class_embedding {
             let cls = cls.val().reshape([1, 1, d]).expand([n, 1, d]);
             h = Tensor::cat(vec![cls, h], 1);
