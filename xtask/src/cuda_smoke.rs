@@ -185,6 +185,30 @@ mod imp {
         Ok(worst)
     }
 
+    /// The activation kernels (QuickGELU, GELU, `tanh` GELU) in bf16 against the CPU path's
+    /// formulas with the same roundings: the worst max |CUDA − CPU| / max |CPU|.
+    fn activations(cuda: &Device, cpu: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        let x =
+            Tensor::<2>::random([577, 1031], Distribution::Normal(0.0, 2.0), cpu).cast(DType::BF16);
+        let on_gpu = Tensor::<2>::from_data(x.to_data(), (cuda, DType::BF16));
+        let cases: [(&str, fn(Tensor<2>) -> Tensor<2>); 3] = [
+            ("quick gelu", llava_ops::quick_gelu),
+            ("gelu", |t| llava_ops::gelu(t, false)),
+            ("gelu tanh", |t| llava_ops::gelu(t, true)),
+        ];
+        for (name, act) in cases {
+            let reference = act(x.clone()).cast(DType::F32).try_into_vec_as::<f32>()?;
+            let ours = act(on_gpu.clone())
+                .cast(DType::F32)
+                .try_into_vec_as::<f32>()?;
+            let r = rel(&ours, &reference)?;
+            println!("{name} [577,1031] BF16: rel {r:.2e} vs CPU BF16");
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
     /// The fused gate/up GEMV with SiLU·mul against the three-launch path it replaces (two
     /// GEMVs and `silu_mul`, on the GPU): the worst max |fused − unfused| / max |unfused|.
     fn gemv_silu(cuda: &Device) -> Result<f32> {
@@ -348,6 +372,7 @@ mod imp {
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
         let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
         let gemv_qkv = caught("merged q/k/v kernel", || gemv_qkv(&cuda));
+        let activations = caught("activation kernels", || activations(&cuda, &cpu));
         let dirs = if args.llava_only || args.kernels_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -402,6 +427,13 @@ mod imp {
         ensure!(
             gemv_qkv < 1e-2,
             "the merged q/k/v kernel differs from three gemv calls: {gemv_qkv:.2e}"
+        );
+        // One bf16 rounding apart at most (erf and tanh differ between the CPU and CUDA).
+        let activations =
+            activations.map_err(|e| anyhow::anyhow!("the activation kernels: {e}"))?;
+        ensure!(
+            activations < 1e-2,
+            "the activation kernels differ from the CPU path: {activations:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;
