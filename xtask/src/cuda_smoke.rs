@@ -192,7 +192,8 @@ mod imp {
         let x =
             Tensor::<2>::random([577, 1031], Distribution::Normal(0.0, 2.0), cpu).cast(DType::BF16);
         let on_gpu = Tensor::<2>::from_data(x.to_data(), (cuda, DType::BF16));
-        let cases: [(&str, fn(Tensor<2>) -> Tensor<2>); 3] = [
+        type Activation = fn(Tensor<2>) -> Tensor<2>;
+        let cases: [(&str, Activation); 3] = [
             ("quick gelu", llava_ops::quick_gelu),
             ("gelu", |t| llava_ops::gelu(t, false)),
             ("gelu tanh", |t| llava_ops::gelu(t, true)),
