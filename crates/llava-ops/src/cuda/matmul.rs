@@ -406,7 +406,8 @@ fn launch_matmul_into(
 
 /// `x · weightᵀ + bias` for `weight` `[d_output, d_input]`. Prompt rows of half precision take
 /// the product in f32 (cuBLAS writes the f32 sums), add the bias in f32 and round once, as
-/// PyTorch's `addmm` does in its epilogue; decode rows take [`linear`] and add the bias after.
+/// PyTorch's `addmm` does in its epilogue; up to [`crate::choice::SMALL_M`] rows (decode: the
+/// GEMV or the small-product plan) take [`linear`] and add the bias to the rounded product.
 pub fn linear_bias<const D: usize>(
     x: &Tensor<D>,
     weight: &Tensor<2>,
