@@ -104,6 +104,29 @@ mod imp {
             println!("rope [{b},{s},{h},{d}] f32: max |CUDA - CPU| {diff:.2e}");
             worst = worst.max(diff);
         }
+        // bf16: transformers' three roundings on both sides, so at most a rounding apart.
+        let normal = Distribution::Normal(0.0, 1.0);
+        let half = |t: Tensor<4>| t.cast(DType::BF16);
+        let x = half(Tensor::<4>::random([1, 300, 8, 128], normal, cpu));
+        let [cos, sin] =
+            [0; 2].map(|_| Tensor::<3>::random([1, 300, 128], normal, cpu).cast(DType::BF16));
+        let reference = llava_ops::rope_bshd(x.clone(), cos.clone(), sin.clone())
+            .cast(DType::F32)
+            .try_into_vec_as::<f32>()?;
+        let up3 = |t: Tensor<3>| Tensor::<3>::from_data(t.into_data(), (cuda, DType::BF16));
+        let ours = llava_ops::rope_bshd(
+            Tensor::<4>::from_data(x.into_data(), (cuda, DType::BF16)),
+            up3(cos),
+            up3(sin),
+        )
+        .cast(DType::F32)
+        .try_into_vec_as::<f32>()?;
+        let r = rel(&ours, &reference)?;
+        println!("rope [1,300,8,128] BF16: rel {r:.2e} vs CPU BF16");
+        ensure!(
+            r < 1e-2,
+            "the RoPE kernel differs from the CPU's bf16 roundings: {r:.2e}"
+        );
         Ok(worst)
     }
 
@@ -180,6 +203,37 @@ mod imp {
                 .try_into_vec_as::<f32>()?;
             let r = rel(&ours, &reference)?;
             println!("gemv [{rows},{k}] x [{n},{k}]^T BF16: rel {r:.2e} vs CPU f32");
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
+    /// The activation kernels (QuickGELU, GELU, `tanh` GELU) in bf16 against the CPU path's
+    /// formulas with the same roundings: the worst max |CUDA − CPU| / max |CPU|. Rows of 4096
+    /// bf16 (8 KB) are not pitched by cubecl's allocator, so the kernel takes them.
+    fn activations(cuda: &Device, cpu: &Device) -> Result<f32> {
+        use llava_ops::cuda::Activation;
+        let mut worst = 0.0f32;
+        let x =
+            Tensor::<2>::random([577, 4096], Distribution::Normal(0.0, 2.0), cpu).cast(DType::BF16);
+        let on_gpu = Tensor::<2>::from_data(x.to_data(), (cuda, DType::BF16));
+        for act in [
+            Activation::QuickGelu,
+            Activation::Gelu,
+            Activation::GeluTanh,
+        ] {
+            let reference = match act {
+                Activation::QuickGelu => llava_ops::quick_gelu(x.clone()),
+                Activation::Gelu => llava_ops::gelu(x.clone(), false),
+                Activation::GeluTanh => llava_ops::gelu(x.clone(), true),
+            };
+            let reference = reference.cast(DType::F32).try_into_vec_as::<f32>()?;
+            let ours = llava_ops::cuda::activation(&on_gpu, act)
+                .with_context(|| format!("the activation kernel declined {act:?}"))?
+                .cast(DType::F32)
+                .try_into_vec_as::<f32>()?;
+            let r = rel(&ours, &reference)?;
+            println!("{act:?} [577,4096] BF16: rel {r:.2e} vs CPU BF16");
             worst = worst.max(r);
         }
         Ok(worst)
@@ -348,6 +402,7 @@ mod imp {
         let gemv = caught("gemv kernel", || gemv(&cuda, &cpu));
         let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
         let gemv_qkv = caught("merged q/k/v kernel", || gemv_qkv(&cuda));
+        let activations = caught("activation kernels", || activations(&cuda, &cpu));
         let dirs = if args.llava_only || args.kernels_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -402,6 +457,13 @@ mod imp {
         ensure!(
             gemv_qkv < 1e-2,
             "the merged q/k/v kernel differs from three gemv calls: {gemv_qkv:.2e}"
+        );
+        // One bf16 rounding apart at most (erf and tanh differ between the CPU and CUDA).
+        let activations =
+            activations.map_err(|e| anyhow::anyhow!("the activation kernels: {e}"))?;
+        ensure!(
+            activations < 1e-2,
+            "the activation kernels differ from the CPU path: {activations:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;

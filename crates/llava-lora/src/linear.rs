@@ -137,25 +137,25 @@ impl LoraLinear {
 
     /// `layer.forward(x)` for each of `layers`, which read the same `x` (a layer's q/k/v or
     /// gate/up projections): the base products as one group where llava-ops takes them (prompt
-    /// rows on CUDA unless `LLAVA_OPS_OFF=blas_group`), each layer's bias and adapter then added as
-    /// [`Self::forward`] adds them; otherwise layer by layer.
+    /// rows on CUDA unless `LLAVA_OPS_OFF=blas_group`; biases inside the group, rounded as
+    /// [`Self::forward`] rounds them), each layer's adapter then added as [`Self::forward`] adds
+    /// it; otherwise layer by layer (also where only some layers have a bias).
     pub fn forward_shared<const D: usize, const L: usize>(
         layers: [&LoraLinear; L],
         x: Tensor<D>,
     ) -> [Tensor<D>; L] {
         let weights = layers.map(|l| l.weight.val());
         let refs: Vec<&Tensor<2>> = weights.iter().collect();
-        let grouped = llava_ops::linear_group(&x, &refs).and_then(|bases| {
+        let biases: Vec<Tensor<1>> = layers
+            .iter()
+            .filter_map(|l| l.bias.as_ref().map(|b| b.val()))
+            .collect();
+        let bias_refs: Vec<&Tensor<1>> = biases.iter().collect();
+        let grouped = llava_ops::linear_group(&x, &refs, &bias_refs).and_then(|bases| {
             let outs: Vec<Tensor<D>> = layers
                 .iter()
                 .zip(bases)
-                .map(|(l, y)| {
-                    let y = match &l.bias {
-                        Some(b) => y + b.val().unsqueeze::<D>(),
-                        None => y,
-                    };
-                    l.with_adapter(x.clone(), y)
-                })
+                .map(|(l, y)| l.with_adapter(x.clone(), y))
                 .collect();
             <[Tensor<D>; L]>::try_from(outs).ok()
         });

@@ -1,5 +1,4 @@
 use burn::module::Module;
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
@@ -34,7 +33,8 @@ impl Projector {
 
     /// `[..., vision]` → `[..., text]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.linear_2.forward(gelu(self.linear_1.forward(x)))
+        self.linear_2
+            .forward(llava_ops::gelu(self.linear_1.forward(x), false))
     }
 
     /// Both linears with their module paths.

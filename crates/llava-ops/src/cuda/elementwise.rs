@@ -1,6 +1,8 @@
 //! Two element-wise kernels of the decoder layer, each one launch where burn's ops take several:
 //! rotate-half RoPE (two narrows, a cat, two products and a sum: about five launches for the
-//! queries and five for the keys, a layer) and the SwiGLU gate `silu(gate) ⊙ up` (three).
+//! queries and five for the keys, a layer) and the SwiGLU gate `silu(gate) ⊙ up` (three); and
+//! the towers' and projector's activations (QuickGELU: about ten launches over the MLP's f32
+//! width, burn's sigmoid going through f32; GELU: five).
 //! In a replayed decode step each launch costs its gap between kernels, whatever its size.
 
 use burn::tensor::Tensor as BurnTensor;
@@ -18,7 +20,8 @@ use super::stats::timed;
 const BLOCK: u32 = 256;
 
 /// `x` and `output` `[rows, heads, head_dim]` contiguous, `cos` and `sin` `[rows, head_dim]`
-/// (`sin` with the first half negated). Computed in f32, rounded once.
+/// (`sin` with the first half negated). Each product and the sum rounded to `F`, as
+/// transformers' bf16 formula rounds them.
 #[cube(launch)]
 fn rope_rows<F: Float>(
     x: &Tensor<F>,
@@ -43,9 +46,10 @@ fn rope_rows<F: Float>(
         partner = i - half;
     }
     let t = row * d + di;
-    let v = f32::cast_from(x[i]) * f32::cast_from(cos[t])
-        + f32::cast_from(x[partner]) * f32::cast_from(sin[t]);
-    output[i] = F::cast_from(v);
+    // transformers' three ops, each rounded to `F`: `x·cos`, `rotate_half(x)·sin`, their sum.
+    let a = F::cast_from(f32::cast_from(x[i]) * f32::cast_from(cos[t]));
+    let b = F::cast_from(f32::cast_from(x[partner]) * f32::cast_from(sin[t]));
+    output[i] = F::cast_from(f32::cast_from(a) + f32::cast_from(b));
 }
 
 /// `silu(gate)` rounded to `F`, then times `up` rounded to `F`: transformers' two bf16 ops.
@@ -64,6 +68,47 @@ fn silu_mul_kernel<F: Float>(
     let g = f32::cast_from(gate[i]);
     let act = F::cast_from(g / (f32::new(1.0) + (-g).exp()));
     output[i] = F::cast_from(f32::cast_from(act) * f32::cast_from(up[i]));
+}
+
+/// The activations [`activation_kernel`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x·σ(1.702·x)` (CLIP): `1.702·x` rounded to `F`, its sigmoid rounded, the product rounded,
+    /// as transformers' three half-precision ops round them.
+    QuickGelu,
+    /// Exact (erf) GELU in f32, rounded once (the projector, some towers).
+    Gelu,
+    /// `tanh`-approximate GELU in f32, rounded once (SigLIP).
+    GeluTanh,
+}
+
+/// `output[i] = act(x[i])`; `kind` 0 QuickGELU, 1 exact GELU, 2 `tanh` GELU.
+#[cube(launch)]
+fn activation_kernel<F: Float>(
+    x: &Tensor<F>,
+    output: &mut Tensor<F>,
+    len: u32,
+    #[comptime] kind: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let i = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    if i >= len as usize {
+        terminate!();
+    }
+    let v = f32::cast_from(x[i]);
+    if kind == 0 {
+        let scaled = f32::cast_from(F::cast_from(v * f32::new(1.702)));
+        let sig = f32::cast_from(F::cast_from(
+            f32::new(1.0) / (f32::new(1.0) + (-scaled).exp()),
+        ));
+        output[i] = F::cast_from(v * sig);
+    } else if kind == 1 {
+        let e = Erf::erf(v * f32::new(std::f32::consts::FRAC_1_SQRT_2));
+        output[i] = F::cast_from(f32::new(0.5) * v * (f32::new(1.0) + e));
+    } else {
+        let inner = f32::new(0.797_884_6) * (v + f32::new(0.044715) * v * v * v);
+        output[i] = F::cast_from(f32::new(0.5) * v * (f32::new(1.0) + inner.tanh()));
+    }
 }
 
 fn cubes(len: usize) -> CubeCount {
@@ -136,6 +181,41 @@ pub fn silu_mul<const D: usize>(gate: &BurnTensor<D>, up: &BurnTensor<D>) -> Opt
             u.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             len as u32,
+            dtype_to_storage_type(dtype),
+        );
+        Some(BurnTensor::from_primitive::<CubeBackend>(out))
+    })
+}
+
+/// See [`crate::quick_gelu`] and [`crate::gelu`]; `None` unless `x` is a contiguous CUDA float
+/// tensor.
+pub fn activation<const D: usize>(x: &BurnTensor<D>, act: Activation) -> Option<BurnTensor<D>> {
+    if !super::kernel_on("activation") {
+        return None;
+    }
+    let xc = on_cuda(x)?;
+    let len = xc.meta.num_elements();
+    if !xc.is_contiguous() || len == 0 || len > u32::MAX as usize {
+        return None;
+    }
+    let dtype = xc.dtype;
+    let kind = match act {
+        Activation::QuickGelu => 0,
+        Activation::Gelu => 1,
+        Activation::GeluTanh => 2,
+    };
+    let key = || format!("activation {act:?} {len} {dtype:?}");
+    timed(key, || {
+        let out =
+            empty_device_contiguous_dtype(xc.client.clone(), xc.device.clone(), xc.shape(), dtype);
+        activation_kernel::launch(
+            &xc.client.clone(),
+            cubes(len),
+            CubeDim::new_1d(BLOCK),
+            xc.clone().into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            len as u32,
+            kind,
             dtype_to_storage_type(dtype),
         );
         Some(BurnTensor::from_primitive::<CubeBackend>(out))

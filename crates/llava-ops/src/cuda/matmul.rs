@@ -407,13 +407,19 @@ fn launch_matmul_into(
 /// `[x · w_iᵀ]` for prompt rows (more than [`crate::choice::SMALL_M`]) of half precision in one
 /// cuBLAS group: one wait for cubecl's stream before the products and one for cuBLAS's after,
 /// instead of one each per product (a layer's q/k/v or gate/up): 7B first token 145.4 → 138.4 ms
-/// and 153.6 → 139.7 ms on an H200 (two A/B rounds). `LLAVA_OPS_OFF=blas_group` turns it off;
-/// `None` where it does not apply, and the caller then runs [`linear`] per weight.
+/// and 153.6 → 139.7 ms on an H200 (two A/B rounds). `LLAVA_OPS_OFF=blas_group` turns it off.
+/// With `biases` (one per weight), cuBLAS writes f32 sums, the bias is added in f32 and the sum
+/// rounded once, as [`linear_bias`] does. `None` where it does not apply, and the caller then
+/// runs [`linear`] per weight.
 pub fn linear_group<const D: usize>(
     x: &Tensor<D>,
     weights: &[&Tensor<2>],
+    biases: &[&Tensor<1>],
 ) -> Option<Vec<Tensor<D>>> {
-    if !super::kernel_on("blas_group") || weights.is_empty() {
+    if !super::kernel_on("blas_group")
+        || weights.is_empty()
+        || !(biases.is_empty() || biases.len() == weights.len())
+    {
         return None;
     }
     let dims = x.dims();
@@ -444,19 +450,28 @@ pub fn linear_group<const D: usize>(
         .collect::<Option<Vec<_>>>()?;
     let rhss: Vec<&CubeTensor> = transposed.iter().collect();
     let dtype = xc.dtype;
+    let sums = if biases.is_empty() { dtype } else { DType::F32 };
     let key = || {
         format!(
-            "linear group {rows}x{k} into {} products {dtype:?}",
+            "linear group {rows}x{k} into {} products {dtype:?}->{sums:?}",
             weights.len()
         )
     };
     let outs = timed(key, || {
-        super::cublas::matmul_group(&xc, &rhss, dtype).map(|outs| {
+        super::cublas::matmul_group(&xc, &rhss, sums).map(|outs| {
             outs.into_iter()
                 .map(Tensor::<2>::from_primitive::<CubeBackend>)
                 .collect::<Vec<_>>()
         })
     })?;
+    let outs: Vec<Tensor<2>> = if biases.is_empty() {
+        outs
+    } else {
+        outs.into_iter()
+            .zip(biases)
+            .map(|(y, b)| (y + (*b).clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype))
+            .collect()
+    };
     Some(
         outs.into_iter()
             .zip(weights)
@@ -467,4 +482,29 @@ pub fn linear_group<const D: usize>(
             })
             .collect(),
     )
+}
+
+/// `x · weightᵀ + bias` for `weight` `[d_output, d_input]`. Prompt rows of half precision take
+/// the product in f32 (cuBLAS writes the f32 sums), add the bias in f32 and round once, as
+/// PyTorch's `addmm` does in its epilogue; up to [`crate::choice::SMALL_M`] rows (decode: the
+/// GEMV or the small-product plan) take [`linear`] and add the bias to the rounded product.
+pub fn linear_bias<const D: usize>(
+    x: &Tensor<D>,
+    weight: &Tensor<2>,
+    bias: &Tensor<1>,
+) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let d_input = dims[D - 1];
+    let rows: usize = dims[..D - 1].iter().product();
+    let dtype = x.dtype();
+    let half = matches!(dtype, DType::BF16 | DType::F16);
+    if !half || rows <= crate::choice::SMALL_M {
+        return linear(x, weight).map(|y| y + bias.clone().unsqueeze::<D>());
+    }
+    let x2 = x.clone().reshape([rows, d_input]);
+    let sums = matmul_to(&x2, &weight.clone().transpose(), Some(DType::F32))?;
+    let y = (sums + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype);
+    let mut out = dims;
+    out[D - 1] = weight.dims()[0];
+    Some(y.reshape(out))
 }

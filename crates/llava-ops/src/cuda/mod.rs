@@ -28,7 +28,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 
 pub use decode_attention::decode_attention;
-pub use elementwise::{rope_bshd, silu_mul};
+pub use elementwise::{Activation, activation, rope_bshd, silu_mul};
 pub use flash::flash_attention_causal;
 pub use flash_prefill::{flash_attention_full, flash_prefill};
 pub use gemv::gemv_tensors;
@@ -37,7 +37,8 @@ pub use gemv_silu::gemv_silu_tensors;
 pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
 pub use matmul::{
-    MATMUL_STRATEGIES, linear, linear_group, matmul, matmul_strategy, matmul_wide, matmul_with,
+    MATMUL_STRATEGIES, linear, linear_bias, linear_group, matmul, matmul_strategy, matmul_wide,
+    matmul_with,
 };
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,

@@ -1,7 +1,6 @@
 //! The pre-LN transformer layer CLIP and SigLIP share (spec §2.1 step 4).
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid};
 use burn::tensor::{DType, Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
@@ -108,9 +107,9 @@ impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.fc1.forward(x);
         let h = match self.activation {
-            Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
-            Activation::GeluTanh => gelu_approximate(h),
-            Activation::Gelu => gelu(h),
+            Activation::QuickGelu => llava_ops::quick_gelu(h),
+            Activation::GeluTanh => llava_ops::gelu(h, true),
+            Activation::Gelu => llava_ops::gelu(h, false),
         };
         self.fc2.forward(h)
     }
