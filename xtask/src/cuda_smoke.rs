@@ -239,6 +239,60 @@ mod imp {
         Ok(worst)
     }
 
+    /// The row kernels (RMSNorm, LayerNorm, SiLU·mul, the bias-and-round epilogue) in bf16
+    /// against the CPU path's formulas with the same roundings, on the tower's, the decoder's
+    /// prompt and decode widths: the worst max |CUDA − CPU| / max |CPU|.
+    fn row_kernels(cuda: &Device, cpu: &Device) -> Result<f32> {
+        let mut worst = 0.0f32;
+        let random = |rows: usize, width: usize, dtype: DType| {
+            Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 2.0), cpu).cast(dtype)
+        };
+        let gpu = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), (cuda, t.dtype()));
+        let gpu1 = |t: &Tensor<1>| Tensor::<1>::from_data(t.to_data(), (cuda, t.dtype()));
+        let values = |t: Tensor<2>| t.cast(DType::F32).try_into_vec_as::<f32>();
+        for (rows, width) in [(2885, 1024), (300, 4096), (1, 4096)] {
+            let x = random(rows, width, DType::BF16);
+            let w = Tensor::<1>::random([width], Distribution::Normal(1.0, 0.5), cpu);
+            let b = Tensor::<1>::random([width], Distribution::Normal(0.0, 0.5), cpu);
+            for wdt in [DType::BF16, DType::F32] {
+                let (w, b) = (w.clone().cast(wdt), b.clone().cast(wdt));
+                let reference = values(llava_ops::rms_norm(x.clone(), w.clone(), 1e-5))?;
+                let ours = llava_ops::cuda::rms_norm(&gpu(&x), &gpu1(&w), 1e-5)
+                    .context("the RMSNorm kernel declined")?;
+                let r = rel(&values(ours)?, &reference)?;
+                println!("rms norm [{rows},{width}] BF16, weight {wdt:?}: rel {r:.2e} vs CPU BF16");
+                worst = worst.max(r);
+                let reference =
+                    values(llava_ops::layer_norm(x.clone(), w.clone(), b.clone(), 1e-5))?;
+                let ours = llava_ops::cuda::layer_norm(&gpu(&x), &gpu1(&w), &gpu1(&b), 1e-5)
+                    .context("the LayerNorm kernel declined")?;
+                let r = rel(&values(ours)?, &reference)?;
+                println!(
+                    "layer norm [{rows},{width}] BF16, params {wdt:?}: rel {r:.2e} vs CPU BF16"
+                );
+                worst = worst.max(r);
+            }
+            let up = random(rows, width, DType::BF16);
+            let reference = values(llava_ops::silu_mul(x.clone(), up.clone()))?;
+            let ours = llava_ops::cuda::silu_mul(&gpu(&x), &gpu(&up))
+                .context("the SiLU·mul kernel declined")?;
+            let r = rel(&values(ours)?, &reference)?;
+            println!("silu mul [{rows},{width}] BF16: rel {r:.2e} vs CPU BF16");
+            worst = worst.max(r);
+            let sums = random(rows, width, DType::F32);
+            let bias = b.clone().cast(DType::BF16);
+            let reference = values(
+                (sums.clone() + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(DType::BF16),
+            )?;
+            let ours = llava_ops::cuda::bias_round(&gpu(&sums), &gpu1(&bias), DType::BF16)
+                .context("the bias-and-round kernel declined")?;
+            let r = rel(&values(ours)?, &reference)?;
+            println!("bias round [{rows},{width}] F32->BF16: rel {r:.2e} vs CPU");
+            worst = worst.max(r);
+        }
+        Ok(worst)
+    }
+
     /// The fused gate/up GEMV with SiLU·mul against the three-launch path it replaces (two
     /// GEMVs and `silu_mul`, on the GPU): the worst max |fused − unfused| / max |unfused|.
     fn gemv_silu(cuda: &Device) -> Result<f32> {
@@ -403,6 +457,7 @@ mod imp {
         let gemv_silu = caught("fused gate/up kernel", || gemv_silu(&cuda));
         let gemv_qkv = caught("merged q/k/v kernel", || gemv_qkv(&cuda));
         let activations = caught("activation kernels", || activations(&cuda, &cpu));
+        let row_kernels = caught("row kernels", || row_kernels(&cuda, &cpu));
         let dirs = if args.llava_only || args.kernels_only {
             Vec::new()
         } else if args.model_dirs.is_empty() {
@@ -464,6 +519,12 @@ mod imp {
         ensure!(
             activations < 1e-2,
             "the activation kernels differ from the CPU path: {activations:.2e}"
+        );
+        // At most one bf16 rounding apart (f32 sums in another order).
+        let row_kernels = row_kernels.map_err(|e| anyhow::anyhow!("the row kernels: {e}"))?;
+        ensure!(
+            row_kernels < 1e-2,
+            "the row kernels differ from the CPU path: {row_kernels:.2e}"
         );
         let (attn32, attn16) =
             attention.map_err(|e| anyhow::anyhow!("the decode-attention kernel: {e}"))?;

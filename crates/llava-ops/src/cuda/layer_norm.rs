@@ -14,54 +14,36 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use super::on_cuda;
 use super::stats::timed;
 
-/// Threads per row (one cube a row).
-const BLOCK: usize = 256;
+use super::rms_norm::{cube_sum, threads_for};
 
-/// Sum of `value` over the cube, through `red` (one slot a thread); every thread gets it.
-// Kept in the shape of the validated RMSNorm reduction (`a = a + b` on shared memory).
-#[allow(clippy::assign_op_pattern)]
-#[cube]
-fn cube_sum(red: &mut Shared<[f32]>, value: f32) -> f32 {
-    let tid = UNIT_POS_X as usize;
-    red[tid] = value;
-    sync_cube();
-    let mut stride = CUBE_DIM_X as usize / 2;
-    while stride > 0 {
-        if tid < stride {
-            red[tid] = red[tid] + red[tid + stride];
-        }
-        sync_cube();
-        stride /= 2;
-    }
-    let total = red[0];
-    sync_cube();
-    total
-}
-
-/// `x` and `output` `[rows, width]` contiguous in the activation dtype `F`, `weight` and
-/// `bias` `[width]`.
+/// `x` and `output` `[rows, width]` contiguous in the activation dtype `F`, read as vectors of
+/// `N`; `weight` and `bias` `[width]`. Mean, then variance about it (two passes, as PyTorch's
+/// Welford sums are close to), in f32.
 #[cube(launch)]
-fn layer_norm_rows<F: Float, W: Float>(
-    x: &Tensor<F>,
+fn layer_norm_rows<F: Float, W: Float, N: Size>(
+    x: &Tensor<Vector<F, N>>,
     weight: &Tensor<W>,
     bias: &Tensor<W>,
-    output: &mut Tensor<F>,
+    output: &mut Tensor<Vector<F, N>>,
     width: u32,
     eps: f32,
-    #[comptime] block: usize,
     #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let row = CUBE_POS_X as usize;
     let tid = UNIT_POS_X as usize;
     let threads = CUBE_DIM_X as usize;
-    let n = width as usize;
+    let n = width as usize / N::value();
     let base = row * n;
-    let mut red = Shared::<[f32]>::new_slice(block);
+    let mut red = Shared::<[f32]>::new_slice(8usize);
 
     let mut sum = f32::new(0.0);
     let mut j = tid;
     while j < n {
-        sum += f32::cast_from(x[base + j]);
+        let v = x[base + j];
+        #[unroll]
+        for e in 0..N::value() {
+            sum += f32::cast_from(v.extract(e));
+        }
         j += threads;
     }
     let mean = cube_sum(&mut red, sum) / f32::cast_from(width);
@@ -69,8 +51,12 @@ fn layer_norm_rows<F: Float, W: Float>(
     let mut squares = f32::new(0.0);
     let mut j = tid;
     while j < n {
-        let c = f32::cast_from(x[base + j]) - mean;
-        squares += c * c;
+        let v = x[base + j];
+        #[unroll]
+        for e in 0..N::value() {
+            let c = f32::cast_from(v.extract(e)) - mean;
+            squares += c * c;
+        }
         j += threads;
     }
     let var = cube_sum(&mut red, squares) / f32::cast_from(width);
@@ -78,9 +64,16 @@ fn layer_norm_rows<F: Float, W: Float>(
 
     let mut j = tid;
     while j < n {
-        let normed = (f32::cast_from(x[base + j]) - mean) * inv;
-        let v = normed * f32::cast_from(weight[j]) + f32::cast_from(bias[j]);
-        output[base + j] = F::cast_from(v);
+        let v = x[base + j];
+        let mut out = v;
+        #[unroll]
+        for e in 0..N::value() {
+            let k = j * N::value() + e;
+            let normed = (f32::cast_from(v.extract(e)) - mean) * inv;
+            let y = normed * f32::cast_from(weight[k]) + f32::cast_from(bias[k]);
+            out.insert(e, F::cast_from(y));
+        }
+        output[base + j] = out;
         j += threads;
     }
 }
@@ -106,6 +99,7 @@ pub fn layer_norm<const D: usize>(
         return None;
     }
     let dtype = xc.dtype;
+    let vector = super::elementwise::vector_width(dtype, width, &[&xc]);
     let key = || format!("layer norm {rows}x{width} {dtype:?}");
     timed(key, || {
         let out =
@@ -115,14 +109,14 @@ pub fn layer_norm<const D: usize>(
         layer_norm_rows::launch(
             &client,
             CubeCount::Static(rows as u32, 1, 1),
-            CubeDim::new_1d(BLOCK as u32),
+            CubeDim::new_1d(threads_for(width / vector) as u32),
+            vector,
             xc.clone().into_tensor_arg(),
             w.into_tensor_arg(),
             b.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             width as u32,
             eps as f32,
-            BLOCK,
             [
                 dtype_to_storage_type(dtype),
                 dtype_to_storage_type(param_dtype),

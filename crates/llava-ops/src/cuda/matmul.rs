@@ -469,7 +469,7 @@ pub fn linear_group<const D: usize>(
     } else {
         outs.into_iter()
             .zip(biases)
-            .map(|(y, b)| (y + (*b).clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype))
+            .map(|(y, b)| add_bias_rounded(y, b, dtype))
             .collect()
     };
     Some(
@@ -503,8 +503,15 @@ pub fn linear_bias<const D: usize>(
     }
     let x2 = x.clone().reshape([rows, d_input]);
     let sums = matmul_to(&x2, &weight.clone().transpose(), Some(DType::F32))?;
-    let y = (sums + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype);
+    let y = add_bias_rounded(sums, bias, dtype);
     let mut out = dims;
     out[D - 1] = weight.dims()[0];
     Some(y.reshape(out))
+}
+
+/// `sums + bias` (f32 sums `[rows, width]`) rounded once to `dtype`: one kernel, or burn's add
+/// and cast where it does not take them.
+fn add_bias_rounded(sums: Tensor<2>, bias: &Tensor<1>, dtype: DType) -> Tensor<2> {
+    super::elementwise::bias_round(&sums, bias, dtype)
+        .unwrap_or_else(|| (sums + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype))
 }

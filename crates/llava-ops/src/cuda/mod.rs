@@ -28,7 +28,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 
 pub use decode_attention::decode_attention;
-pub use elementwise::{Activation, activation, rope_bshd, silu_mul};
+pub use elementwise::{Activation, activation, bias_round, rope_bshd, silu_mul};
 pub use flash::flash_attention_causal;
 pub use flash_prefill::{flash_attention_full, flash_prefill};
 pub use gemv::gemv_tensors;

@@ -14,54 +14,76 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use super::on_cuda;
 use super::stats::timed;
 
-/// Threads per row (one cube a row).
+/// Most threads a row (one cube a row): fewer where the row has fewer vectors.
 const BLOCK: usize = 256;
 
-/// `x` and `output` `[rows, width]` contiguous in the activation dtype `F`, `weight` `[width]`.
-// Kept as validated on the GPU (`a = a + b` on shared memory).
-#[allow(clippy::assign_op_pattern)]
+/// Sum of `value` over the cube: each plane's sum, then the planes' sums through `red` (one slot
+/// a plane); every thread gets it.
+#[cube]
+pub(super) fn cube_sum(red: &mut Shared<[f32]>, value: f32) -> f32 {
+    let plane = (UNIT_POS_X / PLANE_DIM) as usize;
+    let partial = plane_sum(value);
+    if UNIT_POS_PLANE == 0 {
+        red[plane] = partial;
+    }
+    sync_cube();
+    let planes = (CUBE_DIM_X / PLANE_DIM) as usize;
+    let mut total = f32::new(0.0);
+    for p in 0..planes {
+        total += red[p];
+    }
+    sync_cube();
+    total
+}
+
+/// Threads a cube for rows of `vectors` vectors: a power of two from one plane to [`BLOCK`],
+/// about one vector a thread.
+pub(super) fn threads_for(vectors: usize) -> usize {
+    vectors.next_power_of_two().clamp(32, BLOCK)
+}
+
+/// `x` and `output` `[rows, width]` contiguous in the activation dtype `F`, read as vectors of
+/// `N`; `weight` `[width]`.
 #[cube(launch)]
-fn rms_norm_rows<F: Float, W: Float>(
-    x: &Tensor<F>,
+fn rms_norm_rows<F: Float, W: Float, N: Size>(
+    x: &Tensor<Vector<F, N>>,
     weight: &Tensor<W>,
-    output: &mut Tensor<F>,
+    output: &mut Tensor<Vector<F, N>>,
     width: u32,
     eps: f32,
-    #[comptime] block: usize,
     #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let row = CUBE_POS_X as usize;
     let tid = UNIT_POS_X as usize;
-    // Runtime copies of the block size: loop counters stepped by a comptime value do not
-    // compile to mutable variables.
     let threads = CUBE_DIM_X as usize;
-    let n = width as usize;
+    let n = width as usize / N::value();
     let base = row * n;
-    let mut red = Shared::new_slice(block);
+    let mut red = Shared::<[f32]>::new_slice(8usize);
 
     let mut sum = f32::new(0.0);
     let mut j = tid;
     while j < n {
-        let v = f32::cast_from(x[base + j]);
-        sum += v * v;
+        let v = x[base + j];
+        #[unroll]
+        for e in 0..N::value() {
+            let f = f32::cast_from(v.extract(e));
+            sum += f * f;
+        }
         j += threads;
     }
-    red[tid] = sum;
-    sync_cube();
-    let mut stride = threads / 2;
-    while stride > 0 {
-        if tid < stride {
-            red[tid] = red[tid] + red[tid + stride];
-        }
-        sync_cube();
-        stride /= 2;
-    }
-    let inv = f32::new(1.0) / (red[0] / f32::cast_from(width) + eps).sqrt();
+    let total = cube_sum(&mut red, sum);
+    let inv = f32::new(1.0) / (total / f32::cast_from(width) + eps).sqrt();
 
     let mut j = tid;
     while j < n {
-        let normed = F::cast_from(f32::cast_from(x[base + j]) * inv);
-        output[base + j] = normed * F::cast_from(weight[j]);
+        let v = x[base + j];
+        let mut out = v;
+        #[unroll]
+        for e in 0..N::value() {
+            let normed = F::cast_from(f32::cast_from(v.extract(e)) * inv);
+            out.insert(e, normed * F::cast_from(weight[j * N::value() + e]));
+        }
+        output[base + j] = out;
         j += threads;
     }
 }
@@ -83,6 +105,7 @@ pub fn rms_norm<const D: usize>(
         return None;
     }
     let dtype = xc.dtype;
+    let vector = super::elementwise::vector_width(dtype, width, &[&xc]);
     let key = || format!("rms norm {rows}x{width} {dtype:?}");
     timed(key, || {
         let out =
@@ -92,13 +115,13 @@ pub fn rms_norm<const D: usize>(
         rms_norm_rows::launch(
             &client,
             CubeCount::Static(rows as u32, 1, 1),
-            CubeDim::new_1d(BLOCK as u32),
+            CubeDim::new_1d(threads_for(width / vector) as u32),
+            vector,
             xc.clone().into_tensor_arg(),
             w.into_tensor_arg(),
             out.clone().into_tensor_arg(),
             width as u32,
             eps as f32,
-            BLOCK,
             [
                 dtype_to_storage_type(dtype),
                 dtype_to_storage_type(weight_dtype),

@@ -23,7 +23,9 @@ fn stats() -> &'static std::sync::Mutex<Stats> {
     STATS.get_or_init(Default::default)
 }
 
-/// Runs `f`, recording its time under `key()` when statistics are on.
+/// Runs `f`, recording its time under `key()` when statistics are on. With `sync`, the work
+/// queued before it (burn's own ops, which are not routed) is waited for first and recorded
+/// under `before <key>`, so that the op's figure is its own.
 pub(super) fn timed<T: OnDevice>(
     key: impl FnOnce() -> String,
     f: impl FnOnce() -> Option<T>,
@@ -31,18 +33,41 @@ pub(super) fn timed<T: OnDevice>(
     let Some(sync) = stats_mode() else {
         return f();
     };
+    let mut before = None;
+    if sync && let Some(device) = last_device().lock().ok().and_then(|d| d.clone()) {
+        let start = std::time::Instant::now();
+        let _ = device.sync();
+        before = Some(start.elapsed().as_secs_f64());
+    }
     let start = std::time::Instant::now();
     let out = f();
     if let (true, Some(t)) = (sync, &out) {
-        let _ = t.device_of().sync();
+        let device = t.device_of();
+        let _ = device.sync();
+        if let Ok(mut last) = last_device().lock() {
+            *last = Some(device);
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     if let Ok(mut s) = stats().lock() {
-        let e = s.entry(key()).or_default();
+        let key = key();
+        if let Some(b) = before {
+            let e = s.entry(format!("before {key}")).or_default();
+            e.0 += 1;
+            e.1 += b;
+        }
+        let e = s.entry(key).or_default();
         e.0 += 1;
         e.1 += secs;
     }
     out
+}
+
+/// The device of the last op timed with a sync: where [`timed`] waits for earlier work (the
+/// statistics are read on one GPU).
+fn last_device() -> &'static std::sync::Mutex<Option<burn::tensor::Device>> {
+    static LAST: OnceLock<std::sync::Mutex<Option<burn::tensor::Device>>> = OnceLock::new();
+    LAST.get_or_init(Default::default)
 }
 
 /// What [`timed`] waits on.
