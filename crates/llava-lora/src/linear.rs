@@ -162,6 +162,23 @@ impl LoraLinear {
         grouped.unwrap_or_else(|| layers.map(|l| l.forward(x.clone())))
     }
 
+    /// Puts the weights of `layers`, which read the same input (a layer's q/k/v), in one buffer
+    /// where llava-ops asks for it (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision), each
+    /// layer's weight a view of its rows: [`Self::forward_shared`] then runs one product over
+    /// them. Layers with an adapter are left as they are.
+    pub fn share_storage<const L: usize>(layers: [&mut LoraLinear; L]) {
+        if layers.iter().any(|l| l.lora.is_some()) {
+            return;
+        }
+        let weights = layers.iter().map(|l| l.weight.val()).collect();
+        let Some(views) = llava_ops::share_rows(weights) else {
+            return;
+        };
+        for (layer, view) in layers.into_iter().zip(views) {
+            layer.weight = layer.weight.clone().map(|_| view);
+        }
+    }
+
     /// `y` (the base output for `x`) plus the adapter's branch, when one is attached.
     fn with_adapter<const D: usize>(&self, x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
         let Some(lora) = &self.lora else {

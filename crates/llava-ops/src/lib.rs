@@ -255,6 +255,20 @@ pub fn linear_group<const D: usize>(
     }
 }
 
+/// `tensors` (equal but for their first dim) copied into one buffer on CUDA in half precision,
+/// returned as views of its row blocks: a layer's q/k/v weights so, [`linear_group`] runs one
+/// product over them. Opt-in (`LLAVA_OPS_ON=shared_rows`; measured in `cuda::share_rows`).
+/// `None` elsewhere, and the caller keeps its tensors.
+pub fn share_rows<const D: usize>(tensors: Vec<Tensor<D>>) -> Option<Vec<Tensor<D>>> {
+    #[cfg(feature = "cuda")]
+    return cuda::share_rows(tensors);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = tensors;
+        None
+    }
+}
+
 /// Softmax over the last dim. On CUDA: the max subtracted, exp, divided by the sum, with both
 /// reductions routed; elsewhere burn's `softmax`.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {

@@ -187,7 +187,19 @@ impl LlavaNext {
             });
         }
         tracing::info!(origin = %files.origin.display(), tensors = keys.len(), "LLaVA model loaded");
+        model.share_projection_storage();
         Ok(model)
+    }
+
+    /// The tower's and the decoder's q/k/v weights each in one buffer a layer where llava-ops
+    /// asks for it (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision): one product a layer for
+    /// them in the prompt. The buffers freed on the way are handed back to the driver.
+    pub fn share_projection_storage(&mut self) {
+        self.vision_tower.share_projection_storage();
+        self.language_model.share_projection_storage();
+        for device in self.language_model.device_map().devices() {
+            device.memory_cleanup();
+        }
     }
 
     /// The configuration.

@@ -43,7 +43,9 @@ impl LlavaNext {
         for device in map.devices() {
             device.seed(seed);
         }
-        randomize(Self::new_mapped(config, map), dtype)
+        let mut model = randomize(Self::new_mapped(config, map), dtype);
+        model.share_projection_storage();
+        model
     }
 }
 

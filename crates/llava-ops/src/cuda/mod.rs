@@ -38,7 +38,7 @@ pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
 pub use matmul::{
     MATMUL_STRATEGIES, linear, linear_bias, linear_group, matmul, matmul_strategy, matmul_wide,
-    matmul_with,
+    matmul_with, share_rows,
 };
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
