@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Historical since the fifth session: the three branches are merged into main (docs/benchmarks.md
+# records what this measured); kept as the exact commands of those records.
 # The three experiment branches' checks from prebuilt binaries, without checking a branch out:
 # .carry/xtask-<branch>.xz (each: `git checkout BRANCH`, the gpu-profile build, strip, xz).
 #   speed:    flash-async (cp.async flash kernel: kernel checks, its time, 7B first token) and

@@ -239,7 +239,8 @@ mod imp {
         Ok(worst)
     }
 
-    /// The row kernels (RMSNorm, LayerNorm, SiLU·mul, the bias-and-round epilogue) in bf16
+    /// The row kernels (RMSNorm, the residual add with RMSNorm, LayerNorm, SiLU·mul, the
+    /// bias-and-round epilogue) in bf16
     /// against the CPU path's formulas with the same roundings, on the tower's, the decoder's
     /// prompt and decode widths: the worst max |CUDA − CPU| / max |CPU|.
     fn row_kernels(cuda: &Device, cpu: &Device) -> Result<f32> {
@@ -272,6 +273,16 @@ mod imp {
                 );
                 worst = worst.max(r);
             }
+            let delta = random(rows, width, DType::BF16);
+            let w16 = w.clone().cast(DType::BF16);
+            let sum = x.clone() + delta.clone();
+            let reference = values(llava_ops::rms_norm(sum.clone(), w16.clone(), 1e-5))?;
+            let (our_sum, ours) =
+                llava_ops::cuda::add_rms_norm(&gpu(&x), &gpu(&delta), &gpu1(&w16), 1e-5)
+                    .context("the add-and-RMSNorm kernel declined")?;
+            let r = rel(&values(ours)?, &reference)?.max(rel(&values(our_sum)?, &values(sum)?)?);
+            println!("add rms norm [{rows},{width}] BF16: rel {r:.2e} vs CPU BF16");
+            worst = worst.max(r);
             let up = random(rows, width, DType::BF16);
             let reference = values(llava_ops::silu_mul(x.clone(), up.clone()))?;
             let ours = llava_ops::cuda::silu_mul(&gpu(&x), &gpu(&up))

@@ -41,9 +41,10 @@ impl DecoderLayer {
         plain_causal: bool,
     ) -> Tensor<3> {
         let normed = self.input_layernorm.forward(x.clone());
-        let h = x + self
+        let attn = self
             .self_attn
             .forward(normed, rope, bias, cache, plain_causal);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+        let (h, normed) = self.post_attention_layernorm.forward_added(x, attn);
+        h + self.mlp.forward(normed)
     }
 }

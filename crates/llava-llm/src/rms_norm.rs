@@ -26,6 +26,16 @@ impl RmsNorm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         llava_ops::rms_norm(x, self.weight.val(), self.eps)
     }
+
+    /// `(x + delta, self.forward(x + delta))`: a residual add and this norm, in one kernel on
+    /// CUDA.
+    pub fn forward_added<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        delta: Tensor<D>,
+    ) -> (Tensor<D>, Tensor<D>) {
+        llava_ops::add_rms_norm(x, delta, self.weight.val(), self.eps)
+    }
 }
 
 #[cfg(test)]

@@ -487,6 +487,24 @@ pub fn layer_norm<const D: usize>(
     (normed * w + b).cast(dtype)
 }
 
+/// `(x + delta, rms_norm(x + delta))`: the residual add (rounded to the dtype, as burn's add
+/// rounds it) and the next norm. One kernel on CUDA (one pass less over the hidden states);
+/// elsewhere the add, then [`rms_norm`].
+pub fn add_rms_norm<const D: usize>(
+    x: Tensor<D>,
+    delta: Tensor<D>,
+    weight: Tensor<1>,
+    eps: f64,
+) -> (Tensor<D>, Tensor<D>) {
+    #[cfg(feature = "cuda")]
+    if let Some(out) = cuda::add_rms_norm(&x, &delta, &weight, eps) {
+        return out;
+    }
+    let sum = x + delta;
+    let normed = rms_norm(sum.clone(), weight, eps);
+    (sum, normed)
+}
+
 /// RMSNorm over the last dim as transformers computes it: the mean square in f32, the
 /// normalised value cast back to `x`'s dtype, then multiplied by `weight` (cast to that dtype).
 /// One kernel on CUDA; elsewhere burn's ops.

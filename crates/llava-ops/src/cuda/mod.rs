@@ -44,7 +44,7 @@ pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
     softmax_last,
 };
-pub use rms_norm::rms_norm;
+pub use rms_norm::{add_rms_norm, rms_norm};
 pub use softmax::attention_probs;
 pub use stats::report;
 
