@@ -452,18 +452,19 @@ pub fn linear_group<const D: usize>(
     {
         return None;
     }
+    // Each `[rows, n_i]` output back to `x`'s leading dims.
+    let shaped = |outs: Vec<Tensor<2>>| -> Vec<Tensor<D>> {
+        outs.into_iter()
+            .zip(weights)
+            .map(|(y, w)| {
+                let mut shape = dims;
+                shape[D - 1] = w.dims()[0];
+                y.reshape(shape)
+            })
+            .collect()
+    };
     if let Some(joined) = joined_group(&xc, weights, biases) {
-        return Some(
-            joined
-                .into_iter()
-                .zip(weights)
-                .map(|(y, w)| {
-                    let mut shape = dims;
-                    shape[D - 1] = w.dims()[0];
-                    y.reshape(shape)
-                })
-                .collect(),
-        );
+        return Some(shaped(joined));
     }
     let transposed = weights
         .iter()
@@ -493,16 +494,7 @@ pub fn linear_group<const D: usize>(
             .map(|(y, b)| add_bias_rounded(y, b, dtype))
             .collect()
     };
-    Some(
-        outs.into_iter()
-            .zip(weights)
-            .map(|(y, w)| {
-                let mut shape = dims;
-                shape[D - 1] = w.dims()[0];
-                y.reshape(shape)
-            })
-            .collect(),
-    )
+    Some(shaped(outs))
 }
 
 /// `x · weightᵀ + bias` for `weight` `[d_output, d_input]`. Prompt rows of half precision take
