@@ -131,6 +131,13 @@ pub fn vector_width(elem_bytes: usize, lengths: &[usize], offsets: &[usize]) -> 
     width
 }
 
+/// Threads a cube for the row kernels (one cube a row) over rows of `vectors` vectors: a power
+/// of two from one plane (32) to `most`, about one vector a thread. The plane sums need whole
+/// planes, and the cube sum at most `most / 32` of them.
+pub fn row_threads(vectors: usize, most: usize) -> usize {
+    vectors.next_power_of_two().clamp(32, most.max(32))
+}
+
 /// The reduce routine for `rows` rows of `len`: one cube per row for a few long rows (a decode
 /// step's norm, the logits), one plane per row for many (softmax rows, prefill norms), one unit
 /// per row only for short rows.
@@ -368,5 +375,16 @@ mod tests {
         // An offset of 4 bytes into the buffer allows bf16 pairs only.
         assert_eq!(vector_width(2, &[128], &[4]), 2);
         assert_eq!(vector_width(2, &[7], &[0]), 1);
+    }
+
+    #[test]
+    fn row_threads_are_whole_planes_about_one_vector_each() {
+        // The tower's LayerNorm (1024 bf16 = 128 vectors), the 7B's RMSNorm (512 vectors),
+        // a short row, and the cap.
+        assert_eq!(row_threads(128, 256), 128);
+        assert_eq!(row_threads(512, 256), 256);
+        assert_eq!(row_threads(3, 256), 32);
+        assert_eq!(row_threads(129, 256), 256);
+        assert_eq!(row_threads(100, 64), 64);
     }
 }

@@ -173,19 +173,13 @@ fn cubes(len: usize) -> CubeCount {
     CubeCount::Static((len as u32).div_ceil(BLOCK), 1, 1)
 }
 
-/// Elements a thread takes: one 16-byte vector (8 half-precision or 4 f32 values) where `len`
-/// divides by it and every buffer starts on 16 bytes, else 1. The scalar kernels reached about
-/// a third of the card's bandwidth (SwiGLU's gate over the 7B prompt: about 190 µs).
+/// Elements a thread takes: the widest vector, 16 bytes at most (8 half-precision or 4 f32
+/// values), that divides `multiple_of` and keeps every buffer's offset aligned
+/// ([`crate::choice::vector_width`]). The scalar kernels reached about a third of the card's
+/// bandwidth (SwiGLU's gate over the 7B prompt: about 190 µs, 80 µs on vectors).
 pub(super) fn vector_width(dtype: DType, multiple_of: usize, tensors: &[&CubeTensor]) -> usize {
-    let n = 16 / dtype.size();
-    let aligned = tensors
-        .iter()
-        .all(|t| super::offset_bytes(t).is_multiple_of(16));
-    if multiple_of.is_multiple_of(n) && aligned {
-        n
-    } else {
-        1
-    }
+    let offsets: Vec<usize> = tensors.iter().map(|t| super::offset_bytes(t)).collect();
+    crate::choice::vector_width(dtype.size(), &[multiple_of], &offsets)
 }
 
 /// See [`crate::rope_bshd`]; `None` unless every tensor is a contiguous CUDA float tensor of

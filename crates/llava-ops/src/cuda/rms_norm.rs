@@ -36,10 +36,9 @@ pub(super) fn cube_sum(red: &mut Shared<[f32]>, value: f32) -> f32 {
     total
 }
 
-/// Threads a cube for rows of `vectors` vectors: a power of two from one plane to [`BLOCK`],
-/// about one vector a thread.
+/// Threads a cube for rows of `vectors` vectors ([`crate::choice::row_threads`]).
 pub(super) fn threads_for(vectors: usize) -> usize {
-    vectors.next_power_of_two().clamp(32, BLOCK)
+    crate::choice::row_threads(vectors, BLOCK)
 }
 
 /// `x` and `output` `[rows, width]` contiguous in the activation dtype `F`, read as vectors of
