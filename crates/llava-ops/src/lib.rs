@@ -236,9 +236,9 @@ pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     (wide * sigmoid).cast(dtype)
 }
 
-/// `[x · w_iᵀ]` for weights stored `[d_output, d_input]` (no bias) in one group of cuBLAS
-/// products on CUDA for prompt rows, with one host wait each side instead of one per product
-/// (`LLAVA_OPS_OFF=blas_group` turns it off). `biases` is empty or has one per weight; biased
+/// `[x · w_iᵀ (+ b_i)]` for weights stored `[d_output, d_input]` in one group of cuBLAS products
+/// on CUDA for prompt rows of at least 30 GFLOP in all, with one host wait each side instead of
+/// one per product (`LLAVA_OPS_OFF=blas_group` turns it off). `biases` is empty or has one per weight; biased
 /// products are rounded once, after the bias, as [`linear`] rounds them. `None` elsewhere, and
 /// the caller runs [`linear`] per weight.
 pub fn linear_group<const D: usize>(

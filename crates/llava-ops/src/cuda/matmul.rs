@@ -191,9 +191,8 @@ fn matmul_to<const D: usize>(
     let in_dtype = l.dtype;
     let key = || format!("matmul b{batch} {m}x{k}x{n} {in_dtype:?}->{out_dtype:?} {plan:?}");
     timed(key, || {
-        // Every half-precision product with more than decode rows: the projections, the
-        // prefill attention products and the vision tower's (577-wide, which cubek's tiled
-        // kernels only take through burn's default).
+        // Half-precision products with more than decode rows and enough work to be worth
+        // cuBLAS's round trip (`cublas::worth_round_trip`): the decoder's prompt projections.
         let flops = 2.0 * (batch * m * k * n) as f64;
         let to_blas = half
             && !matches!(plan, MatmulPlan::Small | MatmulPlan::SmallWide)
@@ -434,21 +433,11 @@ pub fn linear_group<const D: usize>(
     let x2 = x.clone().reshape([rows, k]);
     let xc = on_cuda(&x2)?;
     let half = matches!(xc.dtype, DType::BF16 | DType::F16);
-    let blas_plan = |n: usize| {
-        !matches!(
-            matmul_plan(rows, k, n, false, half),
-            MatmulPlan::Small | MatmulPlan::SmallWide
-        )
-    };
     let flops: f64 = weights
         .iter()
         .map(|w| 2.0 * (rows * k * w.dims()[0]) as f64)
         .sum();
-    if !half
-        || !weights
-            .iter()
-            .all(|w| w.dims()[1] == k && blas_plan(w.dims()[0]))
-        || !super::cublas::worth_round_trip(flops)
+    if !half || !weights.iter().all(|w| w.dims()[1] == k) || !super::cublas::worth_round_trip(flops)
     {
         return None;
     }
