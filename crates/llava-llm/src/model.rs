@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
 use crate::decode_graph::StepInputs;
+use crate::decoder_layer::Residual;
 use crate::device_map::DeviceMap;
 use crate::kv_cache::KvCache;
 use crate::mask::attention_bias;
@@ -215,13 +216,13 @@ impl CausalLm {
         let mut rope = self.rope.tables(positions, x.dtype(), &device);
         let mut key_valid = options.key_valid;
         let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
-        let mut x = x;
+        let mut x = Residual::new(x);
         let mut here = device;
         for (i, layer) in self.model.layers.iter().enumerate() {
             let target = &self.devices.layers[i];
             if *target != here {
                 // A layer boundary between devices: activations and per-call tables follow.
-                x = x.to_device(target);
+                x = Residual::new(x.resolve().to_device(target));
                 rope = rope.moved_to(target);
                 key_valid = key_valid.map(|k| k.to_device(target));
                 biases.clear();
@@ -238,15 +239,15 @@ impl CausalLm {
             };
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
             let plain_causal = key_valid.is_none() && window.is_none_or(|w| w >= past + s);
-            x = layer.forward(x, &rope, bias, layer_cache, plain_causal);
+            x = layer.forward_residual(x, &rope, bias, layer_cache, plain_causal);
         }
         if let Some(c) = cache {
             c.advance(s);
         }
         if here != self.devices.head {
-            x = x.to_device(&self.devices.head);
+            x = Residual::new(x.resolve().to_device(&self.devices.head));
         }
-        Ok(self.model.norm.forward(x))
+        Ok(x.normed(&self.model.norm).1)
     }
 
     /// The RoPE frequencies on `device` (see [`RotaryEmbedding::tables_from`]).
@@ -287,19 +288,26 @@ impl CausalLm {
         layers: Range<usize>,
         last: bool,
     ) -> Tensor<3> {
-        let mut x = x.unwrap_or_else(|| self.embed(inputs.ids.clone()));
+        let x = x.unwrap_or_else(|| self.embed(inputs.ids.clone()));
         let rope = self
             .rope
             .tables_from(inputs.positions.clone(), inv_freq, x.dtype());
+        let mut x = Residual::new(x);
         for i in layers {
             let bias = inputs.bias(self.config.sliding_window(i));
-            x = self.model.layers[i].forward(x, &rope, bias, Some((&mut *cache, i)), false);
+            x = self.model.layers[i].forward_residual(
+                x,
+                &rope,
+                bias,
+                Some((&mut *cache, i)),
+                false,
+            );
         }
         if last {
-            self.logits(self.model.norm.forward(x))
+            self.logits(x.normed(&self.model.norm).1)
                 .cast(burn::tensor::DType::F32)
         } else {
-            x
+            x.resolve()
         }
     }
 

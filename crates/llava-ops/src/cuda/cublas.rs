@@ -156,6 +156,11 @@ pub fn matmul_group(
         .iter()
         .map(|rhs| prepare(lhs, rhs, out_dtype))
         .collect::<Option<Vec<_>>>()?;
+    if super::kernel_opted_in("blas_stream")
+        && let Some(outs) = on_cubecl_stream(lhs, rhss, &products, cuda.index, (in_type, out_type))
+    {
+        return Some(outs);
+    }
     let mut guard = handles().lock().ok()?;
     let blas = guard
         .entry(cuda.index)
@@ -173,7 +178,7 @@ pub fn matmul_group(
     let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
     let mut launched = Ok(());
     for product in &products {
-        launched = launch(blas, product, (in_type, in_size), (out_type, out_size));
+        launched = launch(blas.handle, product, (in_type, in_size), (out_type, out_size));
         if launched.is_err() {
             break;
         }
@@ -206,9 +211,68 @@ pub fn matmul_group(
     Some(outs)
 }
 
-/// Queues `product`'s cuBLAS calls on `blas`'s stream.
+/// The products queued on cubecl's own stream (`LLAVA_OPS_ON=blas_stream`, see
+/// `cubecl_stream.rs`): behind cubecl's queued work and ahead of its later work by the stream's
+/// order, so neither side waits and the operands need not be held. `None` (nothing queued) where
+/// that stream is unknown or an operand was made on another cubecl stream.
+fn on_cubecl_stream(
+    lhs: &CubeTensor,
+    rhss: &[&CubeTensor],
+    products: &[Product],
+    device: usize,
+    (in_type, out_type): (sys::cudaDataType, sys::cudaDataType),
+) -> Option<Vec<CubeTensor>> {
+    let stream = products.first()?.out.handle.stream.value;
+    if lhs.handle.stream.value != stream || rhss.iter().any(|r| r.handle.stream.value != stream) {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            eprintln!("llava-ops: blas_stream: an operand was made on another cubecl stream; cuBLAS waits");
+        });
+        return None;
+    }
+    let cu_stream = super::cubecl_stream::stream_of(lhs, device, stream)?;
+    let handle = stream_handle(device, cu_stream)?;
+    // Every launch cubecl was handed before (the outputs' allocations included) is issued to
+    // the stream before the products are.
+    lhs.client.flush().ok()?;
+    let (in_size, out_size) = (lhs.dtype.size(), products[0].out.dtype.size());
+    for product in products {
+        if let Err(e) = launch(handle, product, (in_type, in_size), (out_type, out_size)) {
+            // Calls already queued may still write the outputs: wait for them before they are
+            // dropped (the caller then takes the products another way).
+            // SAFETY: a live stream of the device's primary context.
+            let _ = unsafe {
+                cudarc::driver::result::stream::synchronize(cu_stream as cudarc::driver::sys::CUstream)
+            };
+            warn_once(&format!("cuBLAS declined a product on cubecl's stream: {e:?}"));
+            return None;
+        }
+    }
+    Some(products.iter().map(|p| p.out.clone()).collect())
+}
+
+/// A cuBLAS handle bound to the CUDA stream `cu_stream` of `device`, made on first use (one per
+/// stream, as cuBLAS wants a handle per stream for concurrent use).
+fn stream_handle(device: usize, cu_stream: u64) -> Option<sys::cublasHandle_t> {
+    static HANDLES: OnceLock<Mutex<HashMap<(usize, u64), Option<usize>>>> = OnceLock::new();
+    let mut map = HANDLES.get_or_init(Default::default).lock().ok()?;
+    let made = map.entry((device, cu_stream)).or_insert_with(|| {
+        // The primary context, which cubecl's streams belong to, current on this thread.
+        let context = CudaContext::new(device).ok()?;
+        context.bind_to_thread().ok()?;
+        let handle = blas::create_handle().ok()?;
+        // SAFETY: a live handle and a stream of the same context.
+        unsafe { blas::set_stream(handle, cu_stream as sys::cudaStream_t) }.ok()?;
+        // The context stays retained for the handle's life (the process's).
+        std::mem::forget(context);
+        Some(handle as usize)
+    });
+    made.map(|h| h as sys::cublasHandle_t)
+}
+
+/// Queues `product`'s cuBLAS calls on `handle`'s stream.
 fn launch(
-    blas: &Blas,
+    handle: sys::cublasHandle_t,
     product: &Product,
     (in_type, in_size): (sys::cudaDataType, usize),
     (out_type, out_size): (sys::cudaDataType, usize),
@@ -240,7 +304,7 @@ fn launch(
         unsafe {
             if plan.batch == 1 {
                 blas::gemm_ex(
-                    blas.handle,
+                    handle,
                     op(b.transposed),
                     op(a.transposed),
                     n as i32,
@@ -262,7 +326,7 @@ fn launch(
                 )?
             } else {
                 blas::gemm_strided_batched_ex(
-                    blas.handle,
+                    handle,
                     op(b.transposed),
                     op(a.transposed),
                     n as i32,
@@ -305,7 +369,8 @@ fn touch<F: Float>(out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
 /// one-element write (no change to the 7B first token on an H200, so it stays off).
 fn new_output(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let (client, device) = (like.client.clone(), like.device.clone());
-    if !super::kernel_opted_in("blas_no_fill") {
+    // cuBLAS writes every element; the fill only matters where it might not run (`beta` is 0).
+    if !(super::kernel_opted_in("blas_no_fill") || super::kernel_opted_in("blas_stream")) {
         return zeros_client(client, device, shape.into(), dtype);
     }
     let out = empty_device_dtype(client.clone(), device, shape.into(), dtype);

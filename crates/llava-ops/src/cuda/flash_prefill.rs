@@ -93,13 +93,23 @@ fn flash_mma<F: Float, N: Size>(
     v_row: u32,
     #[comptime] d: usize,
     #[comptime] bq: usize,
+    #[comptime] bk: usize,
+    #[comptime] heavy_first: bool,
+    #[comptime] fused_scale: bool,
     #[comptime] ldm: bool,
     #[comptime] pipelined: bool,
     #[comptime] causal: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let q_block = CUBE_POS_X as usize;
-    let head = CUBE_POS_Y as usize;
+    // Heavy first: heads across x and the query blocks down y from the last (the causal
+    // blocks with the most keys), so that the light ones fill the last wave.
+    let mut q_block = CUBE_POS_X as usize;
+    let mut head = CUBE_POS_Y as usize;
+    if heavy_first {
+        head = CUBE_POS_X as usize;
+        let q_blocks = (queries as usize + bq - 1) / bq;
+        q_block = q_blocks - 1 - CUBE_POS_Y as usize;
+    }
     let b = CUBE_POS_Z as usize;
     let kvh = head / group as usize;
     let tid = UNIT_POS_X as usize;
@@ -164,20 +174,20 @@ fn flash_mma<F: Float, N: Size>(
     // no registers) while the products run on this block's.
     let stages = comptime![if pipelined { 2usize } else { 1usize }];
     // 16-byte aligned: `ldmatrix` rows and `cp.async` copies start on 16 bytes.
-    let mut ks = Shared::<[Vector<F, N>]>::new_aligned_slice(stages * BK * stride, 16usize);
+    let mut ks = Shared::<[Vector<F, N>]>::new_aligned_slice(stages * bk * stride, 16usize);
     // Values: with `ldm`, row-major pairs as the keys, read by `ldmatrix.trans`; otherwise as
     // elements, since the B operand of `p·V` takes one column down two keys and its pairs are
     // gathered element by element (rows padded by 8 elements, as `ks` by 4 pairs). The array a
     // variant does not use takes one element.
-    let pairs_len = comptime![if ldm { stages * BK * stride } else { 1 }];
-    let elems_len = comptime![if ldm { 1 } else { BK * stride * PAIR }];
+    let pairs_len = comptime![if ldm { stages * bk * stride } else { 1 }];
+    let elems_len = comptime![if ldm { 1 } else { bk * stride * PAIR }];
     let mut vsp = Shared::<[Vector<F, N>]>::new_aligned_slice(pairs_len, 16usize);
     let mut vs = Shared::<[F]>::new_slice(elems_len);
     // `ldmatrix`: lane `l` hands the address of row `l % 8` of the 8×8 matrix `l / 8`.
     let ld_matrix = lane / 8;
     let ld_row = lane % 8;
 
-    let blocks = (end + BK - 1) / BK;
+    let blocks = (end + bk - 1) / bk;
     // A pipelined loop runs once more: iteration `it` copies block `it` in and computes block
     // `it - 1`.
     let extra = comptime![if pipelined { 1usize } else { 0usize }];
@@ -185,19 +195,19 @@ fn flash_mma<F: Float, N: Size>(
     let mut it = 0usize;
     while it < blocks + extra {
         // `kb`: the first key of the block computed now; `base`: where its keys and values lie.
-        let mut kb = it * BK;
+        let mut kb = it * bk;
         let mut base = 0usize;
         let mut compute = true;
         if pipelined {
             if it < blocks {
                 // 16 bytes (8 elements) a copy. Keys past the visible ones repeat the last
                 // visible row (finite data, masked below), so that no copy reads past the cache.
-                let stage_at = (it % 2) * BK * stride;
+                let stage_at = (it % 2) * bk * stride;
                 let mut i = tid;
-                while i < BK * chunks {
+                while i < bk * chunks {
                     let key = i / chunks;
                     let c = (i % chunks) * 4;
-                    let mut src = it * BK + key;
+                    let mut src = it * bk + key;
                     if src >= visible {
                         src = visible - 1;
                     }
@@ -218,14 +228,14 @@ fn flash_mma<F: Float, N: Size>(
                 } else {
                     cp_async_wait_all();
                 }
-                kb = (it - 1) * BK;
-                base = ((it - 1) % 2) * BK * stride;
+                kb = (it - 1) * bk;
+                base = ((it - 1) % 2) * bk * stride;
                 sync_cube();
             }
         } else {
             sync_cube();
             let mut i = tid;
-            while i < BK * dp {
+            while i < bk * dp {
                 let key = i / dp;
                 let c = i % dp;
                 let mut kx = zero;
@@ -247,9 +257,9 @@ fn flash_mma<F: Float, N: Size>(
         }
         if compute {
             // Scores of the plane's 16 rows against the block's keys, 8 keys a tile.
-            let mut sc = Array::<Vector<f32, N>>::new(BK / 8 * 2);
+            let mut sc = Array::<Vector<f32, N>>::new(bk / 8 * 2);
             #[unroll]
-            for nt in 0..BK / 8 {
+            for nt in 0..bk / 8 {
                 let mut acc = Array::<Vector<f32, N>>::new(2usize);
                 acc[0] = zero_acc;
                 acc[1] = zero_acc;
@@ -294,16 +304,20 @@ fn flash_mma<F: Float, N: Size>(
 
             // Scaled (to base 2), masked where the block needs it, and each row's max over the
             // block (the quad's four lanes hold a row).
-            let mut needs_mask = kb + BK > visible;
+            let mut needs_mask = kb + bk > visible;
             if causal {
-                needs_mask = needs_mask || kb + BK > past as usize + q_block * bq + 1;
+                needs_mask = needs_mask || kb + bk > past as usize + q_block * bq + 1;
             }
             let mut top0 = f32::new(LOWEST);
             let mut top1 = f32::new(LOWEST);
             #[unroll]
-            for nt in 0..BK / 8 {
-                let mut w0 = sc[nt * 2] * Vector::<f32, N>::new(scale_log2);
-                let mut w1 = sc[nt * 2 + 1] * Vector::<f32, N>::new(scale_log2);
+            for nt in 0..bk / 8 {
+                let mut w0 = sc[nt * 2];
+                let mut w1 = sc[nt * 2 + 1];
+                if !fused_scale {
+                    w0 = w0 * Vector::<f32, N>::new(scale_log2);
+                    w1 = w1 * Vector::<f32, N>::new(scale_log2);
+                }
                 if needs_mask {
                     #[unroll]
                     for e in 0..PAIR {
@@ -338,6 +352,11 @@ fn flash_mma<F: Float, N: Size>(
             }
             top0 = quad_max(top0);
             top1 = quad_max(top1);
+            if fused_scale {
+                // The scale is positive: the max of the scaled scores is the scaled max.
+                top0 = top0 * scale_log2;
+                top1 = top1 * scale_log2;
+            }
             let mut new0 = m0;
             if top0 > new0 {
                 new0 = top0;
@@ -352,17 +371,24 @@ fn flash_mma<F: Float, N: Size>(
             m1 = new1;
 
             // Unnormalised probabilities, rounded to the operand dtype as A operands.
-            let mut pf = Array::<Vector<F, N>>::new(BK / 8 * 2);
+            let mut pf = Array::<Vector<F, N>>::new(bk / 8 * 2);
             let mut sum0 = f32::new(0.0);
             let mut sum1 = f32::new(0.0);
             #[unroll]
-            for nt in 0..BK / 8 {
+            for nt in 0..bk / 8 {
                 let mut w0 = sc[nt * 2];
                 let mut w1 = sc[nt * 2 + 1];
                 #[unroll]
                 for e in 0..PAIR {
-                    let p0 = exp2_approx(w0.extract(e) - m0);
-                    let p1 = exp2_approx(w1.extract(e) - m1);
+                    // Fused: one `fma` for the scale and the max (the score stays unscaled).
+                    let mut x0 = w0.extract(e) - m0;
+                    let mut x1 = w1.extract(e) - m1;
+                    if fused_scale {
+                        x0 = w0.extract(e) * scale_log2 - m0;
+                        x1 = w1.extract(e) * scale_log2 - m1;
+                    }
+                    let p0 = exp2_approx(x0);
+                    let p1 = exp2_approx(x1);
                     sum0 += p0;
                     sum1 += p1;
                     w0.insert(e, p0);
@@ -384,7 +410,7 @@ fn flash_mma<F: Float, N: Size>(
             // o += p·V: 16 keys a step; the B operand (keys down, one value column `g` across)
             // gathered from the row-major pairs.
             #[unroll]
-            for kk in 0..BK / 16 {
+            for kk in 0..bk / 16 {
                 let mut a = Array::<Vector<F, N>>::new(4usize);
                 a[0] = pf[kk * 4];
                 a[1] = pf[kk * 4 + 1];
@@ -471,6 +497,33 @@ fn queries_per_cube() -> usize {
         Ok("128") => 128,
         _ => BQ,
     })
+}
+
+/// Keys per step: [`BK`], or 32 / 128 with `LLAVA_FLASH_BK` (an A/B knob: fewer keys a step
+/// take fewer registers and half the shared memory; more take fewer synchronisations).
+fn keys_per_step() -> usize {
+    static BK_SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BK_SET.get_or_init(|| match std::env::var("LLAVA_FLASH_BK").as_deref() {
+        Ok("32") => 32,
+        Ok("128") => 128,
+        _ => BK,
+    })
+}
+
+/// Whether causal cubes run heaviest first (`LLAVA_FLASH_ORDER=heavy`): the last query blocks
+/// see the most keys, and launched last (the default order, block by block within a head) they
+/// leave a tail of long cubes on a few SMs.
+fn heavy_first() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_ORDER").is_ok_and(|v| v.trim() == "heavy"))
+}
+
+/// Whether the scale is fused into the exponent (`LLAVA_FLASH_FUSED=1`): `2^(s·c − m)` as one
+/// `fma` and one `ex2`, the row max taken on the unscaled scores, instead of a pass scaling
+/// every score first.
+fn fused_scale() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_FUSED").is_ok_and(|v| v.trim() == "1"))
 }
 
 /// Whether the B operands come through `ldmatrix` (head dims that are multiples of 32) rather
@@ -623,11 +676,13 @@ fn flash(
         && aligned(ks, &kc)
         && aligned(vs, &vc);
     let bq = queries_per_cube();
+    let bk = keys_per_step();
+    let (heavy, fused) = (causal && heavy_first(), fused_scale());
     let key = || {
         let mask = if causal { "causal" } else { "full" };
         format!(
             "flash attention {mask} {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?} \
-             ldmatrix {ldm} async {pipelined}"
+             ldmatrix {ldm} async {pipelined} bq {bq} bk {bk} heavy {heavy} fused {fused}"
         )
     };
     timed(key, || {
@@ -641,7 +696,11 @@ fn flash(
         let client = qc.client.clone();
         flash_mma::launch(
             &client,
-            CubeCount::Static(s.div_ceil(bq) as u32, heads as u32, b as u32),
+            if heavy {
+                CubeCount::Static(heads as u32, s.div_ceil(bq) as u32, b as u32)
+            } else {
+                CubeCount::Static(s.div_ceil(bq) as u32, heads as u32, b as u32)
+            },
             CubeDim::new_1d((bq / 16 * PLANE) as u32),
             PAIR,
             qc.clone().into_tensor_arg(),
@@ -665,6 +724,9 @@ fn flash(
             vp[2],
             d,
             bq,
+            bk,
+            heavy,
+            fused,
             ldm,
             pipelined,
             causal,

@@ -3,6 +3,7 @@
 //! function returns `None` when the route does not apply, and the caller runs the burn op.
 
 mod cublas;
+mod cubecl_stream;
 mod decode_attention;
 mod elementwise;
 mod flash;
