@@ -25,8 +25,8 @@ timeout 240 /tmp/bin/xtask cuda-smoke > "$OUT/smoke_full.log" 2>&1
 echo "== cuda-smoke (default): exit $? after $((SECONDS - start)) s"
 grep -E "rror|panick|smoke:|FAIL|mismatch" "$OUT/smoke_full.log" | head -10
 # The kernel checks against the CPU under every knob at once (two sets).
-for variant in LLAVA_FLASH_ORDER=heavy,LLAVA_FLASH_FUSED=1,LLAVA_FLASH_BK=32 \
-  LLAVA_FLASH_ORDER=heavy,LLAVA_FLASH_FUSED=1,LLAVA_FLASH_BK=128,LLAVA_FLASH_BQ=128; do
+for variant in ${SMOKE_VARIANTS:-LLAVA_FLASH_ORDER=heavy,LLAVA_FLASH_FUSED=1,LLAVA_FLASH_BK=32 \
+  LLAVA_FLASH_ORDER=heavy,LLAVA_FLASH_FUSED=1,LLAVA_FLASH_BK=128,LLAVA_FLASH_BQ=128}; do
   tag=${variant//[=,]/_}
   read -r -a vars <<< "${variant//,/ }"
   start=$SECONDS
@@ -36,7 +36,7 @@ for variant in LLAVA_FLASH_ORDER=heavy,LLAVA_FLASH_FUSED=1,LLAVA_FLASH_BK=32 \
 done
 for variant in "$@"; do
   read -r -a vars <<< "${variant//,/ }"
-  for heads in 32,8,128 64,8,128; do
+  for heads in ${HEADS:-32,8,128 64,8,128}; do
     env "${vars[@]}" timeout 90 /tmp/bin/xtask bench-ops --heads "$heads" --prefill 2958 \
       --iters 20 --flash "" 2>&1 | grep '^{.*prefill_attention_flash' \
       | sed "s/^{/{\"variant\": \"$variant\", /" | tee -a "$OUT/flash.jsonl"
@@ -53,13 +53,13 @@ LLAVA_OPS_ON=blas_stream LLAVA_CUBLAS_MIN_MFLOP=0 LLAVA_CUBLAS_CHECK=1 timeout 2
   > "$OUT/smoke_blas_stream.log" 2>&1
 echo "== cuda-smoke blas_stream: exit $? after $((SECONDS - start)) s; $(grep -c 'cuBLAS check' "$OUT/smoke_blas_stream.log") check lines"
 grep -E "rror|panick|smoke:|llava-ops|cuBLAS check" "$OUT/smoke_blas_stream.log" | head -8
-LLAVA_OPS_ON=blas_stream LLAVA_CUBLAS_CHECK=1 timeout 120 /tmp/bin/xtask bench \
+[ -n "${SKIP_CHECK:-}" ] || LLAVA_OPS_ON=blas_stream LLAVA_CUBLAS_CHECK=1 timeout 120 /tmp/bin/xtask bench \
   --config benches/configs/llava-v1.6-mistral-7b-hf --batch 1 --max-new-tokens 2 > /dev/null 2> "$OUT/bench_check.log"
 echo "== 7B blas_stream checked: exit $?; $(grep -c 'cuBLAS check' "$OUT/bench_check.log") check lines"
 grep -E "rror|panick|llava-ops|cuBLAS check" "$OUT/bench_check.log" | head -5
 
-for round in 1 2; do
-  for variant in "" "$BEST" LLAVA_OPS_ON=blas_stream "$BEST,LLAVA_OPS_ON=blas_stream"; do
+for round in $(seq "${ROUNDS:-2}"); do
+  for variant in "" LLAVA_OPS_ON=blas_stream "$BEST" "$BEST,LLAVA_OPS_ON=blas_stream"; do
     read -r -a vars <<< "${variant//,/ }"
     env "${vars[@]}" timeout 90 /tmp/bin/xtask bench --config benches/configs/llava-v1.6-mistral-7b-hf \
       --batch 1,1,1,1,1,1 --max-new-tokens 32 > "$OUT/ttft.jsonl.tmp" 2> "$OUT/ttft_$round.err"

@@ -381,18 +381,21 @@ fn flash_mma<F: Float, N: Size>(
                 #[unroll]
                 for e in 0..PAIR {
                     // Fused: one `fma` for the scale and the max (the score stays unscaled).
-                    let mut x0 = w0.extract(e) - m0;
-                    let mut x1 = w1.extract(e) - m1;
                     if fused_scale {
-                        x0 = w0.extract(e) * scale_log2 - m0;
-                        x1 = w1.extract(e) * scale_log2 - m1;
+                        let p0 = exp2_approx(w0.extract(e) * scale_log2 - m0);
+                        let p1 = exp2_approx(w1.extract(e) * scale_log2 - m1);
+                        sum0 += p0;
+                        sum1 += p1;
+                        w0.insert(e, p0);
+                        w1.insert(e, p1);
+                    } else {
+                        let p0 = exp2_approx(w0.extract(e) - m0);
+                        let p1 = exp2_approx(w1.extract(e) - m1);
+                        sum0 += p0;
+                        sum1 += p1;
+                        w0.insert(e, p0);
+                        w1.insert(e, p1);
                     }
-                    let p0 = exp2_approx(x0);
-                    let p1 = exp2_approx(x1);
-                    sum0 += p0;
-                    sum1 += p1;
-                    w0.insert(e, p0);
-                    w1.insert(e, p1);
                 }
                 pf[nt * 2] = Vector::<F, N>::cast_from(w0);
                 pf[nt * 2 + 1] = Vector::<F, N>::cast_from(w1);
