@@ -156,7 +156,7 @@ pub fn matmul_group(
         .iter()
         .map(|rhs| prepare(lhs, rhs, out_dtype))
         .collect::<Option<Vec<_>>>()?;
-    if super::kernel_opted_in("blas_stream")
+    if super::kernel_on("blas_stream")
         && let Some(outs) = on_cubecl_stream(lhs, rhss, &products, cuda.index, (in_type, out_type))
     {
         return Some(outs);
@@ -211,8 +211,8 @@ pub fn matmul_group(
     Some(outs)
 }
 
-/// The products queued on cubecl's own stream (`LLAVA_OPS_ON=blas_stream`, see
-/// `cubecl_stream.rs`): behind cubecl's queued work and ahead of its later work by the stream's
+/// The products queued on cubecl's own stream (on by default, `LLAVA_OPS_OFF=blas_stream` for
+/// the round trip; see `cubecl_stream.rs`): behind cubecl's queued work and ahead of its later work by the stream's
 /// order, so neither side waits and the operands need not be held. `None` (nothing queued) where
 /// that stream is unknown or an operand was made on another cubecl stream.
 fn on_cubecl_stream(
@@ -370,7 +370,7 @@ fn touch<F: Float>(out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
 fn new_output(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let (client, device) = (like.client.clone(), like.device.clone());
     // cuBLAS writes every element; the fill only matters where it might not run (`beta` is 0).
-    if !(super::kernel_opted_in("blas_no_fill") || super::kernel_opted_in("blas_stream")) {
+    if !(super::kernel_opted_in("blas_no_fill") || super::kernel_on("blas_stream")) {
         return zeros_client(client, device, shape.into(), dtype);
     }
     let out = empty_device_dtype(client.clone(), device, shape.into(), dtype);
