@@ -178,7 +178,12 @@ pub fn matmul_group(
     let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
     let mut launched = Ok(());
     for product in &products {
-        launched = launch(blas.handle, product, (in_type, in_size), (out_type, out_size));
+        launched = launch(
+            blas.handle,
+            product,
+            (in_type, in_size),
+            (out_type, out_size),
+        );
         if launched.is_err() {
             break;
         }
@@ -226,7 +231,9 @@ fn on_cubecl_stream(
     if lhs.handle.stream.value != stream || rhss.iter().any(|r| r.handle.stream.value != stream) {
         static ONCE: OnceLock<()> = OnceLock::new();
         ONCE.get_or_init(|| {
-            eprintln!("llava-ops: blas_stream: an operand was made on another cubecl stream; cuBLAS waits");
+            eprintln!(
+                "llava-ops: blas_stream: an operand was made on another cubecl stream; cuBLAS waits"
+            );
         });
         return None;
     }
@@ -242,9 +249,13 @@ fn on_cubecl_stream(
             // dropped (the caller then takes the products another way).
             // SAFETY: a live stream of the device's primary context.
             let _ = unsafe {
-                cudarc::driver::result::stream::synchronize(cu_stream as cudarc::driver::sys::CUstream)
+                cudarc::driver::result::stream::synchronize(
+                    cu_stream as cudarc::driver::sys::CUstream,
+                )
             };
-            warn_once(&format!("cuBLAS declined a product on cubecl's stream: {e:?}"));
+            warn_once(&format!(
+                "cuBLAS declined a product on cubecl's stream: {e:?}"
+            ));
             return None;
         }
     }

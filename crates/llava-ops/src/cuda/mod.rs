@@ -2,8 +2,8 @@
 //! to their CubeCL tensors and handed to cubek with a strategy picked from the shape. Every
 //! function returns `None` when the route does not apply, and the caller runs the burn op.
 
-mod cublas;
 mod cubecl_stream;
+mod cublas;
 mod decode_attention;
 mod elementwise;
 mod flash;
