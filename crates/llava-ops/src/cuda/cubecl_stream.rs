@@ -6,8 +6,9 @@
 //! cubecl creates its streams (one per thread and device) and does not hand them out. So the
 //! stream is read off a launch: a CUPTI callback on `cuLaunchKernel`, armed only around one
 //! marker launch whose block shape nothing else uses, records that launch's stream argument.
-//! Found once per (device, cubecl stream); `None` where CUPTI cannot be loaded or subscribed
-//! (another CUPTI client such as a profiler holds it), and the caller keeps the blocking path.
+//! Found once per (device, cubecl stream), subscribed to CUPTI only for that search; `None` where
+//! CUPTI cannot be loaded or subscribed (another CUPTI client such as a profiler holds it), and
+//! the caller keeps the blocking path.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -69,11 +70,12 @@ unsafe extern "C" fn on_launch(
     }
 }
 
-/// The subscription, made once (`None` if CUPTI is missing or taken); its callback is enabled
-/// only while a marker is launched.
-fn subscriber() -> Option<usize> {
-    static SUB: OnceLock<Option<usize>> = OnceLock::new();
-    *SUB.get_or_init(|| {
+/// A CUPTI subscription for one search (`None` if CUPTI is missing or another client, such as a
+/// profiler, holds it). Dropped afterwards, so that tools can subscribe later.
+struct Subscription(cupti_sys::CUpti_SubscriberHandle);
+
+impl Subscription {
+    fn new() -> Option<Self> {
         // SAFETY: only tries to open the library.
         if !unsafe { cupti_sys::is_culib_present() } {
             return None;
@@ -81,18 +83,25 @@ fn subscriber() -> Option<usize> {
         let mut handle: cupti_sys::CUpti_SubscriberHandle = std::ptr::null_mut();
         // SAFETY: `on_launch` reads only what CUPTI documents for the driver API domain.
         unsafe { cupti::subscribe(&mut handle, Some(on_launch), std::ptr::null_mut()) }.ok()?;
-        Some(handle as usize)
-    })
+        Some(Self(handle))
+    }
 }
 
-fn arm(subscriber: usize, on: bool) -> Option<()> {
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // SAFETY: a live subscription, unsubscribed once.
+        let _ = unsafe { cupti::unsubscribe(self.0) };
+    }
+}
+
+fn arm(subscription: &Subscription, on: bool) -> Option<()> {
     let launch =
         cupti_sys::CUpti_driver_api_trace_cbid_enum::CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel as u32;
     // SAFETY: a live subscription.
     unsafe {
         cupti::enable_callback(
             u32::from(on),
-            subscriber as cupti_sys::CUpti_SubscriberHandle,
+            subscription.0,
             cupti_sys::CUpti_CallbackDomain::CUPTI_CB_DOMAIN_DRIVER_API,
             launch,
         )
@@ -123,12 +132,12 @@ pub(super) fn stream_of(like: &CubeTensor, device: usize, stream: u64) -> Option
 
 /// Launches the marker with the callback armed and returns the stream it went to.
 fn search(like: &CubeTensor) -> Option<u64> {
-    let sub = subscriber()?;
+    let sub = Subscription::new()?;
     let client = like.client.clone();
     // Flushed first, so that the window holds the marker's launch and nothing queued before.
     client.flush().ok()?;
     SEEN.store(0, Ordering::SeqCst);
-    arm(sub, true)?;
+    arm(&sub, true)?;
     let out = empty_device_dtype(client.clone(), like.device.clone(), [1].into(), DType::U32);
     marker::launch(
         &client,
@@ -138,7 +147,7 @@ fn search(like: &CubeTensor) -> Option<u64> {
     );
     // Returns once cubecl's device thread has issued the launch.
     let flushed = client.flush();
-    arm(sub, false)?;
+    arm(&sub, false)?;
     flushed.ok()?;
     let seen = SEEN.swap(0, Ordering::SeqCst);
     (seen != 0).then_some(seen)

@@ -253,9 +253,10 @@ fn on_cubecl_stream(
                     cu_stream as cudarc::driver::sys::CUstream,
                 )
             };
-            warn_once(&format!(
-                "cuBLAS declined a product on cubecl's stream: {e:?}"
-            ));
+            static ONCE: OnceLock<()> = OnceLock::new();
+            ONCE.get_or_init(|| {
+                eprintln!("llava-ops: cuBLAS declined a product on cubecl's stream: {e:?}");
+            });
             return None;
         }
     }
@@ -263,22 +264,24 @@ fn on_cubecl_stream(
 }
 
 /// A cuBLAS handle bound to the CUDA stream `cu_stream` of `device`, made on first use (one per
-/// stream, as cuBLAS wants a handle per stream for concurrent use).
+/// stream, as cuBLAS wants a handle per stream for concurrent use), with the device's primary
+/// context (which cubecl's streams belong to) made current on the calling thread: with a model
+/// split over devices, the last product may have left another device's context current.
 fn stream_handle(device: usize, cu_stream: u64) -> Option<sys::cublasHandle_t> {
-    static HANDLES: OnceLock<Mutex<HashMap<(usize, u64), Option<usize>>>> = OnceLock::new();
+    type Made = Option<(Arc<CudaContext>, usize)>;
+    static HANDLES: OnceLock<Mutex<HashMap<(usize, u64), Made>>> = OnceLock::new();
     let mut map = HANDLES.get_or_init(Default::default).lock().ok()?;
     let made = map.entry((device, cu_stream)).or_insert_with(|| {
-        // The primary context, which cubecl's streams belong to, current on this thread.
         let context = CudaContext::new(device).ok()?;
         context.bind_to_thread().ok()?;
         let handle = blas::create_handle().ok()?;
         // SAFETY: a live handle and a stream of the same context.
         unsafe { blas::set_stream(handle, cu_stream as sys::cudaStream_t) }.ok()?;
-        // The context stays retained for the handle's life (the process's).
-        std::mem::forget(context);
-        Some(handle as usize)
+        Some((context, handle as usize))
     });
-    made.map(|h| h as sys::cublasHandle_t)
+    let (context, handle) = made.as_ref()?;
+    context.bind_to_thread().ok()?;
+    Some(*handle as sys::cublasHandle_t)
 }
 
 /// Queues `product`'s cuBLAS calls on `handle`'s stream.
