@@ -112,7 +112,9 @@ fn arm(subscription: &Subscription, on: bool) -> Option<()> {
 /// cubecl's CUDA stream for `like`'s device and the stream `stream` (a cubecl stream id, the one
 /// the calling thread launches on), found on first use; `None` if it cannot be found.
 pub(super) fn stream_of(like: &CubeTensor, device: usize, stream: u64) -> Option<u64> {
-    static FOUND: OnceLock<Mutex<HashMap<(usize, u64), Option<u64>>>> = OnceLock::new();
+    /// (device, cubecl stream id) → the CUDA stream, `None` where the search failed.
+    type Found = Mutex<HashMap<(usize, u64), Option<u64>>>;
+    static FOUND: OnceLock<Found> = OnceLock::new();
     let found = FOUND.get_or_init(Default::default);
     if let Some(known) = found.lock().ok()?.get(&(device, stream)) {
         return *known;
