@@ -502,12 +502,13 @@ fn queries_per_cube() -> usize {
     })
 }
 
-/// Keys per step: [`BK`], or 64 / 128 with `LLAVA_FLASH_BK` (A/B knob). H200, 32/8 heads × 2958
-/// causal positions: 406 µs at 32 against 451 at 64; 331 against 397 with the two knobs below
+/// Keys per step: [`BK`], or 16 / 64 / 128 with `LLAVA_FLASH_BK` (A/B knob). H200, 32/8 heads ×
+/// 2958 causal positions: 406 µs at 32 against 451 at 64; 331 against 397 with the two knobs below
 /// (128 keys a step take 139 KB of shared memory, one cube an SM).
 fn keys_per_step() -> usize {
     static BK_SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BK_SET.get_or_init(|| match std::env::var("LLAVA_FLASH_BK").as_deref() {
+        Ok("16") => 16,
         Ok("64") => 64,
         Ok("128") => 128,
         _ => BK,
