@@ -2,14 +2,15 @@
 //!
 //! cubek's best kernel reaches 200–250 TFLOP/s on the prefill projections of a 7B model and
 //! about 25–50 on the attention products; cuBLAS does 585–723 on the same H100/H200 (issue 5).
-//! cubecl keeps its CUDA stream to itself, so the product cannot be queued behind cubecl's
-//! work: the call waits for cubecl's stream to drain, runs cuBLAS on a stream of its own and
-//! waits for it. That costs a round trip per product (tens of µs against the milliseconds a
-//! prefill product takes), so only products with more than [`crate::choice::SMALL_M`] rows
-//! come here, never a decode step (and never while a step is being recorded as a CUDA graph).
+//! cubecl keeps its CUDA stream to itself; `cubecl_stream.rs` finds it (through CUPTI) and the
+//! products are queued on it, with no wait (default). Where it cannot be found, the call waits
+//! for cubecl's stream to drain, runs cuBLAS on a stream of its own and waits for it: a round
+//! trip per product (tens of µs against the milliseconds a prefill product takes). Either way
+//! only products with more than [`crate::choice::SMALL_M`] rows come here, never a decode step
+//! (and never while a step is being recorded as a CUDA graph).
 //!
-//! With `LLAVA_OPS_ON=blas_async` (not yet run on a GPU) the two streams are ordered on the
-//! GPU instead, through flags in device memory (`stream_fence.rs`), and the host does not wait.
+//! With `LLAVA_OPS_ON=blas_async` (measured slower, kept opt-in) the round trip's two streams
+//! are ordered on the GPU instead, through flags in device memory (`stream_fence.rs`).
 //!
 //! `LLAVA_CUBLAS=0` turns it off; it is off by itself where cuBLAS cannot be loaded.
 
@@ -217,9 +218,11 @@ pub fn matmul_group(
 }
 
 /// The products queued on cubecl's own stream (on by default, `LLAVA_OPS_OFF=blas_stream` for
-/// the round trip; see `cubecl_stream.rs`): behind cubecl's queued work and ahead of its later work by the stream's
-/// order, so neither side waits and the operands need not be held. `None` (nothing queued) where
-/// that stream is unknown or an operand was made on another cubecl stream.
+/// the round trip; see `cubecl_stream.rs`): behind cubecl's queued work and ahead of its later
+/// work by the stream's order, so neither side waits. The operands need not be held: cubecl's
+/// memory is managed per stream, so a buffer freed after the products is reused only by work
+/// queued behind them on the same stream. `None` (nothing queued) where that stream is unknown
+/// or an operand was made on another cubecl stream.
 fn on_cubecl_stream(
     lhs: &CubeTensor,
     rhss: &[&CubeTensor],

@@ -1,6 +1,7 @@
 //! Orders the cuBLAS stream after cubecl's work and cubecl's later work after cuBLAS, on the
-//! GPU, without the host waiting for either (opt-in: `LLAVA_OPS_ON=blas_async`, not yet run on a
-//! GPU).
+//! GPU, without the host waiting for either (opt-in: `LLAVA_OPS_ON=blas_async`; measured slower
+//! than the round trip, 219.0 → 263.9 ms for a 7B first token, and superseded by cuBLAS on
+//! cubecl's own stream, `cubecl_stream.rs`).
 //!
 //! cubecl does not expose its stream, so an event cannot be recorded on it. Instead each
 //! (device, thread) has a two-cell u32 buffer in cubecl's memory, pinned for the thread's life.
