@@ -94,6 +94,7 @@ impl Drop for Subscription {
     }
 }
 
+/// Turns the `cuLaunchKernel` callback on or off.
 fn arm(subscription: &Subscription, on: bool) -> Option<()> {
     let launch =
         cupti_sys::CUpti_driver_api_trace_cbid_enum::CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel as u32;
@@ -122,6 +123,10 @@ pub(super) fn stream_of(like: &CubeTensor, device: usize, stream: u64) -> Option
     // One search at a time: the callback has one slot.
     static SEARCH: Mutex<()> = Mutex::new(());
     let _one = SEARCH.lock().ok()?;
+    // Another thread may have searched for it while this one waited.
+    if let Some(known) = found.lock().ok()?.get(&(device, stream)) {
+        return *known;
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search(like)))
         .ok()
         .flatten();
