@@ -118,44 +118,93 @@ def build(config, dtype, device_map_arg, seed):
     return model.eval(), device_map
 
 
+def logits_of(model, ids, inputs, device, dtype):
+    """transformers' prefill logits for the prompt, f32 [positions, vocab]."""
+    with torch.inference_mode():
+        extra = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+        return model(
+            input_ids=torch.tensor([ids], device=device),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
+            **extra,
+        ).logits[0].float()
+
+
+def report(name, got, ref):
+    """Cosine per position, relative error overall and per position, argmax agreement."""
+    if got.shape != ref.shape:
+        raise SystemExit(f"logits shapes differ: {tuple(got.shape)} vs {tuple(ref.shape)}")
+    cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
+    per_pos = (got - ref).norm(dim=-1) / ref.norm(dim=-1)
+    record = {
+        "fidelity": f"prefill logits, {name}, same weights",
+        "positions": ref.shape[0],
+        "vocab": ref.shape[1],
+        "cosine_min": cos.min().item(),
+        "cosine_mean": cos.mean().item(),
+        "rel_err": ((got - ref).norm() / ref.norm()).item(),
+        "rel_err_max_position": per_pos.max().item(),
+        "argmax_agree": (got.argmax(-1) == ref.argmax(-1)).float().mean().item(),
+    }
+    print(json.dumps(record), flush=True)
+
+
+def set_attention(model, name):
+    """Switch every attention module of the loaded model (tower and decoder) to `name`."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(name)
+        return
+    for config in (model.config, model.config.text_config, model.config.vision_config):
+        config._attn_implementation = name
+
+
+def noise_floor(model, ids, inputs, device, args, ours):
+    """transformers against itself: bf16 runs of the same weights that differ only in which
+    (equally valid) kernels they use. Their spread is the least any other bf16 implementation
+    can be expected to differ from transformers' default run; ours is compared with each too."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    dtype = DTYPES[args.dtype]
+    ref = logits_of(model, ids, inputs, device, dtype)
+    variants = {}
+    for name, backend in (
+        ("sdpa math backend", SDPBackend.MATH),
+        ("sdpa memory-efficient backend", SDPBackend.EFFICIENT_ATTENTION),
+    ):
+        with sdpa_kernel(backend):
+            variants[name] = logits_of(model, ids, inputs, device, dtype)
+    set_attention(model, "eager")
+    variants["eager attention"] = logits_of(model, ids, inputs, device, dtype)
+    set_attention(model, "sdpa")
+    matmul = torch.backends.cuda.matmul
+    reduced = matmul.allow_bf16_reduced_precision_reduction
+    matmul.allow_bf16_reduced_precision_reduction = not reduced
+    variants[f"cuBLAS reduced-precision reductions {not reduced}"] = logits_of(
+        model, ids, inputs, device, dtype
+    )
+    matmul.allow_bf16_reduced_precision_reduction = reduced
+    again = logits_of(model, ids, inputs, device, dtype)
+    report(f"transformers {args.dtype} sdpa, second run vs first (determinism)", again, ref)
+    for name, logits in variants.items():
+        report(f"transformers {args.dtype} {name} vs transformers {args.dtype} sdpa", logits, ref)
+        if ours is not None:
+            report(f"ours {args.dtype} vs transformers {args.dtype} {name}", ours, logits)
+
+
 def compare_logits(model, ids, inputs, device, args):
-    """Our prefill logits against transformers' on the same weights and prompt: cosine per
-    position, relative error overall and per position, argmax agreement."""
-    def logits_of(m, dtype):
-        with torch.inference_mode():
-            extra = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
-            return m(
-                input_ids=torch.tensor([ids], device=device),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
-                **extra,
-            ).logits[0].float()
-
-    def report(name, got, ref):
-        if got.shape != ref.shape:
-            raise SystemExit(f"logits shapes differ: {tuple(got.shape)} vs {tuple(ref.shape)}")
-        cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
-        per_pos = (got - ref).norm(dim=-1) / ref.norm(dim=-1)
-        record = {
-            "fidelity": f"prefill logits, {name}, same weights",
-            "positions": ref.shape[0],
-            "vocab": ref.shape[1],
-            "cosine_min": cos.min().item(),
-            "cosine_mean": cos.mean().item(),
-            "rel_err": ((got - ref).norm() / ref.norm()).item(),
-            "rel_err_max_position": per_pos.max().item(),
-            "argmax_agree": (got.argmax(-1) == ref.argmax(-1)).float().mean().item(),
-        }
-        print(json.dumps(record), flush=True)
-
-    ref = logits_of(model, DTYPES[args.dtype])
+    """Our prefill logits against transformers' on the same weights and prompt; with
+    --f32-reference also both against transformers in f32, with --noise-floor transformers'
+    bf16 kernel variants against each other."""
+    ref = logits_of(model, ids, inputs, device, DTYPES[args.dtype])
     ours = torch.from_numpy(np.fromfile(args.compare_logits, dtype="<f4"))
     ours = ours.reshape(-1, ref.shape[-1]).to(ref.device)
     report(f"ours {args.dtype} vs transformers {args.dtype}", ours, ref)
+    if args.noise_floor:
+        noise_floor(model, ids, inputs, device, args, ours)
     if args.f32_reference:
         wide = LlavaNextForConditionalGeneration.from_pretrained(
             args.weights, dtype=torch.float32, device_map=str(device), attn_implementation="sdpa"
         ).eval()
-        ref32 = logits_of(wide, torch.float32)
+        ref32 = logits_of(wide, ids, inputs, device, torch.float32)
         del wide
         torch.cuda.empty_cache()
         report(f"transformers {args.dtype} vs transformers f32", ref, ref32)
@@ -190,6 +239,13 @@ def main():
         action="store_true",
         help="with --compare-logits: also load the weights in f32 and compare both engines' "
         "logits with that (the bf16 noise floor)",
+    )
+    parser.add_argument(
+        "--noise-floor",
+        action="store_true",
+        help="with --compare-logits: also run transformers' bf16 with other attention kernels "
+        "(sdpa math and memory-efficient backends, eager) and the other cuBLAS reduction mode, "
+        "and compare each with its default run and with ours",
     )
     args = parser.parse_args()
     dtype = DTYPES[args.dtype]

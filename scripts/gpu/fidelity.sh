@@ -3,8 +3,10 @@
 # (safetensors) to local disk; ours loads it (load time from disk), writes its prefill logits
 # and is timed; transformers loads the same checkpoint, compares the prefill logits with ours
 # (cosine per position, relative error) and is timed.
-# Usage: [F32_REFERENCE=1] scripts/gpu/fidelity.sh SHAPE [NEW_TOKENS] [OUR_BATCHES]
+# Usage: [F32_REFERENCE=1] [NOISE_FLOOR=1] scripts/gpu/fidelity.sh SHAPE [NEW_TOKENS] [OUR_BATCHES]
 #   F32_REFERENCE=1 also compares both engines with transformers in f32 (the bf16 noise floor).
+#   NOISE_FLOOR=1 also runs transformers' bf16 with its other attention kernels and cuBLAS
+#   reduction mode, each against its default run and against ours.
 #   e.g. scripts/gpu/fidelity.sh llava-v1.6-mistral-7b-hf 256 1,4,16
 # $OUT (default /tmp/out) gets results.jsonl and the three logs.
 set -uo pipefail
@@ -22,7 +24,7 @@ fi
   --batch "$batches" --max-new-tokens "$tokens" >> "$OUT/results.jsonl" 2> "$OUT/ours.log"
 echo "ours: exit $?"; tail -4 "$OUT/ours.log"
 python3 benches/transformers_llava.py --config "$weights" --weights "$weights" \
-  --compare-logits /tmp/ours_logits.f32 --max-new-tokens "$tokens" ${F32_REFERENCE:+--f32-reference} \
+  --compare-logits /tmp/ours_logits.f32 --max-new-tokens "$tokens" ${F32_REFERENCE:+--f32-reference} ${NOISE_FLOOR:+--noise-floor} \
   >> "$OUT/results.jsonl" 2> "$OUT/hf.log"
 echo "transformers: exit $?"; tail -4 "$OUT/hf.log"
 cat "$OUT/results.jsonl"

@@ -89,16 +89,54 @@ pub fn matmul(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Cu
     matmul_group(lhs, &[rhs], out_dtype)?.pop()
 }
 
-/// One product made ready for cuBLAS: how it maps onto calls, its output, and the buffers it
-/// reads and writes (held until it is done).
+/// One product made ready for cuBLAS: how it maps onto calls, its output, and the device
+/// addresses of lhs, rhs and output (their buffers are held by the caller's [`Held`]).
 struct Product {
     plan: BlasPlan,
     mkn: (usize, usize, usize),
     out: CubeTensor,
-    held: [super::stream_fence::Resource; 3],
+    ptrs: [u64; 3],
 }
 
-/// The output of `lhs · rhs` and its plan; `None` where cuBLAS cannot read the layouts.
+/// The buffers a group reads and writes. The round trip holds them until its products are
+/// done; the stream path drops them at once (see [`on_cubecl_stream`]).
+type Held = Vec<super::stream_fence::Resource>;
+
+/// Takes `t`'s buffer from cubecl: a blocking call to cubecl's device thread, which first
+/// issues every launch handed to it before (in order), so the launches that write `t` are on
+/// cubecl's stream when this returns. Returns its device address.
+fn take(t: &CubeTensor, held: &mut Held) -> Option<u64> {
+    let resource = t.client.get_resource::<Server>(t.handle.clone()).ok()?;
+    let ptr = resource.resource().ptr;
+    held.push(resource);
+    Some(ptr)
+}
+
+/// The outputs and plans of `lhs · rhs` for each of `rhss`, with the buffers taken: the shared
+/// `lhs` once, and each output after the launch that allocates it (a blocking call costs tens
+/// of µs, as long as the tower's smaller products take); `None` where cuBLAS cannot read a
+/// layout.
+fn prepare_group(
+    lhs: &CubeTensor,
+    rhss: &[&CubeTensor],
+    out_dtype: DType,
+) -> Option<(Vec<Product>, Held)> {
+    let mut products = rhss
+        .iter()
+        .map(|rhs| prepare(lhs, rhs, out_dtype))
+        .collect::<Option<Vec<_>>>()?;
+    let mut held = Vec::with_capacity(1 + 2 * products.len());
+    let lhs_ptr = take(lhs, &mut held)?;
+    for (product, rhs) in products.iter_mut().zip(rhss) {
+        let rhs_ptr = take(rhs, &mut held)?;
+        let out_ptr = take(&product.out, &mut held)?;
+        product.ptrs = [lhs_ptr, rhs_ptr, out_ptr];
+    }
+    Some((products, held))
+}
+
+/// The output of `lhs · rhs` and its plan (addresses not yet taken); `None` where cuBLAS cannot
+/// read the layouts.
 fn prepare(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Product> {
     let (ls, rs) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
     let d = ls.len();
@@ -125,15 +163,11 @@ fn prepare(lhs: &CubeTensor, rhs: &CubeTensor, out_dtype: DType) -> Option<Produ
     {
         return None;
     }
-    // The resources: taking them queues whatever cubecl still owes those buffers on its stream
-    // (as a launch binding them would), and the wait before the calls then covers it.
-    let resource = |t: &CubeTensor| lhs.client.get_resource::<Server>(t.handle.clone()).ok();
-    let held = [resource(lhs)?, resource(rhs)?, resource(&out)?];
     Some(Product {
         plan,
         mkn: (m, k, n),
         out,
-        held,
+        ptrs: [0; 3],
     })
 }
 
@@ -153,10 +187,7 @@ pub fn matmul_group(
     }
     let in_type = data_type(lhs.dtype).filter(|_| rhss.iter().all(|r| r.dtype == lhs.dtype))?;
     let out_type = data_type(out_dtype)?;
-    let products = rhss
-        .iter()
-        .map(|rhs| prepare(lhs, rhs, out_dtype))
-        .collect::<Option<Vec<_>>>()?;
+    let (products, held) = prepare_group(lhs, rhss, out_dtype)?;
     if super::kernel_on("blas_stream")
         && let Some(outs) = on_cubecl_stream(lhs, rhss, &products, cuda.index, (in_type, out_type))
     {
@@ -196,12 +227,7 @@ pub fn matmul_group(
         warn_once(&format!("cuBLAS declined a product of the group: {e:?}"));
         return None;
     }
-    let mut outs = Vec::with_capacity(products.len());
-    let mut held = Vec::with_capacity(3 * products.len());
-    for product in products {
-        outs.push(product.out);
-        held.extend(product.held);
-    }
+    let outs = products.into_iter().map(|p| p.out).collect();
     // cubecl's later work starts after the products: ordered on the GPU (the operands held
     // until they are done), or by waiting here.
     match fence {
@@ -242,9 +268,9 @@ fn on_cubecl_stream(
     }
     let cu_stream = super::cubecl_stream::stream_of(lhs, device, stream)?;
     let handle = stream_handle(device, cu_stream)?;
-    // Every launch cubecl was handed before (the outputs' allocations included) is issued to
-    // the stream before the products are.
-    lhs.client.flush().ok()?;
+    // No flush: cubecl's CUDA server issues a launch as soon as its device thread takes it, and
+    // the buffers were taken (`prepare_group`) after every launch they depend on, the outputs'
+    // allocations included, through that same thread in order.
     let (in_size, out_size) = (lhs.dtype.size(), products[0].out.dtype.size());
     for product in products {
         if let Err(e) = launch(handle, product, (in_type, in_size), (out_type, out_size)) {
@@ -297,7 +323,7 @@ fn launch(
     let plan = &product.plan;
     let (m, k, n) = product.mkn;
     let (a, b, c) = (plan.lhs, plan.rhs, plan.out);
-    let [l_res, r_res, o_res] = &product.held;
+    let [l_base, r_base, o_base] = product.ptrs;
     let op = |t: bool| {
         if t {
             sys::cublasOperation_t::CUBLAS_OP_T
@@ -312,10 +338,10 @@ fn launch(
     let compute = sys::cublasComputeType_t::CUBLAS_COMPUTE_32F;
     let algo = sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
     for &(l_off, r_off, o_off) in &plan.offsets {
-        let r_ptr = (r_res.resource().ptr + (r_off * in_size) as u64) as *const c_void;
-        let l_ptr = (l_res.resource().ptr + (l_off * in_size) as u64) as *const c_void;
-        let o_ptr = (o_res.resource().ptr + (o_off * out_size) as u64) as *mut c_void;
-        // SAFETY: the pointers are live cubecl buffers (held by the product) of the shapes and
+        let r_ptr = (r_base + (r_off * in_size) as u64) as *const c_void;
+        let l_ptr = (l_base + (l_off * in_size) as u64) as *const c_void;
+        let o_ptr = (o_base + (o_off * out_size) as u64) as *mut c_void;
+        // SAFETY: the pointers are live cubecl buffers (held by the caller) of the shapes and
         // strides checked in `prepare`; cubecl's queued work is done before ours starts
         // (drained, or waited for on the GPU) and ours before cubecl's later work.
         unsafe {
