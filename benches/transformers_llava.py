@@ -166,14 +166,29 @@ def noise_floor(model, ids, inputs, device, args, ours):
     dtype = DTYPES[args.dtype]
     ref = logits_of(model, ids, inputs, device, dtype)
     variants = {}
-    for name, backend in (
-        ("sdpa math backend", SDPBackend.MATH),
-        ("sdpa memory-efficient backend", SDPBackend.EFFICIENT_ATTENTION),
+    # The memory-efficient and cuDNN kernels take no grouped K/V (the decoder's 32/8 heads):
+    # there the next backend listed runs.
+    for name, backends in (
+        ("sdpa math backend", [SDPBackend.MATH]),
+        (
+            "sdpa memory-efficient backend (math where it does not apply)",
+            [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+        ),
+        (
+            "sdpa cuDNN backend (flash where it does not apply)",
+            [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
+        ),
     ):
-        with sdpa_kernel(backend):
-            variants[name] = logits_of(model, ids, inputs, device, dtype)
-    set_attention(model, "eager")
-    variants["eager attention"] = logits_of(model, ids, inputs, device, dtype)
+        try:
+            with sdpa_kernel(backends, set_priority=True):
+                variants[name] = logits_of(model, ids, inputs, device, dtype)
+        except RuntimeError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+    try:
+        set_attention(model, "eager")
+        variants["eager attention"] = logits_of(model, ids, inputs, device, dtype)
+    except (RuntimeError, ValueError) as e:
+        print(f"eager attention: {e}", file=sys.stderr)
     set_attention(model, "sdpa")
     matmul = torch.backends.cuda.matmul
     reduced = matmul.allow_bf16_reduced_precision_reduction
