@@ -41,9 +41,14 @@ pub struct Args {
         default_value = "auto,cyclic_mma,cyclic_cmma_rows,ordered_cmma8,ordered_mma8,double_cyclic_cmma,double_cyclic_mma,specialized_cyclic_mma,tma_cmma,tma_mma,specialized_tma_mma"
     )]
     pub large: String,
-    /// What to sweep: linear, attention, reduce (comma-separated).
+    /// What to sweep: linear, attention, reduce, tower (comma-separated; tower: the vision
+    /// tower's biased products, f32 sums as the model takes them, with `cublas` as a candidate).
     #[arg(long, default_value = "linear,attention,reduce")]
     pub ops: String,
+    /// Rows of the vision tower's products: its positions over every tile (672×672 on
+    /// llava-v1.6: 5 tiles of 577).
+    #[arg(long, default_value_t = 2885)]
+    pub tower_rows: usize,
     /// Timed calls per candidate (after one untimed call).
     #[arg(long, default_value_t = 30)]
     pub iters: usize,
@@ -81,6 +86,38 @@ pub fn run(args: Args) -> Result<()> {
                 let bytes = (d_out * d_in * dtype.size()) as f64;
                 let flops = 2.0 * (m * d_in * d_out) as f64;
                 sweep.run(name, [1, m, d_in, d_out], &x, &wt, bytes, flops);
+            }
+        }
+    }
+
+    if ops.contains(&"tower") {
+        let (vh, vi) = (config.vision.hidden_size, config.vision.intermediate_size);
+        let m = args.tower_rows;
+        let large = format!("{},cublas", args.large);
+        for (name, d_in, d_out) in [
+            ("tower_qkvo", vh, vh),
+            ("tower_fc1", vh, vi),
+            ("tower_fc2", vi, vh),
+        ] {
+            let wt = Tensor::<2>::random([d_out, d_in], weights, (&device, dtype)).transpose();
+            let x = Tensor::<2>::random([m, d_in], normal, (&device, dtype));
+            let flops = 2.0 * (m * d_in * d_out) as f64;
+            let reference = x
+                .clone()
+                .cast(DType::F32)
+                .matmul(wt.clone().cast(DType::F32));
+            for s in large.split(',').map(str::trim) {
+                let f = || cuda::matmul_with(s, &x, &wt, DType::F32);
+                report_matmul(
+                    name,
+                    [1, m, d_in, d_out],
+                    s,
+                    &reference,
+                    &f,
+                    args.iters,
+                    0.0,
+                    flops,
+                );
             }
         }
     }
@@ -220,7 +257,7 @@ impl Products<'_> {
         };
         let reference = lhs.clone().matmul(rhs.clone());
         for s in list.split(',').map(str::trim) {
-            let f = || cuda::matmul_with(s, lhs, rhs);
+            let f = || cuda::matmul_with(s, lhs, rhs, lhs.dtype());
             report_matmul(op, dims, s, &reference, &f, self.args.iters, bytes, flops);
         }
     }

@@ -361,22 +361,30 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>) -> Option<Tenso
     Some(y.reshape(out))
 }
 
-/// `lhs · rhs` with one named strategy, for the sweep; the error says why it declined.
+/// `lhs · rhs` in `out_dtype` with one named strategy (or `cublas`: cuBLAS whatever the
+/// product's size, on cubecl's stream where it is found), for the sweep; the error says why it
+/// declined.
 pub fn matmul_with<const D: usize>(
     name: &str,
     lhs: &Tensor<D>,
     rhs: &Tensor<D>,
+    out_dtype: DType,
 ) -> Result<Tensor<D>, String> {
-    let strategy = matmul_strategy(name).ok_or_else(|| format!("unknown strategy {name}"))?;
     let (l, r) = match (on_cuda(lhs), on_cuda(rhs)) {
         (Some(l), Some(r)) => (l, r),
         _ => return Err("not a CUDA float tensor".into()),
     };
+    if name == "cublas" {
+        return super::cublas::matmul(&l, &r, out_dtype)
+            .map(Tensor::from_primitive::<CubeBackend>)
+            .ok_or_else(|| "cuBLAS declined the product (off, not loaded or a layout)".into());
+    }
+    let strategy = matmul_strategy(name).ok_or_else(|| format!("unknown strategy {name}"))?;
     // A kernel that fails at launch (not at setup) writes nothing: the NaN fill shows that,
     // where a reused buffer would still hold the previous candidate's correct product.
     let mut shape = lhs.dims();
     shape[D - 1] = rhs.dims()[D - 1];
-    let nan = Tensor::<D>::full(shape, f32::NAN, (&lhs.device(), lhs.dtype()));
+    let nan = Tensor::<D>::full(shape, f32::NAN, (&lhs.device(), out_dtype));
     let out = on_cuda(&nan).ok_or("not a CUDA float tensor")?;
     launch_matmul_into(&strategy, l, r, out).map(Tensor::from_primitive::<CubeBackend>)
 }
