@@ -187,12 +187,12 @@ pub fn matmul_group(
     }
     let in_type = data_type(lhs.dtype).filter(|_| rhss.iter().all(|r| r.dtype == lhs.dtype))?;
     let out_type = data_type(out_dtype)?;
-    let (products, held) = prepare_group(lhs, rhss, out_dtype)?;
     if super::kernel_on("blas_stream")
-        && let Some(outs) = on_cubecl_stream(lhs, rhss, &products, cuda.index, (in_type, out_type))
+        && let Some(outs) = on_cubecl_stream(lhs, rhss, out_dtype, cuda.index, (in_type, out_type))
     {
         return Some(outs);
     }
+    let (products, held) = prepare_group(lhs, rhss, out_dtype)?;
     let mut guard = handles().lock().ok()?;
     let blas = guard
         .entry(cuda.index)
@@ -249,15 +249,20 @@ pub fn matmul_group(
 /// memory is managed per stream, so a buffer freed after the products is reused only by work
 /// queued behind them on the same stream. `None` (nothing queued) where that stream is unknown
 /// or an operand was made on another cubecl stream.
+///
+/// The whole group runs in one `exclusive` call on cubecl's device thread, where the outputs'
+/// allocations and the buffer lookups run inline. Made from the calling thread, each lookup
+/// was a blocking trip to that thread: about 70 µs of host time a product, more than the
+/// tower's 1024→1024 products take on the GPU (`xtask sweep --ops tower`).
 fn on_cubecl_stream(
     lhs: &CubeTensor,
     rhss: &[&CubeTensor],
-    products: &[Product],
+    out_dtype: DType,
     device: usize,
-    (in_type, out_type): (sys::cudaDataType, sys::cudaDataType),
+    types: (sys::cudaDataType, sys::cudaDataType),
 ) -> Option<Vec<CubeTensor>> {
-    let stream = products.first()?.out.handle.stream.value;
-    if lhs.handle.stream.value != stream || rhss.iter().any(|r| r.handle.stream.value != stream) {
+    let stream = lhs.handle.stream.value;
+    if rhss.iter().any(|r| r.handle.stream.value != stream) {
         static ONCE: OnceLock<()> = OnceLock::new();
         ONCE.get_or_init(|| {
             eprintln!(
@@ -266,13 +271,32 @@ fn on_cubecl_stream(
         });
         return None;
     }
+    // Found (once per stream) before the exclusive call: the search waits on cubecl itself.
     let cu_stream = super::cubecl_stream::stream_of(lhs, device, stream)?;
+    lhs.client
+        .exclusive(|| queue_on_stream(lhs, rhss, out_dtype, (device, cu_stream), types))
+        .ok()
+        .flatten()
+}
+
+/// [`on_cubecl_stream`]'s work on cubecl's device thread: the outputs made, the buffers taken
+/// (cubecl has issued every launch handed to it before: its CUDA server launches as its thread
+/// takes each one, so no flush is needed) and the products queued on `cu_stream`.
+fn queue_on_stream(
+    lhs: &CubeTensor,
+    rhss: &[&CubeTensor],
+    out_dtype: DType,
+    (device, cu_stream): (usize, u64),
+    (in_type, out_type): (sys::cudaDataType, sys::cudaDataType),
+) -> Option<Vec<CubeTensor>> {
+    let (products, _held) = prepare_group(lhs, rhss, out_dtype)?;
+    let stream = lhs.handle.stream.value;
+    if products.iter().any(|p| p.out.handle.stream.value != stream) {
+        return None;
+    }
     let handle = stream_handle(device, cu_stream)?;
-    // No flush: cubecl's CUDA server issues a launch as soon as its device thread takes it, and
-    // the buffers were taken (`prepare_group`) after every launch they depend on, the outputs'
-    // allocations included, through that same thread in order.
-    let (in_size, out_size) = (lhs.dtype.size(), products[0].out.dtype.size());
-    for product in products {
+    let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
+    for product in &products {
         if let Err(e) = launch(handle, product, (in_type, in_size), (out_type, out_size)) {
             // Calls already queued may still write the outputs: wait for them before they are
             // dropped (the caller then takes the products another way).
@@ -289,7 +313,7 @@ fn on_cubecl_stream(
             return None;
         }
     }
-    Some(products.iter().map(|p| p.out.clone()).collect())
+    Some(products.into_iter().map(|p| p.out).collect())
 }
 
 /// A cuBLAS handle bound to the CUDA stream `cu_stream` of `device`, made on first use (one per
