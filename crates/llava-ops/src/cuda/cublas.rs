@@ -3,7 +3,8 @@
 //! cubek's best kernel reaches 200–250 TFLOP/s on the prefill projections of a 7B model and
 //! about 25–50 on the attention products; cuBLAS does 585–723 on the same H100/H200 (issue 5).
 //! cubecl keeps its CUDA stream to itself; `cubecl_stream.rs` finds it (through CUPTI) and the
-//! products are queued on it, with no wait (default). Where it cannot be found, the call waits
+//! products are queued on it, with no wait (default), from cubecl's device thread (one
+//! `exclusive` call a group). Where it cannot be found, the call waits
 //! for cubecl's stream to drain, runs cuBLAS on a stream of its own and waits for it: a round
 //! trip per product (tens of µs against the milliseconds a prefill product takes). Either way
 //! only products with more than [`crate::choice::SMALL_M`] rows come here, never a decode step
@@ -102,9 +103,10 @@ struct Product {
 /// done; the stream path drops them at once (see [`on_cubecl_stream`]).
 type Held = Vec<super::stream_fence::Resource>;
 
-/// Takes `t`'s buffer from cubecl: a blocking call to cubecl's device thread, which first
-/// issues every launch handed to it before (in order), so the launches that write `t` are on
-/// cubecl's stream when this returns. Returns its device address.
+/// Takes `t`'s buffer from cubecl and returns its device address. From another thread this is
+/// a blocking call to cubecl's device thread, which first issues every launch handed to it
+/// before (in order); on that thread (inside `exclusive`) it runs inline, after them. Either
+/// way the launches that write `t` are on cubecl's stream when this returns.
 fn take(t: &CubeTensor, held: &mut Held) -> Option<u64> {
     let resource = t.client.get_resource::<Server>(t.handle.clone()).ok()?;
     let ptr = resource.resource().ptr;
@@ -113,9 +115,8 @@ fn take(t: &CubeTensor, held: &mut Held) -> Option<u64> {
 }
 
 /// The outputs and plans of `lhs · rhs` for each of `rhss`, with the buffers taken: the shared
-/// `lhs` once, and each output after the launch that allocates it (a blocking call costs tens
-/// of µs, as long as the tower's smaller products take); `None` where cuBLAS cannot read a
-/// layout.
+/// `lhs` once, and each output after the launch that allocates it; `None` where cuBLAS cannot
+/// read a layout.
 fn prepare_group(
     lhs: &CubeTensor,
     rhss: &[&CubeTensor],
