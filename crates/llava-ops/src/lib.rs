@@ -433,6 +433,24 @@ pub fn flash_attention_full(
     }
 }
 
+/// Runs `work` (tensor ops on `like`'s device) on cubecl's own device thread, in one
+/// `exclusive` call, where `LLAVA_OPS_ON=inline` and `like` is a CUDA tensor; here otherwise.
+/// There cubecl's calls run inline instead of each launch being queued to that thread, so
+/// blocking calls (a cuBLAS product's buffer lookups) cost no wait for the queue: the vision
+/// tower's small products can then take cuBLAS. Opt-in until measured.
+pub fn on_device_thread<const D: usize, R: Send + 'static>(
+    like: &Tensor<D>,
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    #[cfg(feature = "cuda")]
+    return cuda::on_device_thread(like, work);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = like;
+        work()
+    }
+}
+
 /// Whether the vision towers' attention takes [`flash_attention_full`]: yes on CUDA unless
 /// `LLAVA_OPS_OFF=flash_vision` (H200, 7B prompt with one 672×672 image: first token 183.7 →
 /// 161.7 ms with the decoder's flash attention on).

@@ -271,8 +271,14 @@ impl LlavaNext {
         let total: usize = counts.iter().sum();
         let pixels =
             Tensor::<4>::from_data(TensorData::new(values, [total, 3, side, side]), &device);
-        let features = self.vision_tower.forward(pixels, self.config.select);
-        let projected = self.multi_modal_projector.forward(features);
+        let (tower, projector, select) = (
+            &self.vision_tower,
+            &self.multi_modal_projector,
+            self.config.select,
+        );
+        let projected = llava_ops::on_device_thread(&pixels, || {
+            projector.forward(tower.forward(pixels.clone(), select))
+        });
         let [_, tokens, d] = projected.dims();
         let grid = self.config.vision.grid();
         if tokens != grid * grid {

@@ -126,6 +126,28 @@ pub fn kernel_opted_in(name: &str) -> bool {
         .any(|o| o == name)
 }
 
+/// See [`crate::on_device_thread`].
+pub fn on_device_thread<const D: usize, R: Send + 'static>(
+    like: &Tensor<D>,
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    let Some(t) = kernel_opted_in("inline").then(|| on_cuda(like)).flatten() else {
+        return work();
+    };
+    let mut slot = Some(work);
+    let ran = t.client.exclusive(|| slot.take().map(|work| work()));
+    match (ran, slot) {
+        (Ok(Some(out)), _) => out,
+        // Not taken by the device thread: run here.
+        (_, Some(work)) => work(),
+        // It ran there and panicked (or its thread died): as it would have panicked here.
+        (ran, None) => panic!(
+            "llava-ops: work on cubecl's device thread failed: {:?}",
+            ran.err()
+        ),
+    }
+}
+
 /// The comma-separated names in the environment variable `var` (none when unset).
 fn names_in(var: &str) -> Vec<String> {
     std::env::var(var)
