@@ -524,7 +524,7 @@ pub fn worth_round_trip(flops: f64) -> bool {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(DEFAULT_MIN_MFLOP)
     });
-    flops >= min * 1e6
+    flops >= min * 1e6 || (super::on_device_thread_now() && super::kernel_on("blas_stream"))
 }
 
 /// The default of [`worth_round_trip`]'s threshold, in millions of operations.

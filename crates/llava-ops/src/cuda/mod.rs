@@ -131,11 +131,16 @@ pub fn on_device_thread<const D: usize, R: Send + 'static>(
     like: &Tensor<D>,
     work: impl FnOnce() -> R + Send,
 ) -> R {
-    let Some(t) = kernel_opted_in("inline").then(|| on_cuda(like)).flatten() else {
+    let Some(t) = kernel_on("inline").then(|| on_cuda(like)).flatten() else {
         return work();
     };
     let mut slot = Some(work);
-    let ran = t.client.exclusive(|| slot.take().map(|work| work()));
+    let ran = t.client.exclusive(|| {
+        slot.take().map(|work| {
+            let _on = OnDeviceThread::enter();
+            work()
+        })
+    });
     match (ran, slot) {
         (Ok(Some(out)), _) => out,
         // Not taken by the device thread: run here.
@@ -146,6 +151,32 @@ pub fn on_device_thread<const D: usize, R: Send + 'static>(
             ran.err()
         ),
     }
+}
+
+thread_local! {
+    static ON_DEVICE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as running [`on_device_thread`]'s work until dropped.
+struct OnDeviceThread(bool);
+
+impl OnDeviceThread {
+    fn enter() -> Self {
+        Self(ON_DEVICE_THREAD.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for OnDeviceThread {
+    fn drop(&mut self) {
+        ON_DEVICE_THREAD.with(|f| f.set(self.0));
+    }
+}
+
+/// Whether this thread is running [`on_device_thread`]'s work: cubecl's calls run inline, so a
+/// cuBLAS product costs no wait for cubecl's queue and every prompt product may take cuBLAS
+/// (`cublas::worth_round_trip`).
+pub(crate) fn on_device_thread_now() -> bool {
+    ON_DEVICE_THREAD.with(|f| f.get())
 }
 
 /// The comma-separated names in the environment variable `var` (none when unset).
