@@ -434,13 +434,13 @@ pub fn flash_attention_full(
 }
 
 /// Runs `work` (tensor ops on `like`'s device) on cubecl's own device thread, in one
-/// `exclusive` call, where `like` is a CUDA tensor (unless `LLAVA_OPS_OFF=inline`); here
-/// otherwise. There cubecl's calls run inline instead of each launch being queued to that
-/// thread, so blocking calls (a cuBLAS product's buffer lookups) cost no wait for the queue,
-/// and every prompt product in `work` takes cuBLAS whatever its size (where cuBLAS runs on
-/// cubecl's stream). Used for the vision tower and projector: H200, 7B first token, medians
-/// 82.8 / 81.9 ms against 84.9 / 84.3 (the tower's products on cubek); logits bit-identical to
-/// the same kernels run from the caller.
+/// `exclusive` call, where `LLAVA_OPS_ON=inline` and `like` is a CUDA tensor; here otherwise.
+/// There cubecl's calls run inline instead of each launch being queued to that thread, so a
+/// cuBLAS product's buffer lookups cost no wait for the queue, and every prompt product in
+/// `work` takes cuBLAS whatever its size (where cuBLAS runs on cubecl's stream). Used for the
+/// vision tower and projector. Opt-in: on an H200 (7B first token, medians of six) it gave
+/// 82.8 / 81.9 against 84.9 / 84.3 ms in one call and 89.7 / 88.4 against 85.5 / 87.6 in
+/// another; the logits are bit-identical either way (docs/benchmarks.md, seventh session).
 pub fn on_device_thread<const D: usize, R: Send + 'static>(
     like: &Tensor<D>,
     work: impl FnOnce() -> R + Send,

@@ -454,12 +454,16 @@ impl LlavaNext {
     pub fn forward(&self, prompts: &[Prompt]) -> Result<(Tensor<3>, PreparedBatch)> {
         let batch = self.prepare(prompts)?;
         let (positions, valid) = positions_and_mask(&batch.attention_mask, &self.device());
+        // No padding: the plain causal mask, as the generator's prefill passes it, so the
+        // same attention kernel runs (the flash kernel on CUDA) and these logits are the
+        // served ones.
+        let padded = batch.attention_mask.iter().flatten().any(|&m| !m);
         let logits = self.language_model.forward(
             DecoderInput::Embeds(batch.embeds.clone()),
             None,
             ForwardOptions {
                 positions: Some(positions),
-                key_valid: Some(valid),
+                key_valid: padded.then_some(valid),
                 logits: LogitsFor::All,
             },
         )?;

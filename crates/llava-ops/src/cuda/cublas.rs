@@ -515,7 +515,8 @@ fn warn_once(message: &str) {
 /// product takes (the tower's 2885×1024×1024: about 90 µs a call through cuBLAS). H200, 7B
 /// first token, medians of six in two rounds: 118 ms with every product on cuBLAS, 109 ms with
 /// 30 000 (the tower's products, 6–24 GFLOP, on cubek; the decoder's, 25 GFLOP and up in
-/// groups of 149 and more, on cuBLAS), 120 ms with 10 000.
+/// groups of 149 and more, on cuBLAS), 120 ms with 10 000. Inside `on_device_thread`'s work
+/// (opt-in `LLAVA_OPS_ON=inline`) every product is worth it: cubecl's calls run inline there.
 pub fn worth_round_trip(flops: f64) -> bool {
     static MIN: OnceLock<f64> = OnceLock::new();
     let min = *MIN.get_or_init(|| {

@@ -131,7 +131,7 @@ pub fn on_device_thread<const D: usize, R: Send + 'static>(
     like: &Tensor<D>,
     work: impl FnOnce() -> R + Send,
 ) -> R {
-    let Some(t) = kernel_on("inline").then(|| on_cuda(like)).flatten() else {
+    let Some(t) = kernel_opted_in("inline").then(|| on_cuda(like)).flatten() else {
         return work();
     };
     let mut slot = Some(work);
