@@ -58,18 +58,5 @@ grep -E "rror|panick|smoke:|llava-ops|cuBLAS check" "$OUT/smoke_blas_stream.log"
 echo "== 7B blas_stream checked: exit $?; $(grep -c 'cuBLAS check' "$OUT/bench_check.log") check lines"
 grep -E "rror|panick|llava-ops|cuBLAS check" "$OUT/bench_check.log" | head -5
 
-for round in $(seq "${ROUNDS:-2}"); do
-  for variant in "" LLAVA_OPS_ON=blas_stream "$BEST" "$BEST,LLAVA_OPS_ON=blas_stream"; do
-    read -r -a vars <<< "${variant//,/ }"
-    env "${vars[@]}" timeout 90 /tmp/bin/xtask bench --config benches/configs/llava-v1.6-mistral-7b-hf \
-      --batch 1,1,1,1,1,1 --max-new-tokens 32 > "$OUT/ttft.jsonl.tmp" 2> "$OUT/ttft_$round.err"
-    python3 - "$variant" "$round" "$OUT/ttft.jsonl.tmp" <<'PY' | tee -a "$OUT/ttft.jsonl"
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
-t = sorted(round(r["ttft_ms"], 1) for r in rows if "ttft_ms" in r)
-d = sorted(round(r.get("decode_tok_s", 0), 1) for r in rows if "ttft_ms" in r)
-print(json.dumps({"variant": sys.argv[1] or "default", "round": sys.argv[2], "ttft_ms": t,
-                  "median": t[len(t) // 2] if t else None, "decode_tok_s": d}))
-PY
-  done
-done
+ROUNDS=${ROUNDS:-2} "$(dirname "$0")/ttft_ab.sh" "" LLAVA_OPS_ON=blas_stream "$BEST" \
+  "$BEST,LLAVA_OPS_ON=blas_stream"
