@@ -157,14 +157,13 @@ def set_attention(model, name):
         config._attn_implementation = name
 
 
-def noise_floor(model, ids, inputs, device, args, ours):
+def noise_floor(model, ids, inputs, device, args, ref, ours):
     """transformers against itself: bf16 runs of the same weights that differ only in which
     (equally valid) kernels they use. Their spread is the least any other bf16 implementation
     can be expected to differ from transformers' default run; ours is compared with each too."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     dtype = DTYPES[args.dtype]
-    ref = logits_of(model, ids, inputs, device, dtype)
     variants = {}
     # The memory-efficient and cuDNN kernels take no grouped K/V (the decoder's 32/8 heads):
     # there the next backend listed runs.
@@ -189,14 +188,17 @@ def noise_floor(model, ids, inputs, device, args, ours):
         variants["eager attention"] = logits_of(model, ids, inputs, device, dtype)
     except (RuntimeError, ValueError) as e:
         print(f"eager attention: {e}", file=sys.stderr)
-    set_attention(model, "sdpa")
+    finally:
+        set_attention(model, "sdpa")
     matmul = torch.backends.cuda.matmul
     reduced = matmul.allow_bf16_reduced_precision_reduction
     matmul.allow_bf16_reduced_precision_reduction = not reduced
-    variants[f"cuBLAS reduced-precision reductions {not reduced}"] = logits_of(
-        model, ids, inputs, device, dtype
-    )
-    matmul.allow_bf16_reduced_precision_reduction = reduced
+    try:
+        variants[f"cuBLAS reduced-precision reductions {not reduced}"] = logits_of(
+            model, ids, inputs, device, dtype
+        )
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = reduced
     again = logits_of(model, ids, inputs, device, dtype)
     report(f"transformers {args.dtype} sdpa, second run vs first (determinism)", again, ref)
     for name, logits in variants.items():
@@ -214,7 +216,7 @@ def compare_logits(model, ids, inputs, device, args):
     ours = ours.reshape(-1, ref.shape[-1]).to(ref.device)
     report(f"ours {args.dtype} vs transformers {args.dtype}", ours, ref)
     if args.noise_floor:
-        noise_floor(model, ids, inputs, device, args, ours)
+        noise_floor(model, ids, inputs, device, args, ref, ours)
     if args.f32_reference:
         wide = LlavaNextForConditionalGeneration.from_pretrained(
             args.weights, dtype=torch.float32, device_map=str(device), attn_implementation="sdpa"

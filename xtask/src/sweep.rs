@@ -42,7 +42,8 @@ pub struct Args {
     )]
     pub large: String,
     /// What to sweep: linear, attention, reduce, tower (comma-separated; tower: the vision
-    /// tower's biased products, f32 sums as the model takes them, with `cublas` as a candidate).
+    /// tower's products without their bias, f32 sums as the model takes them, with `cublas` as a
+    /// candidate; the cubek candidates also pay a NaN fill of their output each call).
     #[arg(long, default_value = "linear,attention,reduce")]
     pub ops: String,
     /// Rows of the vision tower's products: its positions over every tile (672×672 on

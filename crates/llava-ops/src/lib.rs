@@ -439,8 +439,10 @@ pub fn flash_attention_full(
 /// cuBLAS product's buffer lookups cost no wait for the queue, and every prompt product in
 /// `work` takes cuBLAS whatever its size (where cuBLAS runs on cubecl's stream). Used for the
 /// vision tower and projector. Opt-in: on an H200 (7B first token, medians of six) it gave
-/// 82.8 / 81.9 against 84.9 / 84.3 ms in one call and 89.7 / 88.4 against 85.5 / 87.6 in
-/// another; the logits are bit-identical either way (docs/benchmarks.md, seventh session).
+/// 82.8 / 81.9 against 84.9 / 84.3 ms in one call (with `LLAVA_CUBLAS_MIN_MFLOP=0` as well)
+/// and 89.7 / 88.4 against 85.5 / 87.6 in another; the logits are bit-identical either way
+/// (docs/benchmarks.md, seventh session). `work` must not wait on a lock that another thread
+/// holds while it waits for cubecl's device thread (a deadlock); none of ours does.
 pub fn on_device_thread<const D: usize, R: Send + 'static>(
     like: &Tensor<D>,
     work: impl FnOnce() -> R + Send,

@@ -127,18 +127,25 @@ pub(super) fn stream_of(like: &CubeTensor, device: usize, stream: u64) -> Option
     if let Some(known) = found.lock().ok()?.get(&(device, stream)) {
         return *known;
     }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search(like)))
+    let searched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search(like)))
         .ok()
         .flatten();
-    found.lock().ok()?.insert((device, stream), result);
+    // The marker went to the calling thread's stream, which is not `stream` where `like` was
+    // made on another one: filed under the marker's own id, and no answer for this call.
+    let (launched_on, result) = match searched {
+        Some((id, cu)) => (id, Some(cu)),
+        None => (stream, None),
+    };
+    found.lock().ok()?.insert((device, launched_on), result);
     if result.is_none() {
         eprintln!("llava-ops: cubecl's CUDA stream not found (CUPTI); cuBLAS keeps its own stream");
     }
-    result
+    result.filter(|_| launched_on == stream)
 }
 
-/// Launches the marker with the callback armed and returns the stream it went to.
-fn search(like: &CubeTensor) -> Option<u64> {
+/// Launches the marker with the callback armed; returns the cubecl stream id it was launched on
+/// (the calling thread's) and the CUDA stream it went to.
+fn search(like: &CubeTensor) -> Option<(u64, u64)> {
     let sub = Subscription::new()?;
     let client = like.client.clone();
     // Flushed first, so that the window holds the marker's launch and nothing queued before.
@@ -146,6 +153,7 @@ fn search(like: &CubeTensor) -> Option<u64> {
     SEEN.store(0, Ordering::SeqCst);
     arm(&sub, true)?;
     let out = empty_device_dtype(client.clone(), like.device.clone(), [1].into(), DType::U32);
+    let launched_on = out.handle.stream.value;
     marker::launch(
         &client,
         CubeCount::Static(1, 1, 1),
@@ -157,5 +165,5 @@ fn search(like: &CubeTensor) -> Option<u64> {
     arm(&sub, false)?;
     flushed.ok()?;
     let seen = SEEN.swap(0, Ordering::SeqCst);
-    (seen != 0).then_some(seen)
+    (seen != 0).then_some((launched_on, seen))
 }

@@ -193,6 +193,11 @@ pub fn matmul_group(
     {
         return Some(outs);
     }
+    if super::on_device_thread_now() {
+        // Inside `on_device_thread`'s work every product was sent here for the stream path;
+        // a round trip each would cost more than cubek's kernels.
+        return None;
+    }
     let (products, held) = prepare_group(lhs, rhss, out_dtype)?;
     let mut guard = handles().lock().ok()?;
     let blas = guard
@@ -253,8 +258,8 @@ pub fn matmul_group(
 ///
 /// The whole group runs in one `exclusive` call on cubecl's device thread, where the outputs'
 /// allocations and the buffer lookups run inline. Made from the calling thread, each lookup
-/// was a blocking trip to that thread: about 70 µs of host time a product, more than the
-/// tower's 1024→1024 products take on the GPU (`xtask sweep --ops tower`).
+/// was a blocking trip to that thread: a queued 2885×1024×1024 product then took 72.6 µs a
+/// call against 47–52 µs this way (`xtask sweep --ops tower`, GPU time included).
 fn on_cubecl_stream(
     lhs: &CubeTensor,
     rhss: &[&CubeTensor],
@@ -274,10 +279,16 @@ fn on_cubecl_stream(
     }
     // Found (once per stream) before the exclusive call: the search waits on cubecl itself.
     let cu_stream = super::cubecl_stream::stream_of(lhs, device, stream)?;
-    lhs.client
-        .exclusive(|| queue_on_stream(lhs, rhss, out_dtype, (device, cu_stream), types))
-        .ok()
-        .flatten()
+    let queued = lhs
+        .client
+        .exclusive(|| queue_on_stream(lhs, rhss, out_dtype, (device, cu_stream), types));
+    if let Err(e) = &queued {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            eprintln!("llava-ops: cuBLAS on cubecl's device thread failed ({e:?}); cuBLAS waits");
+        });
+    }
+    queued.ok().flatten()
 }
 
 /// [`on_cubecl_stream`]'s work on cubecl's device thread: the outputs made, the buffers taken
