@@ -36,6 +36,14 @@ use crate::choice::{BlasOperand, blas_operand, blas_operand_split};
 
 type Server = <CudaRuntime as Runtime>::Server;
 
+/// `eprintln!` the first time this call site is reached, never again.
+macro_rules! print_once {
+    ($($arg:tt)*) => {{
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| eprintln!($($arg)*));
+    }};
+}
+
 /// One device's cuBLAS handle and the stream its products run on.
 struct Blas {
     _context: Arc<CudaContext>,
@@ -269,12 +277,9 @@ fn on_cubecl_stream(
 ) -> Option<Vec<CubeTensor>> {
     let stream = lhs.handle.stream.value;
     if rhss.iter().any(|r| r.handle.stream.value != stream) {
-        static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            eprintln!(
-                "llava-ops: blas_stream: an operand was made on another cubecl stream; cuBLAS waits"
-            );
-        });
+        print_once!(
+            "llava-ops: blas_stream: an operand was made on another cubecl stream; cuBLAS waits"
+        );
         return None;
     }
     // Found (once per stream) before the exclusive call: the search waits on cubecl itself.
@@ -283,10 +288,7 @@ fn on_cubecl_stream(
         .client
         .exclusive(|| queue_on_stream(lhs, rhss, out_dtype, (device, cu_stream), types));
     if let Err(e) = &queued {
-        static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            eprintln!("llava-ops: cuBLAS on cubecl's device thread failed ({e:?}); cuBLAS waits");
-        });
+        print_once!("llava-ops: cuBLAS on cubecl's device thread failed ({e:?}); cuBLAS waits");
     }
     queued.ok().flatten()
 }
@@ -318,10 +320,7 @@ fn queue_on_stream(
                     cu_stream as cudarc::driver::sys::CUstream,
                 )
             };
-            static ONCE: OnceLock<()> = OnceLock::new();
-            ONCE.get_or_init(|| {
-                eprintln!("llava-ops: cuBLAS declined a product on cubecl's stream: {e:?}");
-            });
+            print_once!("llava-ops: cuBLAS declined a product on cubecl's stream: {e:?}");
             return None;
         }
     }
@@ -516,8 +515,7 @@ impl BlasPlan {
 }
 
 fn warn_once(message: &str) {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| eprintln!("llava-ops: {message}; using cubek's kernels"));
+    print_once!("llava-ops: {message}; using cubek's kernels");
 }
 
 /// Whether a product of `flops` (2·m·k·n, summed over a group) is worth cuBLAS's round trip:
