@@ -6,7 +6,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/bin
 xz -dc "${XTASK_XZ:-.carry/xtask.xz}" > /tmp/bin/xtask && chmod +x /tmp/bin/xtask || exit 1
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
-# CUPTI (for `LLAVA_OPS_ON=blas_stream`): the toolkit's, else the one PyTorch ships, linked as
+# CUPTI (for cuBLAS on cubecl's stream, `blas_stream`): the toolkit's, else the one PyTorch ships, linked as
 # the unversioned name cudarc opens.
 cupti=$(ls "$CUDA_PATH"/extras/CUPTI/lib64/libcupti.so* 2>/dev/null | head -1)
 [ -n "$cupti" ] || cupti=$(ls "$(python3 -c 'import nvidia.cuda_cupti as m, os; print(os.path.dirname(m.__file__))' 2>/dev/null)"/lib/libcupti.so* 2>/dev/null | head -1)

@@ -8,7 +8,7 @@ use anyhow::Result;
 use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Device, Distribution, Int, Tensor};
 use clap::Parser;
-use llava_llm::grouped_attention;
+use llava_ops::reference::grouped_attention;
 use serde_json::json;
 
 use crate::device::{parse_device, parse_dtype, parse_sizes};
@@ -29,13 +29,9 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     pub iters: usize,
     /// Time prefill attention instead: this many causal queries against as many keys, our
-    /// materialised-scores path against cubek's flash kernel (0: the decode ops).
+    /// materialised-scores path against our flash kernel (0: the decode ops).
     #[arg(long, default_value_t = 0)]
     pub prefill: usize,
-    /// Flash blueprints for `--prefill`: `planes,seq_q,seq_kv` triples separated by `;`
-    /// (planes 0: the unit routine).
-    #[arg(long, default_value = "4,1,1")]
-    pub flash: String,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -91,8 +87,9 @@ pub fn run(args: Args) -> Result<()> {
                 w.clone().matmul(x.clone().transpose()).transpose()
             }),
         ];
-        let gemv = || llava_ops::gemv(&x, &w).expect("the GEMV kernel took this shape once");
-        let kernel = llava_ops::gemv(&x, &w)
+        let gemv =
+            || llava_ops::cuda::gemv_tensors(&x, &w).expect("the GEMV kernel took this shape once");
+        let kernel = llava_ops::cuda::gemv_tensors(&x, &w)
             .is_some()
             .then_some(("gemv_kernel", &gemv as &dyn Fn() -> Tensor<2>));
         let routed = || llava_ops::linear(x.clone(), w.clone(), None);
@@ -122,12 +119,13 @@ pub fn run(args: Args) -> Result<()> {
             llava_ops::linear(x.clone(), up.clone(), None),
         )
     };
-    let fused = || llava_ops::gemv_silu(&x, &gate, &up, true).expect("took this shape once");
+    let fused =
+        || llava_ops::cuda::gemv_silu_tensors(&x, &gate, &up, true).expect("took this shape once");
     let mut halves = vec![(
         "mlp_gate_up_silu_unfused",
         &unfused as &dyn Fn() -> Tensor<2>,
     )];
-    if llava_ops::gemv_silu(&x, &gate, &up, true).is_some() {
+    if llava_ops::cuda::gemv_silu_tensors(&x, &gate, &up, true).is_some() {
         halves.push(("mlp_gate_up_silu_fused", &fused));
     }
     let reference = unfused().cast(DType::F32);
@@ -156,11 +154,12 @@ pub fn run(args: Args) -> Result<()> {
         Tensor::cat(vec![q, k, v], 1)
     };
     let merged = || {
-        let outs = llava_ops::gemv_qkv(&x, [&w_q, &w_k, &w_v], true).expect("took this shape once");
+        let outs = llava_ops::cuda::gemv_qkv_tensors(&x, [&w_q, &w_k, &w_v], true)
+            .expect("took this shape once");
         Tensor::cat(outs.to_vec(), 1)
     };
     let mut projections = vec![("qkv_three_launches", &three as &dyn Fn() -> Tensor<2>)];
-    if llava_ops::gemv_qkv(&x, [&w_q, &w_k, &w_v], true).is_some() {
+    if llava_ops::cuda::gemv_qkv_tensors(&x, [&w_q, &w_k, &w_v], true).is_some() {
         projections.push(("qkv_merged", &merged));
     }
     let reference = three().cast(DType::F32);
@@ -179,8 +178,8 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Prefill attention of `args.prefill` causal positions: our path (scores in f32 through the
-/// routed products, one probabilities kernel) against our flash prefill kernel and each of
-/// cubek's flash blueprints, with the relative difference of the outputs.
+/// routed products, one probabilities kernel) against our flash prefill kernel, with the
+/// relative difference of the outputs.
 fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3]) -> Result<()> {
     let s = args.prefill;
     let normal = Distribution::Normal(0.0, 1.0);
@@ -209,7 +208,7 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
     );
     // Our flash prefill kernel (bf16/f16 only), keys and values read in place.
     let scale = 1.0 / (d as f64).sqrt();
-    let flash_prefill = || llava_ops::flash_prefill(&q, &k, &v, 0, scale);
+    let flash_prefill = || llava_ops::cuda::flash_prefill(&q, &k, &v, 0, scale);
     let start = Instant::now();
     let op = "prefill_attention_flash_prefill";
     match flash_prefill() {
@@ -224,43 +223,6 @@ fn prefill(args: &Args, device: &Device, dtype: DType, [heads, kv, d]: [usize; 3
             "{}",
             json!({"op": op, "error": "declined (needs CUDA with mma, bf16/f16, head dim a multiple of 16 up to 128)"})
         ),
-    }
-    let group = heads / kv;
-    let repeat = |t: &Tensor<4>| {
-        t.clone()
-            .unsqueeze_dim::<5>(2)
-            .expand([1, kv, group, s, d])
-            .reshape([1, heads, s, d])
-    };
-    // The flash kernel's tensor-core routine takes f16 only.
-    let f16 = |t: Tensor<4>| t.cast(DType::F16);
-    let (q16, kr, vr) = (f16(q.clone()), f16(repeat(&k)), f16(repeat(&v)));
-    for triple in args.flash.split(';').filter(|t| !t.trim().is_empty()) {
-        let b = parse_sizes("--flash", triple)?;
-        let [planes, sq, skv] = b[..] else {
-            anyhow::bail!("--flash takes planes,seq_q,seq_kv triples");
-        };
-        let blueprint = (planes as u8, sq as u8, skv as u8);
-        let flash = || llava_ops::flash_attention_causal(&q16, &kr, &vr, blueprint);
-        let start = Instant::now();
-        let out = match flash() {
-            None => anyhow::bail!("the flash kernel needs a CUDA device"),
-            Some(Err(e)) => {
-                println!(
-                    "{}",
-                    json!({"op": "prefill_attention_flash", "blueprint": triple, "error": e})
-                );
-                continue;
-            }
-            Some(Ok(out)) => out,
-        };
-        report_checked(
-            (args.iters, flops),
-            &reference,
-            (start, out),
-            json!({"op": "prefill_attention_flash", "blueprint": triple, "seq": s}),
-            &|| flash().and_then(Result::ok).expect("accepted above"),
-        );
     }
     Ok(())
 }

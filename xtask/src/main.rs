@@ -12,6 +12,7 @@
 //!   route on one model's shapes (what `llava_ops::cuda` picks from).
 
 mod bench;
+#[cfg(feature = "cuda")]
 mod bench_ops;
 mod cuda_smoke;
 mod device;
@@ -42,7 +43,9 @@ enum Command {
     CudaSmoke(cuda_smoke::Args),
     /// Time first token, decode and memory on a full-size shape with random weights.
     Bench(bench::Args),
-    /// Time the decode-step operations (attention against a long cache, GEMV) on their own.
+    /// Time the decode-step operations (attention against a long cache, GEMV) on their own
+    /// (CUDA builds).
+    #[cfg(feature = "cuda")]
     BenchOps(bench_ops::Args),
     /// Time every candidate kernel of the CUDA route on one model's shapes (CUDA builds).
     #[cfg(feature = "cuda")]
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "cuda")]
         Command::BenchOps(args) => bench_ops::run(args),
         #[cfg(feature = "cuda")]
         Command::Sweep(args) => sweep::run(args),

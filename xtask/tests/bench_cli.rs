@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn bench_reports_each_batch_with_the_full_prompt_and_all_tokens() {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/llava/clip-mistral/hf");
+    let config = llava_testutil::fixture("llava/clip-mistral/hf");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["bench", "--device", "cpu", "--dtype", "f32", "--config"])
         .arg(&config)
@@ -36,7 +35,7 @@ fn bench_reports_each_batch_with_the_full_prompt_and_all_tokens() {
 
 #[test]
 fn bench_rejects_an_empty_batch_size() {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/llava/clip-mistral/hf");
+    let config = llava_testutil::fixture("llava/clip-mistral/hf");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["bench", "--device", "cpu", "--config"])
         .arg(&config)
@@ -49,7 +48,7 @@ fn bench_rejects_an_empty_batch_size() {
 
 #[test]
 fn bench_loads_saved_weights_and_dumps_the_prefill_logits() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/llava/clip-mistral/hf");
+    let dir = llava_testutil::fixture("llava/clip-mistral/hf");
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("logits.f32");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))

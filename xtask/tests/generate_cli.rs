@@ -2,13 +2,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/decoders")
-        .join(name)
+    llava_testutil::fixture("decoders").join(name)
 }
 
 fn reference_ids(name: &str, key: &str) -> Vec<u32> {

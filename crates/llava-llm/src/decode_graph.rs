@@ -181,7 +181,7 @@ pub(crate) enum Recorded<'a> {
 /// Whether a model split over several devices records its decode steps, one graph a device
 /// (`LLAVA_GRAPH_SPLIT=1`; off until it has run on GPUs).
 pub(crate) fn split_replay_opted_in() -> bool {
-    std::env::var("LLAVA_GRAPH_SPLIT").is_ok_and(|v| v == "1")
+    llava_ops::options::current().graph_split
 }
 
 impl<'a> GraphStep<'a> {
@@ -244,15 +244,7 @@ impl<'a> GraphStep<'a> {
                         output,
                         _inv: inv,
                     };
-                    let result = match warm_up {
-                        Some(result) => result,
-                        None => {
-                            // SAFETY: as in `replay`; the segment is fully set up.
-                            unsafe { segment.recording.replay() }.map_err(LlmError::Generation)?;
-                            segment.output.clone()
-                        }
-                    };
-                    previous = Some(result);
+                    previous = Some(warm_up);
                     segments.push(segment);
                 }
                 Err(llava_ops::RecordError::NotStarted(why)) if segments.is_empty() => {

@@ -32,7 +32,7 @@ mod rms_norm;
 mod rope;
 pub mod sampling;
 
-pub use attention::{Attention, grouped_attention};
+pub use attention::Attention;
 pub use checkpoint_keys::decoder_key_map;
 pub use config::{Family, TextConfig, TokenIds};
 pub use decoder_layer::DecoderLayer;

@@ -88,7 +88,6 @@ impl CausalLm {
             });
         }
         tracing::info!(tensors = report.applied, origin = %files.origin.display(), "decoder loaded");
-        model.share_projection_storage();
         for device in model.device_map().devices() {
             device.memory_cleanup();
         }

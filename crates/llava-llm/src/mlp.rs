@@ -32,25 +32,7 @@ impl Mlp {
 
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        if let Some(act) = self.fused_gate_up(&x) {
-            return self.down_proj.forward(act);
-        }
-        let [gate, up] = LoraLinear::forward_shared([&self.gate_proj, &self.up_proj], x);
-        self.down_proj.forward(llava_ops::silu_mul(gate, up))
-    }
-
-    /// `silu(gate(x)) ⊙ up(x)` in one kernel for decode rows on CUDA (unless
-    /// `LLAVA_OPS_OFF=gemv_silu`), where neither layer has a bias or an adapter; `None` otherwise.
-    fn fused_gate_up(&self, x: &Tensor<3>) -> Option<Tensor<3>> {
-        let plain = |l: &LoraLinear| l.bias.is_none() && l.lora.is_none();
-        if !plain(&self.gate_proj) || !plain(&self.up_proj) {
-            return None;
-        }
-        llava_ops::gemv_silu(
-            x,
-            &self.gate_proj.weight.val(),
-            &self.up_proj.weight.val(),
-            false,
-        )
+        let act = LoraLinear::forward_swiglu(&self.gate_proj, &self.up_proj, x);
+        self.down_proj.forward(act)
     }
 }

@@ -358,16 +358,6 @@ impl CausalLm {
         out
     }
 
-    /// Each layer's q/k/v weights in one buffer where llava-ops asks for it
-    /// (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision; [`LoraLinear::share_storage`]): the prompt's projections then take one product
-    /// a layer.
-    pub fn share_projection_storage(&mut self) {
-        for layer in &mut self.model.layers {
-            let attn = &mut layer.self_attn;
-            LoraLinear::share_storage([&mut attn.q_proj, &mut attn.k_proj, &mut attn.v_proj]);
-        }
-    }
-
     /// Folds every attached LoRA adapter into its base weight.
     pub fn merge_lora(&mut self) {
         for (_, layer) in self.linears_mut() {

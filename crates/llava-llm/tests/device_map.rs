@@ -52,7 +52,7 @@ fn logits(model: &CausalLm, ids: &[u32]) -> Vec<f32> {
 }
 
 fn check_family(name: &str) {
-    let reference = Reference::load(name);
+    let reference = common::reference(name);
     let model = load_split(name, split_map());
     // The parameters really are where the map says.
     assert_eq!(
@@ -67,7 +67,7 @@ fn check_family(name: &str) {
 
     let ids = reference.ids("input_ids");
     let vocab = model.config().vocab_size;
-    let columns = reference.columns();
+    let columns = common::columns(&reference);
     let (_, full_ref) = reference.f32("logits_full");
     let split = select_columns(&logits(&model, &ids), vocab, &columns);
     let err = relative_error(&split, &full_ref);
@@ -108,7 +108,7 @@ fn qwen2_split_over_two_devices() {
 
 #[test]
 fn lora_factors_follow_their_layers() {
-    let reference = Reference::load("llama3");
+    let reference = common::reference("llama3");
     let mut model = load_split("llama3", split_map());
     model
         .load_adapter(fixture("llama3").join("adapter"))
@@ -125,7 +125,7 @@ fn lora_factors_follow_their_layers() {
     let ours = select_columns(
         &logits(&model, &ids),
         model.config().vocab_size,
-        &reference.columns(),
+        &common::columns(&reference),
     );
     let err = relative_error(&ours, &lora_ref);
     assert!(err <= 1e-4, "split + adapter: {err:.3e}");

@@ -10,7 +10,7 @@ use llava_llm::{GenerateOptions, LlmError, generate};
 fn a_left_padded_batch_generates_what_each_prompt_generates_alone() {
     for name in ["mistral", "qwen2"] {
         let model = load(&fixture(name));
-        let prompt = Reference::load(name).ids("input_ids");
+        let prompt = common::reference(name).ids("input_ids");
         let short = prompt[..6].to_vec();
         let options = GenerateOptions {
             max_new_tokens: 12,
@@ -27,7 +27,7 @@ fn a_left_padded_batch_generates_what_each_prompt_generates_alone() {
 #[test]
 fn generation_stops_at_eos_and_keeps_it() {
     let model = load(&fixture("llama3"));
-    let reference = Reference::load("llama3");
+    let reference = common::reference("llama3");
     let greedy = reference.ids("greedy_ids");
     let eos = greedy[5];
     let options = GenerateOptions {
@@ -90,7 +90,7 @@ fn out_of_vocabulary_ids_are_an_error() {
 #[test]
 fn seeded_sampling_is_reproducible_end_to_end() {
     let model = load(&fixture("mistral"));
-    let prompt = Reference::load("mistral").ids("input_ids");
+    let prompt = common::reference("mistral").ids("input_ids");
     let options = GenerateOptions {
         max_new_tokens: 16,
         sampling: SamplingParams {

@@ -25,7 +25,7 @@ fn logits(model: &CausalLm, ids: &[u32]) -> Vec<f32> {
 #[test]
 fn half_precision_logits_track_f32() {
     for name in ["mistral", "llama3", "yi", "qwen2"] {
-        let ids = Reference::load(name).ids("input_ids");
+        let ids = common::reference(name).ids("input_ids");
         let full = logits(&load(&fixture(name)), &ids);
         // transformers' own bf16 / f16 logits differ from its f32 ones on these fixtures by
         // 0.009–0.050 / 0.0012–0.0056 (relative, measured with torch 2.15 on CPU); ours by

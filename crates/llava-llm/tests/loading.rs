@@ -251,7 +251,7 @@ fn an_adapter_for_modules_the_model_lacks_is_rejected_untouched() {
 }
 
 fn logits_of(model: &CausalLm, name: &str) -> Vec<f32> {
-    let ids = Reference::load(name).ids("input_ids");
+    let ids = common::reference(name).ids("input_ids");
     let device = model.device();
     model
         .forward(

@@ -57,10 +57,10 @@ fn check(name: &str, what: &str, ours: &[f32], reference: &[f32]) {
 }
 
 fn logits_parity(name: &str) {
-    let reference = Reference::load(name);
+    let reference = common::reference(name);
     let model = load(&fixture(name));
     let vocab = model.config().vocab_size;
-    let columns = reference.columns();
+    let columns = common::columns(&reference);
     let ids = reference.ids("input_ids");
 
     let (shape, full_ref) = reference.f32("logits_full");
@@ -78,7 +78,7 @@ fn logits_parity(name: &str) {
 }
 
 fn greedy_parity(name: &str) {
-    let reference = Reference::load(name);
+    let reference = common::reference(name);
     let model = load(&fixture(name));
     let expected = reference.ids("greedy_ids");
     let gen_config = GenerationConfig::from_model_dir(fixture(name)).unwrap();
@@ -97,10 +97,10 @@ fn greedy_parity(name: &str) {
 }
 
 fn lora_parity(name: &str) {
-    let reference = Reference::load(name);
+    let reference = common::reference(name);
     let mut model = load(&fixture(name));
     let vocab = model.config().vocab_size;
-    let columns = reference.columns();
+    let columns = common::columns(&reference);
     let ids = reference.ids("input_ids");
     let adapted = model.load_adapter(fixture(name).join("adapter")).unwrap();
     assert!(adapted > 0);

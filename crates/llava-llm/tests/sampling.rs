@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use burn::tensor::{Tensor, TensorData};
 use common::*;
 use llava_llm::sampling::{Sampler, SamplingParams, repetition_penalty, temperature, top_k, top_p};
@@ -16,8 +14,7 @@ struct Processors {
 
 impl Processors {
     fn load() -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/sampling/processors.safetensors");
+        let path = llava_testutil::fixture("sampling/processors.safetensors");
         Self {
             bytes: std::fs::read(path).unwrap(),
         }

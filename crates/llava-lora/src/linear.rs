@@ -136,47 +136,38 @@ impl LoraLinear {
     }
 
     /// `layer.forward(x)` for each of `layers`, which read the same `x` (a layer's q/k/v or
-    /// gate/up projections): the base products as one group where llava-ops takes them (prompt
-    /// rows on CUDA unless `LLAVA_OPS_OFF=blas_group`; biases inside the group, rounded as
-    /// [`Self::forward`] rounds them), each layer's adapter then added as [`Self::forward`] adds
-    /// it; otherwise layer by layer (also where only some layers have a bias).
-    pub fn forward_shared<const D: usize, const L: usize>(
+    /// gate/up projections): the base products as one group ([`llava_ops::linear_group`], whose
+    /// biased products round as [`Self::forward`] rounds them), then each layer's adapter added
+    /// as [`Self::forward`] adds it.
+    pub fn forward_group<const D: usize, const L: usize>(
         layers: [&LoraLinear; L],
         x: Tensor<D>,
     ) -> [Tensor<D>; L] {
-        let weights = layers.map(|l| l.weight.val());
-        let refs: Vec<&Tensor<2>> = weights.iter().collect();
-        let biases: Vec<Tensor<1>> = layers
-            .iter()
-            .filter_map(|l| l.bias.as_ref().map(|b| b.val()))
-            .collect();
-        let bias_refs: Vec<&Tensor<1>> = biases.iter().collect();
-        let grouped = llava_ops::linear_group(&x, &refs, &bias_refs).and_then(|bases| {
-            let outs: Vec<Tensor<D>> = layers
-                .iter()
-                .zip(bases)
-                .map(|(l, y)| l.with_adapter(x.clone(), y))
-                .collect();
-            <[Tensor<D>; L]>::try_from(outs).ok()
-        });
-        grouped.unwrap_or_else(|| layers.map(|l| l.forward(x.clone())))
+        let bases = llava_ops::linear_group(&x, layers.map(LoraLinear::base));
+        let mut bases = bases.into_iter();
+        layers.map(|l| match bases.next() {
+            Some(y) => l.with_adapter(x.clone(), y),
+            None => l.forward(x.clone()),
+        })
     }
 
-    /// Puts the weights of `layers`, which read the same input (a layer's q/k/v), in one buffer
-    /// where llava-ops asks for it (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision), each
-    /// layer's weight a view of its rows: [`Self::forward_shared`] then runs one product over
-    /// them. Layers with an adapter are left as they are.
-    pub fn share_storage<const L: usize>(layers: [&mut LoraLinear; L]) {
-        if layers.iter().any(|l| l.lora.is_some()) {
-            return;
+    /// `silu(gate.forward(x)) ⊙ up.forward(x)`, a gated MLP's first half: without adapters one
+    /// op ([`llava_ops::swiglu`]), with one the group and then the gate.
+    pub fn forward_swiglu<const D: usize>(
+        gate: &LoraLinear,
+        up: &LoraLinear,
+        x: Tensor<D>,
+    ) -> Tensor<D> {
+        if gate.lora.is_none() && up.lora.is_none() {
+            return llava_ops::swiglu(x, gate.base(), up.base());
         }
-        let weights = layers.iter().map(|l| l.weight.val()).collect();
-        let Some(views) = llava_ops::share_rows(weights) else {
-            return;
-        };
-        for (layer, view) in layers.into_iter().zip(views) {
-            layer.weight = layer.weight.clone().map(|_| view);
-        }
+        let [g, u] = Self::forward_group([gate, up], x);
+        llava_ops::silu_mul(g, u)
+    }
+
+    /// The base weight and bias, as the ops take them.
+    fn base(&self) -> (Tensor<2>, Option<Tensor<1>>) {
+        (self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
 
     /// `y` (the base output for `x`) plus the adapter's branch, when one is attached.

@@ -3,13 +3,13 @@
 //! labels identical, for conversations with and without system, with history, several images,
 //! explicit image tags and training responses; real Mistral tokenizer for the Mistral templates.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use llava_template::{Conversation, Round, Template, TemplateError, Tokenizer, get_template};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/templates")
+    llava_testutil::fixture("templates")
 }
 
 fn tokenizer(family: &str) -> Tokenizer {

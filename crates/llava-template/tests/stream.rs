@@ -1,17 +1,10 @@
 //! The streaming detokenizer: deltas never hold half a UTF-8 character or any part of a stop
 //! word, and they add up to the full decode cut at the first stop word.
 
-use std::path::Path;
-
 use llava_template::{StreamDecoder, Tokenizer};
 
 fn tokenizer(family: &str) -> Tokenizer {
-    Tokenizer::from_dir(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/templates")
-            .join(family),
-    )
-    .unwrap()
+    Tokenizer::from_dir(llava_testutil::fixture("templates").join(family)).unwrap()
 }
 
 /// Pushes every id and collects the deltas (finish included).

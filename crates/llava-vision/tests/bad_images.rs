@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use llava_vision::{DecodeOptions, VisionError, decode_image, open_image};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/vision/images")
-        .join(name)
+    llava_testutil::fixture("vision/images").join(name)
 }
 
 fn decode(bytes: &[u8], name: &str) -> VisionError {

@@ -2,14 +2,14 @@
 //! transformers' LlavaNextImageProcessorPil and original LLaVA's `process_images`, patch by
 //! patch, before rescale/normalise; and the token-count table.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use llava_vision::anyres::{AnyresConfig, Convention, ImageLayout, Size};
 use llava_vision::preprocess::patches_u8;
 use llava_vision::{ProcessorConfig, open_image, preprocess};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/vision")
+    llava_testutil::fixture("vision")
 }
 
 fn images() -> Vec<PathBuf> {

@@ -64,7 +64,7 @@ pub enum LlavaError {
     },
     /// The prompt does not leave room for any new token in the model's context.
     #[error(
-        "the prompt is {prompt} tokens long (images expanded) and the model's context is          {context} tokens: shorten the query, the history or the images"
+        "the prompt is {prompt} tokens long (images expanded) and the model's context is {context} tokens: shorten the query, the history or the images"
     )]
     PromptTooLong {
         /// Prompt tokens.
@@ -87,6 +87,9 @@ pub enum LlavaError {
     /// An image could not be read.
     #[error(transparent)]
     Vision(#[from] llava_vision::VisionError),
+    /// A kernel option (`LLAVA_*` or `ModelKwargs::kernel_options`) is unknown or invalid.
+    #[error(transparent)]
+    KernelOptions(#[from] llava_ops::options::OptionsError),
 }
 
 /// Result type of the facade.

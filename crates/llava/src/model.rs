@@ -187,18 +187,13 @@ impl LlavaNext {
             });
         }
         tracing::info!(origin = %files.origin.display(), tensors = keys.len(), "LLaVA model loaded");
-        model.share_projection_storage();
+        model.release_pool_memory();
         Ok(model)
     }
 
-    /// The tower's and the decoder's q/k/v weights each in one buffer a layer where llava-ops
-    /// asks for it (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision). Then the pool's unused
-    /// memory (what loading left behind) goes back to the driver: on the H200 the 7B read 15.0
-    /// GiB reserved after loading with it, 15.2–15.5 before (different calls); the buffers of
-    /// the separate q/k/v weights stay with the pool (16.3 GiB with `shared_rows`).
-    pub fn share_projection_storage(&mut self) {
-        self.vision_tower.share_projection_storage();
-        self.language_model.share_projection_storage();
+    /// Gives the pool's unused memory (what loading left behind) back to the driver, on every
+    /// device of the model.
+    pub fn release_pool_memory(&self) {
         for device in self.language_model.device_map().devices() {
             device.memory_cleanup();
         }
@@ -276,9 +271,7 @@ impl LlavaNext {
             &self.multi_modal_projector,
             self.config.select,
         );
-        let projected = llava_ops::on_device_thread(&pixels, || {
-            projector.forward(tower.forward(pixels.clone(), select))
-        });
+        let projected = projector.forward(tower.forward(pixels, select));
         let [_, tokens, d] = projected.dims();
         let grid = self.config.vision.grid();
         if tokens != grid * grid {

@@ -46,6 +46,9 @@ pub struct ModelKwargs {
     pub adapter: Option<PathBuf>,
     /// Split the model over several devices (`None`: everything on `device`).
     pub device_map: Option<DeviceMapSpec>,
+    /// The kernel route's switches (`None`: the `LLAVA_*` environment; docs/knobs.md). Set
+    /// once per process: a later load with other values is an error.
+    pub kernel_options: Option<llava_ops::options::KernelOptions>,
 }
 
 impl Default for ModelKwargs {
@@ -58,6 +61,7 @@ impl Default for ModelKwargs {
             progress: Progress::Auto,
             adapter: None,
             device_map: None,
+            kernel_options: None,
         }
     }
 }
@@ -70,6 +74,7 @@ pub fn get_model_tokenizer(
     dtype: Option<DType>,
     kwargs: ModelKwargs,
 ) -> Result<(Model, Tokenizer)> {
+    llava_ops::options::install(kwargs.kernel_options.clone())?;
     let info = ModelInfo::find(model_type)?;
     let source = kwargs
         .model_id_or_path

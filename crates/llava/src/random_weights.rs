@@ -43,8 +43,8 @@ impl LlavaNext {
         for device in map.devices() {
             device.seed(seed);
         }
-        let mut model = randomize(Self::new_mapped(config, map), dtype);
-        model.share_projection_storage();
+        let model = randomize(Self::new_mapped(config, map), dtype);
+        model.release_pool_memory();
         model
     }
 }

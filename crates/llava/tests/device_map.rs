@@ -3,7 +3,7 @@
 //! answers exactly as the unsplit model does, through `get_model_tokenizer` with
 //! `DeviceMapSpec::Auto` and with explicit layer ranges.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use llava::{
@@ -20,7 +20,7 @@ fn second() -> Device {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    llava_testutil::fixtures()
 }
 
 fn check(name: &str, layout: &str, spec: DeviceMapSpec) {

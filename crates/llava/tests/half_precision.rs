@@ -6,10 +6,10 @@
 use burn::tensor::{DType, Device};
 use llava::{IMAGE_SENTINEL, LlavaNext, LoadOptions, Prompt, open_image};
 use llava_checkpoint::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    llava_testutil::fixtures()
 }
 
 /// Logits `[positions, vocab]` of one image prompt, as f32 rows.

@@ -12,7 +12,7 @@ use llava::{HubOptions, LlavaError, resolve_model_dir};
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llava/clip-mistral/hf")
+    llava_testutil::fixture("llava/clip-mistral/hf")
 }
 
 fn options(cache: &Path, offline: bool) -> HubOptions {

@@ -15,7 +15,7 @@ use llava_checkpoint::Progress;
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    llava_testutil::fixtures()
 }
 
 fn image(name: &str) -> llava::ImageInput {

@@ -11,16 +11,11 @@ use llava_checkpoint::{CheckpointError, Progress};
 type Entry = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
 
 fn fixture(name: &str, layout: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/llava")
-        .join(name)
-        .join(layout)
+    llava_testutil::fixture("llava").join(name).join(layout)
 }
 
 fn image_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/vision/images")
-        .join(name)
+    llava_testutil::fixture("vision/images").join(name)
 }
 
 fn options() -> LoadOptions {

@@ -15,7 +15,7 @@ use llava_checkpoint::Progress;
 const TOLERANCE: f32 = 1e-4;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    llava_testutil::fixtures()
 }
 
 struct Reference {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::http::{Response, serve};
@@ -11,10 +10,7 @@ use llava::{FetchOptions, ImageInput, LlavaError};
 use llava_vision::DecodeOptions;
 
 fn png() -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/vision/images/tie_300x200.png"),
-    )
-    .unwrap()
+    std::fs::read(llava_testutil::fixture("vision/images/tie_300x200.png")).unwrap()
 }
 
 fn fetch(url: &str, options: &FetchOptions) -> Result<llava::RgbImage, LlavaError> {
@@ -39,7 +35,7 @@ fn a_url_image_decodes_like_the_file() {
     let from_file = ImageInput::parse(" fixtures/../../../fixtures/vision/images/tie_300x200.png");
     assert!(matches!(from_file, ImageInput::Path(_)));
     let expected = llava::open_image(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/vision/images/tie_300x200.png"),
+        &llava_testutil::fixture("vision/images/tie_300x200.png"),
         &DecodeOptions::default(),
     )
     .unwrap();

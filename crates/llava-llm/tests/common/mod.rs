@@ -1,7 +1,6 @@
 //! Shared helpers for the fixture-based tests.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -9,60 +8,26 @@ use llava_checkpoint::Progress;
 use llava_llm::{CausalLm, LoadOptions};
 use safetensors::SafeTensors;
 
+#[allow(unused_imports)]
+pub use llava_testutil::{Reference, relative_error};
+
 /// The committed fixture directory of a decoder family.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/decoders")
-        .join(name)
+    llava_testutil::fixture("decoders").join(name)
 }
 
-/// A tensor of the reference file as f32 or i64 values with its shape.
-pub struct Reference {
-    tensors: HashMap<String, (Vec<usize>, Vec<u8>, safetensors::Dtype)>,
+/// A decoder fixture's reference outputs.
+pub fn reference(name: &str) -> Reference {
+    Reference::read(&fixture(name).join("reference.safetensors"))
 }
 
-impl Reference {
-    pub fn load(name: &str) -> Self {
-        let bytes = std::fs::read(fixture(name).join("reference.safetensors")).unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let tensors = st
-            .tensors()
-            .into_iter()
-            .map(|(k, v)| (k, (v.shape().to_vec(), v.data().to_vec(), v.dtype())))
-            .collect();
-        Self { tensors }
-    }
-
-    pub fn f32(&self, key: &str) -> (Vec<usize>, Vec<f32>) {
-        let (shape, bytes, dtype) = &self.tensors[key];
-        assert_eq!(*dtype, safetensors::Dtype::F32, "{key}");
-        let values = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        (shape.clone(), values)
-    }
-
-    pub fn i64(&self, key: &str) -> Vec<i64> {
-        let (_, bytes, dtype) = &self.tensors[key];
-        assert_eq!(*dtype, safetensors::Dtype::I64, "{key}");
-        bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    }
-
-    pub fn ids(&self, key: &str) -> Vec<u32> {
-        self.i64(key).into_iter().map(|i| i as u32).collect()
-    }
-
-    /// The vocabulary columns the reference logits keep.
-    pub fn columns(&self) -> Vec<usize> {
-        self.i64("vocab_columns")
-            .into_iter()
-            .map(|i| i as usize)
-            .collect()
-    }
+/// The vocabulary columns the reference logits keep.
+pub fn columns(reference: &Reference) -> Vec<usize> {
+    reference
+        .i64("vocab_columns")
+        .into_iter()
+        .map(|i| i as usize)
+        .collect()
 }
 
 pub fn device() -> Device {
@@ -88,19 +53,6 @@ pub fn select_columns(logits: &[f32], vocab: usize, columns: &[usize]) -> Vec<f3
         .chunks_exact(vocab)
         .flat_map(|row| columns.iter().map(move |&c| row[c]))
         .collect()
-}
-
-/// max |ours − reference| / max |reference| (the relative error).
-pub fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len(), "length mismatch");
-    assert!(ours.iter().all(|v| v.is_finite()), "non-finite output");
-    let diff = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let scale = reference.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-    diff / scale
 }
 
 /// Copies a fixture directory (config, tokenizer, adapter) to a temporary one, without the
@@ -144,7 +96,7 @@ pub fn write_tensors(path: &Path, tensors: &[Entry]) {
             )
         })
         .collect();
-    let mut meta = HashMap::new();
+    let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     safetensors::serialize_to_file(views, Some(meta), path).unwrap();
 }

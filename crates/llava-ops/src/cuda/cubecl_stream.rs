@@ -138,7 +138,7 @@ pub(super) fn stream_of(like: &CubeTensor, device: usize, stream: u64) -> Option
     };
     found.lock().ok()?.insert((device, launched_on), result);
     if result.is_none() {
-        eprintln!("llava-ops: cubecl's CUDA stream not found (CUPTI); cuBLAS keeps its own stream");
+        tracing::warn!("cubecl's CUDA stream not found (CUPTI); cuBLAS keeps its own stream");
     }
     result.filter(|_| launched_on == stream)
 }

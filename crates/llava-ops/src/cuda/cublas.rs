@@ -10,9 +10,6 @@
 //! only products with more than [`crate::choice::SMALL_M`] rows come here, never a decode step
 //! (and never while a step is being recorded as a CUDA graph).
 //!
-//! With `LLAVA_OPS_ON=blas_async` (measured slower, kept opt-in) the round trip's two streams
-//! are ordered on the GPU instead, through flags in device memory (`stream_fence.rs`).
-//!
 //! `LLAVA_CUBLAS=0` turns it off; it is off by itself where cuBLAS cannot be loaded.
 
 use std::collections::HashMap;
@@ -29,6 +26,8 @@ use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{CubeBackend, CubeDevice};
 use cubecl_runtime::runtime::Runtime;
+use cubecl_runtime::server::ServerStorage;
+use cubecl_runtime::storage::{ComputeStorage, ManagedResource};
 use cudarc::cublas::{result as blas, sys};
 use cudarc::driver::{CudaContext, CudaStream};
 
@@ -36,11 +35,11 @@ use crate::choice::{BlasOperand, blas_operand, blas_operand_split};
 
 type Server = <CudaRuntime as Runtime>::Server;
 
-/// `eprintln!` the first time this call site is reached, never again.
+/// A `tracing` warning the first time this call site is reached, never again.
 macro_rules! print_once {
     ($($arg:tt)*) => {{
         static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| eprintln!($($arg)*));
+        ONCE.get_or_init(|| tracing::warn!($($arg)*));
     }};
 }
 
@@ -59,7 +58,7 @@ unsafe impl Send for Blas {}
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        let wanted = std::env::var("LLAVA_CUBLAS").map_or(true, |v| v != "0");
+        let wanted = crate::options::current().cublas;
         // SAFETY: only tries to open the library.
         wanted && unsafe { sys::is_culib_present() }
     })
@@ -107,9 +106,12 @@ struct Product {
     ptrs: [u64; 3],
 }
 
+/// A buffer held in place (never freed, handed out again or moved while held).
+type Resource = ManagedResource<<<Server as ServerStorage>::Storage as ComputeStorage>::Resource>;
+
 /// The buffers a group reads and writes. The round trip holds them until its products are
 /// done; the stream path drops them at once (see [`on_cubecl_stream`]).
-type Held = Vec<super::stream_fence::Resource>;
+type Held = Vec<Resource>;
 
 /// Takes `t`'s buffer from cubecl and returns its device address. From another thread this is
 /// a blocking call to cubecl's device thread, which first issues every launch handed to it
@@ -196,15 +198,10 @@ pub fn matmul_group(
     }
     let in_type = data_type(lhs.dtype).filter(|_| rhss.iter().all(|r| r.dtype == lhs.dtype))?;
     let out_type = data_type(out_dtype)?;
-    if super::kernel_on("blas_stream")
+    if super::kernel_on(super::Kernel::BlasStream)
         && let Some(outs) = on_cubecl_stream(lhs, rhss, out_dtype, cuda.index, (in_type, out_type))
     {
         return Some(outs);
-    }
-    if super::on_device_thread_now() {
-        // Inside `on_device_thread`'s work every product was sent here for the stream path;
-        // a round trip each would cost more than cubek's kernels.
-        return None;
     }
     let (products, held) = prepare_group(lhs, rhss, out_dtype)?;
     let mut guard = handles().lock().ok()?;
@@ -213,14 +210,8 @@ pub fn matmul_group(
         .or_insert_with(|| open(cuda.index))
         .as_ref()?;
     blas._context.bind_to_thread().ok()?;
-    // cuBLAS's stream starts after cubecl's queued work: ordered on the GPU (opt-in), or by
-    // waiting for cubecl's stream here.
-    let fence = super::stream_fence::enabled()
-        .then(|| super::stream_fence::enter(lhs, cuda.index, &blas.stream))
-        .flatten();
-    if fence.is_none() {
-        <CubeBackend as Backend>::sync(&lhs.device).ok()?;
-    }
+    // cuBLAS's stream starts after cubecl's queued work: wait for cubecl's stream here.
+    <CubeBackend as Backend>::sync(&lhs.device).ok()?;
     let (in_size, out_size) = (lhs.dtype.size(), out_dtype.size());
     let mut launched = Ok(());
     for product in &products {
@@ -242,18 +233,10 @@ pub fn matmul_group(
         return None;
     }
     let outs = products.into_iter().map(|p| p.out).collect();
-    // cubecl's later work starts after the products: ordered on the GPU (the operands held
-    // until they are done), or by waiting here.
-    match fence {
-        // Unordered, `leave` has waited for the products itself.
-        Some(value) => {
-            super::stream_fence::leave(lhs, cuda.index, &blas.stream, value, held);
-        }
-        None => {
-            blas.stream.synchronize().ok()?;
-            drop(held);
-        }
-    }
+    // cubecl's later work starts after the products: wait for them here, the operands held
+    // until they are done.
+    blas.stream.synchronize().ok()?;
+    drop(held);
     Some(outs)
 }
 
@@ -442,13 +425,12 @@ fn touch<F: Float>(out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
     }
 }
 
-/// The product's output buffer: zero-filled (about 1 GB of writes per layer of a 3k-token
-/// prefill, mostly attention scores), or with `LLAVA_OPS_ON=blas_no_fill` only allocated by a
-/// one-element write (no change to the 7B first token on an H200, so it stays off).
+/// The product's output buffer. On cubecl's stream it is only allocated, by a one-element
+/// write: cuBLAS writes every element (`beta` is 0) and runs in stream order. For the round
+/// trip it is zero-filled, since a product that fails after the wait would leave it unwritten.
 fn new_output(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let (client, device) = (like.client.clone(), like.device.clone());
-    // cuBLAS writes every element; the fill only matters where it might not run (`beta` is 0).
-    if !(super::kernel_opted_in("blas_no_fill") || super::kernel_on("blas_stream")) {
+    if !super::kernel_on(super::Kernel::BlasStream) {
         return zeros_client(client, device, shape.into(), dtype);
     }
     let out = empty_device_dtype(client.clone(), device, shape.into(), dtype);
@@ -518,33 +500,17 @@ fn warn_once(message: &str) {
     print_once!("llava-ops: {message}; using cubek's kernels");
 }
 
-/// Whether a product of `flops` (2·m·k·n, summed over a group) is worth cuBLAS's round trip:
-/// below `LLAVA_CUBLAS_MIN_MFLOP` million it stays on cubecl's stream (cubek's kernels), where
-/// it costs no host waits. Each round trip leaves the GPU idle for tens of µs, more than a small
-/// product takes (the tower's 2885×1024×1024: about 90 µs a call through cuBLAS). H200, 7B
-/// first token, medians of six in two rounds: 118 ms with every product on cuBLAS, 109 ms with
-/// 30 000 (the tower's products, 6–24 GFLOP, on cubek; the decoder's, 25 GFLOP and up in
-/// groups of 149 and more, on cuBLAS), 120 ms with 10 000. Inside `on_device_thread`'s work
-/// (opt-in `LLAVA_OPS_ON=inline`) every product is worth it: cubecl's calls run inline there.
+/// Whether a product of `flops` (2·m·k·n, summed over a group) is worth a cuBLAS call: below
+/// the threshold (`KernelOptions::cublas_min_mflop`, docs/knobs.md) it stays on cubek's
+/// kernels. A blocking call into cubecl's device thread makes the caller wait for the launches
+/// queued before it, more than a small product takes.
 pub fn worth_round_trip(flops: f64) -> bool {
-    static MIN: OnceLock<f64> = OnceLock::new();
-    let min = *MIN.get_or_init(|| {
-        std::env::var("LLAVA_CUBLAS_MIN_MFLOP")
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(DEFAULT_MIN_MFLOP)
-    });
-    flops >= min * 1e6 || (super::on_device_thread_now() && super::kernel_on("blas_stream"))
+    flops >= crate::options::current().cublas_min_mflop * 1e6
 }
 
-/// The default of [`worth_round_trip`]'s threshold, in millions of operations.
-const DEFAULT_MIN_MFLOP: f64 = 30_000.0;
-
-/// Whether every cuBLAS product is checked against cubek's (`LLAVA_CUBLAS_CHECK=1`, slow: a
-/// diagnostic).
+/// Whether every cuBLAS product is checked against cubek's (a slow diagnostic).
 pub fn checked() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_CUBLAS_CHECK").is_ok_and(|v| v == "1"))
+    crate::options::current().cublas_check
 }
 
 /// Prints the operands' layouts and the relative difference when `product` (cuBLAS) and
@@ -570,7 +536,7 @@ pub fn report_check<const D: usize>(
     let scale = theirs.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
     let rel = diff / scale.max(f32::MIN_POSITIVE);
     if rel > 2e-2 || ours.len() != theirs.len() {
-        eprintln!(
+        tracing::warn!(
             "cuBLAS check: rel {rel:.2e} lhs {:?} strides {:?} {:?} rhs {:?} strides {:?} {:?} out {:?}",
             lhs.meta.shape(),
             lhs.meta.strides(),

@@ -12,8 +12,8 @@
 //! A thread per key with 16-byte loads (this version) took 43 µs for Mistral's heads and 94 µs
 //! for llava-next-72b's 64/64 against 3072 slots (H200, host-launched); the first version, a
 //! plane per key with scalar loads, took 80 and 122 µs. `xtask cuda-smoke` checks it against the
-//! CPU path on four cases. `LLAVA_DECODE_UNROLL` (4, the default, or 8) sets the loads a thread
-//! keeps in flight, for A/B runs.
+//! CPU path on four cases. A thread keeps [`UNROLL`] vector loads in flight (8 measured no
+//! faster: docs/knobs.md).
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_backend::TensorMetadata;
@@ -295,14 +295,8 @@ fn decode_merge<F: Float>(
     }
 }
 
-/// Vector loads a thread keeps in flight (`LLAVA_DECODE_UNROLL`: 4 or 8).
-fn unroll() -> usize {
-    static UNROLL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *UNROLL.get_or_init(|| match std::env::var("LLAVA_DECODE_UNROLL").as_deref() {
-        Ok("8") => 8,
-        _ => 4,
-    })
-}
+/// Vector loads a thread keeps in flight.
+const UNROLL: usize = 4;
 
 /// See [`crate::decode_attention`]; `None` unless the shapes and layouts fit: `q` `[b, heads,
 /// 1, d]`, `k`/`v` `[b, kv, t, d]`, each with a unit last stride,
@@ -386,7 +380,7 @@ pub fn decode_attention(
             SPLIT,
             MAX_GROUP,
             MAX_HEAD_DIM,
-            unroll(),
+            UNROLL,
             dtype_to_storage_type(dtype),
         );
         decode_merge::launch(

@@ -189,7 +189,7 @@ pub fn rope_bshd(
     cos: &BurnTensor<3>,
     sin: &BurnTensor<3>,
 ) -> Option<BurnTensor<4>> {
-    if !super::kernel_on("rope") {
+    if !super::kernel_on(super::Kernel::Rope) {
         return None;
     }
     let (xc, c, s) = (on_cuda(x)?, on_cuda(cos)?, on_cuda(sin)?);
@@ -228,7 +228,7 @@ pub fn rope_bshd(
 /// See [`crate::silu_mul`]; `None` unless both are contiguous CUDA float tensors of one shape
 /// and dtype.
 pub fn silu_mul<const D: usize>(gate: &BurnTensor<D>, up: &BurnTensor<D>) -> Option<BurnTensor<D>> {
-    if !super::kernel_on("silu_mul") {
+    if !super::kernel_on(super::Kernel::SiluMul) {
         return None;
     }
     let (g, u) = (on_cuda(gate)?, on_cuda(up)?);
@@ -261,7 +261,7 @@ pub fn silu_mul<const D: usize>(gate: &BurnTensor<D>, up: &BurnTensor<D>) -> Opt
 /// See [`crate::quick_gelu`] and [`crate::gelu`]; `None` unless `x` is a contiguous CUDA float
 /// tensor.
 pub fn activation<const D: usize>(x: &BurnTensor<D>, act: Activation) -> Option<BurnTensor<D>> {
-    if !super::kernel_on("activation") {
+    if !super::kernel_on(super::Kernel::Activation) {
         return None;
     }
     let xc = on_cuda(x)?;
@@ -302,7 +302,7 @@ pub fn bias_round(
     bias: &BurnTensor<1>,
     dtype: DType,
 ) -> Option<BurnTensor<2>> {
-    if !super::kernel_on("bias_round") {
+    if !super::kernel_on(super::Kernel::BiasRound) {
         return None;
     }
     let (sc, bc) = (on_cuda(sums)?, on_cuda(bias)?);

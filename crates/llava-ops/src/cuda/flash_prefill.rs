@@ -16,8 +16,8 @@
 //!
 //! Shared memory: the block's keys and values, row-major in pairs of elements with rows padded
 //! by 4 pairs, so that the 8 rows of an `ldmatrix` (or a plane's register loads) fall in 32
-//! different banks (35 KB at head dim 128; twice that in the default two-stage loop, whose second stage takes the
-//! next block's copies while the products run on this one's; `LLAVA_FLASH_ASYNC=0` for one). The B operands
+//! different banks (35 KB at head dim 128; twice that in the two-stage loop, whose second stage
+//! takes the next block's copies while the products run on this one's). The B operands
 //! come through `ldmatrix.x4`, `.trans` for the values (keys down, one value column across).
 //!
 //! History: two earlier versions on cmma (WMMA) tiles, whose register layout is opaque, had to
@@ -44,10 +44,9 @@ use burn_cubecl::tensor::CubeTensor;
 use super::stats::timed;
 use super::{offset_bytes, on_cuda};
 
-/// Queries per cube: four planes of 16 rows (`LLAVA_FLASH_BQ=128` takes eight, for an A/B run:
-/// each key block then serves twice the queries).
+/// Queries per cube: four planes of 16 rows (eight measured slower: docs/knobs.md).
 const BQ: usize = 64;
-/// Keys per step of the loop.
+/// Keys per step of the loop (16, 64 and 128 measured slower: docs/knobs.md).
 const BK: usize = 32;
 /// Threads per plane on NVIDIA GPUs (the fragment layout assumes it).
 const PLANE: usize = 32;
@@ -94,18 +93,16 @@ fn flash_mma<F: Float, N: Size>(
     #[comptime] d: usize,
     #[comptime] bq: usize,
     #[comptime] bk: usize,
-    #[comptime] heavy_first: bool,
-    #[comptime] fused_scale: bool,
     #[comptime] ldm: bool,
     #[comptime] pipelined: bool,
     #[comptime] causal: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    // Heavy first: heads across x and the query blocks down y from the last (the causal
+    // Causal: heavy first, heads across x and the query blocks down y from the last (the
     // blocks with the most keys), so that the light ones fill the last wave.
     let mut q_block = CUBE_POS_X as usize;
     let mut head = CUBE_POS_Y as usize;
-    if heavy_first {
+    if causal {
         head = CUBE_POS_X as usize;
         let q_blocks = (queries as usize + bq - 1) / bq;
         q_block = q_blocks - 1 - CUBE_POS_Y as usize;
@@ -314,10 +311,6 @@ fn flash_mma<F: Float, N: Size>(
             for nt in 0..bk / 8 {
                 let mut w0 = sc[nt * 2];
                 let mut w1 = sc[nt * 2 + 1];
-                if !fused_scale {
-                    w0 = w0 * Vector::<f32, N>::new(scale_log2);
-                    w1 = w1 * Vector::<f32, N>::new(scale_log2);
-                }
                 if needs_mask {
                     #[unroll]
                     for e in 0..PAIR {
@@ -352,11 +345,9 @@ fn flash_mma<F: Float, N: Size>(
             }
             top0 = quad_max(top0);
             top1 = quad_max(top1);
-            if fused_scale {
-                // The scale is positive: the max of the scaled scores is the scaled max.
-                top0 = top0 * scale_log2;
-                top1 = top1 * scale_log2;
-            }
+            // The scale is positive: the max of the scaled scores is the scaled max.
+            top0 = top0 * scale_log2;
+            top1 = top1 * scale_log2;
             let mut new0 = m0;
             if top0 > new0 {
                 new0 = top0;
@@ -380,22 +371,13 @@ fn flash_mma<F: Float, N: Size>(
                 let mut w1 = sc[nt * 2 + 1];
                 #[unroll]
                 for e in 0..PAIR {
-                    // Fused: one `fma` for the scale and the max (the score stays unscaled).
-                    if fused_scale {
-                        let p0 = exp2_approx(w0.extract(e) * scale_log2 - m0);
-                        let p1 = exp2_approx(w1.extract(e) * scale_log2 - m1);
-                        sum0 += p0;
-                        sum1 += p1;
-                        w0.insert(e, p0);
-                        w1.insert(e, p1);
-                    } else {
-                        let p0 = exp2_approx(w0.extract(e) - m0);
-                        let p1 = exp2_approx(w1.extract(e) - m1);
-                        sum0 += p0;
-                        sum1 += p1;
-                        w0.insert(e, p0);
-                        w1.insert(e, p1);
-                    }
+                    // One `fma` for the scale and the max (the score stays unscaled).
+                    let p0 = exp2_approx(w0.extract(e) * scale_log2 - m0);
+                    let p1 = exp2_approx(w1.extract(e) * scale_log2 - m1);
+                    sum0 += p0;
+                    sum1 += p1;
+                    w0.insert(e, p0);
+                    w1.insert(e, p1);
                 }
                 pf[nt * 2] = Vector::<F, N>::cast_from(w0);
                 pf[nt * 2 + 1] = Vector::<F, N>::cast_from(w1);
@@ -491,61 +473,6 @@ fn flash_mma<F: Float, N: Size>(
             output[at1 + dt * 4] = Vector::<F, N>::cast_from(o[dt * 2 + 1] * inv1);
         }
     }
-}
-
-/// [`BQ`], or 128 with `LLAVA_FLASH_BQ=128`.
-fn queries_per_cube() -> usize {
-    static BQ_SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BQ_SET.get_or_init(|| match std::env::var("LLAVA_FLASH_BQ").as_deref() {
-        Ok("128") => 128,
-        _ => BQ,
-    })
-}
-
-/// Keys per step: [`BK`], or 16 / 64 / 128 with `LLAVA_FLASH_BK` (A/B knob). H200, 32/8 heads ×
-/// 2958 causal positions: 406 µs at 32 against 451 at 64; 331 against 397 with the two knobs below
-/// (128 keys a step take 139 KB of shared memory, one cube an SM).
-fn keys_per_step() -> usize {
-    static BK_SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BK_SET.get_or_init(|| match std::env::var("LLAVA_FLASH_BK").as_deref() {
-        Ok("16") => 16,
-        Ok("64") => 64,
-        Ok("128") => 128,
-        _ => BK,
-    })
-}
-
-/// Whether causal cubes run heaviest first (default; `LLAVA_FLASH_ORDER=launch` for block order
-/// within each head): the last query blocks see the most keys, and launched last they leave a
-/// tail of long cubes on a few SMs. 393 against 451 µs (same shape as above).
-fn heavy_first() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_ORDER").map_or(true, |v| v.trim() != "launch"))
-}
-
-/// Whether the scale is fused into the exponent (default; `LLAVA_FLASH_FUSED=0` off): `2^(s·c − m)`
-/// as one `fma` and one `ex2`, the row max taken on the unscaled scores, instead of a pass
-/// scaling every score first. 447 against 451 µs alone, 331 against 406 with the two above.
-fn fused_scale() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_FUSED").map_or(true, |v| v.trim() != "0"))
-}
-
-/// Whether the B operands come through `ldmatrix` (head dims that are multiples of 32) rather
-/// than a load per register: yes unless `LLAVA_FLASH_LDMATRIX=0`. H200, 3072 causal positions:
-/// 0.87 against 0.92 ms for 32/8 heads, 1.54 against 1.61 ms for 64/8.
-fn ldmatrix_operands() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_LDMATRIX").map_or(true, |v| v.trim() != "0"))
-}
-
-/// Whether key and value blocks are copied in with `cp.async` while the previous block's
-/// products run (with `ldmatrix` operands and 16-byte aligned rows only). On by default:
-/// 506 against 888 µs for 32/8 heads × 3072 causal positions on an H200; `LLAVA_FLASH_ASYNC=0`
-/// turns it off.
-fn async_copies() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_FLASH_ASYNC").map_or(true, |v| v.trim() != "0"))
 }
 
 /// Closes the group of this thread's `cp.async` copies issued so far.
@@ -668,26 +595,23 @@ fn flash(
     }
     let pairs = |st: [usize; 3]| st.map(|x| (x / PAIR) as u32);
     let (qp, kp, vp) = (pairs(qs), pairs(ks), pairs(vs));
-    let ldm = d % 32 == 0 && ldmatrix_operands();
+    // `ldmatrix` B operands where the head dim is a multiple of 32, a load per register
+    // otherwise.
+    let ldm = d % 32 == 0;
     // `cp.async` copies 16 bytes from 16-byte aligned addresses: key and value rows and heads
     // start on them.
     let aligned = |st: [usize; 3], t: &CubeTensor| {
         st.iter().all(|x| (x * dtype.size()).is_multiple_of(16))
             && offset_bytes(t).is_multiple_of(16)
     };
-    let pipelined = ldm
-        && async_copies()
-        && qc.client.properties().features.copy_async
-        && aligned(ks, &kc)
-        && aligned(vs, &vc);
-    let bq = queries_per_cube();
-    let bk = keys_per_step();
-    let (heavy, fused) = (causal && heavy_first(), fused_scale());
+    let pipelined =
+        ldm && qc.client.properties().features.copy_async && aligned(ks, &kc) && aligned(vs, &vc);
+    let (bq, bk) = (BQ, BK);
     let key = || {
         let mask = if causal { "causal" } else { "full" };
         format!(
             "flash attention {mask} {b}x{heads}x{s}x{d} past {past} ({kv} kv heads) {dtype:?} \
-             ldmatrix {ldm} async {pipelined} bq {bq} bk {bk} heavy {heavy} fused {fused}"
+             ldmatrix {ldm} async {pipelined}"
         )
     };
     timed(key, || {
@@ -701,7 +625,7 @@ fn flash(
         let client = qc.client.clone();
         flash_mma::launch(
             &client,
-            if heavy {
+            if causal {
                 CubeCount::Static(heads as u32, s.div_ceil(bq) as u32, b as u32)
             } else {
                 CubeCount::Static(s.div_ceil(bq) as u32, heads as u32, b as u32)
@@ -730,8 +654,6 @@ fn flash(
             d,
             bq,
             bk,
-            heavy,
-            fused,
             ldm,
             pipelined,
             causal,

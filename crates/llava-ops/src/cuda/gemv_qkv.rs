@@ -121,7 +121,7 @@ pub fn gemv_qkv_tensors<const D: usize>(
     [w_q, w_k, w_v]: [&BurnTensor<2>; 3],
     force: bool,
 ) -> Option<[BurnTensor<D>; 3]> {
-    if !force && !super::kernel_on("gemv_qkv") {
+    if !force && !super::kernel_on(super::Kernel::GemvQkv) {
         return None;
     }
     let dims = x.dims();

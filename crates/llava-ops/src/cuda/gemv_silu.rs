@@ -150,7 +150,7 @@ pub fn gemv_silu_tensors<const D: usize>(
     up: &BurnTensor<2>,
     force: bool,
 ) -> Option<BurnTensor<D>> {
-    if !force && !super::kernel_on("gemv_silu") {
+    if !force && !super::kernel_on(super::Kernel::GemvSilu) {
         return None;
     }
     let dims = x.dims();

@@ -19,18 +19,15 @@ pub struct Recording {
 pub fn record<T>(
     device: &burn::tensor::Device,
     mut step: impl FnMut() -> T,
-) -> Result<(Recording, T, Option<T>), RecordError> {
+) -> Result<(Recording, T, T), RecordError> {
     let device = device.as_dispatch();
     let not_started =
         |what: &str, e: &dyn std::fmt::Debug| RecordError::NotStarted(format!("{what}: {e:?}"));
     Dispatch::graph_prepare(device).map_err(|e| not_started("preparing the recording", &e))?;
     // Allocates every buffer the recorded run will take again. Its output is the step's result
-    // and stays alive through the recording (GPU-validated: the fixtures' greedy tokens). With
-    // `LLAVA_GRAPH_WARMUP=drop` it is dropped before the recording instead, as burn's `capture`
-    // does, and the caller replays once for the result.
+    // and stays alive through the recording (GPU-validated: the fixtures' greedy tokens).
     let warm_up = step();
     let synced = Dispatch::sync(device);
-    let warm_up = keep_warm_up().then_some(warm_up);
     if let Err(e) = synced {
         let _ = Dispatch::graph_stop_capture(device);
         return Err(not_started("running the step before recording", &e));
@@ -54,12 +51,6 @@ pub fn record<T>(
             "the recording was refused: {e:?}"
         ))),
     }
-}
-
-/// Whether the warm-up run's output is kept as the step's result (`LLAVA_GRAPH_WARMUP`, `keep`
-/// unless set to `drop`).
-fn keep_warm_up() -> bool {
-    std::env::var("LLAVA_GRAPH_WARMUP").map_or(true, |v| v != "drop")
 }
 
 impl Recording {

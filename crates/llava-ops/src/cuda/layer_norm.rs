@@ -86,7 +86,7 @@ pub fn layer_norm<const D: usize>(
     bias: &BurnTensor<1>,
     eps: f64,
 ) -> Option<BurnTensor<D>> {
-    if !super::kernel_on("layer_norm") {
+    if !super::kernel_on(super::Kernel::LayerNorm) {
         return None;
     }
     let (xc, w, b) = (on_cuda(x)?, on_cuda(weight)?, on_cuda(bias)?);

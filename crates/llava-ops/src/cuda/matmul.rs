@@ -24,43 +24,7 @@ use super::on_cuda;
 use super::stats::timed;
 use crate::choice::{MatmulPlan, matmul_plan};
 
-/// Every matmul strategy the sweep can time, by name (cubek's routines as burn's autotune
-/// lists them).
-pub const MATMUL_STRATEGIES: &[&str] = &[
-    "auto",
-    "naive",
-    "vecmat",
-    "double_vecmat",
-    "gemv_perpendicular",
-    "gemm",
-    "gemm_no_stage",
-    "unit_max",
-    "unit_min",
-    "double_unit_max",
-    "double_unit_min",
-    "cyclic_cmma",
-    "cyclic_mma",
-    "cyclic_cmma_rows",
-    "cyclic_mma_rows",
-    "ordered_cmma4",
-    "ordered_mma4",
-    "ordered_cmma8",
-    "ordered_mma8",
-    "double_cyclic_cmma",
-    "double_cyclic_mma",
-    "specialized_double_cmma",
-    "specialized_double_mma",
-    "specialized_cyclic_cmma",
-    "specialized_cyclic_mma",
-    "tma_cmma",
-    "tma_mma",
-    "tma_cmma_rows",
-    "tma_mma_rows",
-    "specialized_tma_cmma",
-    "specialized_tma_mma",
-];
-
-/// The cubek strategy called `name` in [`MATMUL_STRATEGIES`].
+/// The cubek strategy called `name` in [`crate::options::MATMUL_STRATEGIES`].
 pub fn matmul_strategy(name: &str) -> Option<Strategy> {
     use BlueprintStrategy::Inferred;
     let simple = |multi_rows, tile_matmul| SimpleArgs {
@@ -128,39 +92,40 @@ pub fn matmul_strategy(name: &str) -> Option<Strategy> {
 }
 
 /// The strategies to try, in order, for a plan: the first that accepts the problem runs, and
-/// burn's default closes every list. `LLAVA_MATMUL_SMALL`, `LLAVA_MATMUL_SMALL_WIDE`,
-/// `LLAVA_MATMUL_LARGE`,
-/// `LLAVA_MATMUL_BATCHED` and `LLAVA_MATMUL_DEFAULT` (comma lists of names) override the defaults, for A/B runs without a
-/// rebuild. The defaults are the fastest in the sweep on an H200 (docs/benchmarks.md).
+/// burn's default closes every list. The lists are `KernelOptions::matmul` (docs/knobs.md);
+/// the defaults are the fastest in the sweep on an H200 (docs/benchmarks.md).
 fn strategies(plan: MatmulPlan) -> &'static [Strategy] {
-    static SMALL: OnceLock<Vec<Strategy>> = OnceLock::new();
-    static SMALL_WIDE: OnceLock<Vec<Strategy>> = OnceLock::new();
-    static LARGE: OnceLock<Vec<Strategy>> = OnceLock::new();
-    static BATCHED: OnceLock<Vec<Strategy>> = OnceLock::new();
-    static DEFAULT: OnceLock<Vec<Strategy>> = OnceLock::new();
-    let list = |var: &str, default: &str| {
-        let names = std::env::var(var).unwrap_or_else(|_| default.to_string());
-        let mut list: Vec<Strategy> = names
-            .split(',')
-            .filter_map(|n| matmul_strategy(n.trim()))
-            .collect();
-        list.push(Strategy::Auto);
-        list
+    static LISTS: OnceLock<[Vec<Strategy>; 5]> = OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let m = &crate::options::current().matmul;
+        let list = |names: &[crate::options::MatmulStrategy]| {
+            let mut list: Vec<Strategy> = names
+                .iter()
+                .filter_map(|n| matmul_strategy(n.name()))
+                .collect();
+            list.push(Strategy::Auto);
+            list
+        };
+        let batched = match &m.batched {
+            crate::options::BatchedMatmul::Split => Vec::new(),
+            crate::options::BatchedMatmul::Kernels(names) => names.clone(),
+        };
+        [
+            list(&m.small),
+            list(&m.small_wide),
+            list(&m.large),
+            list(&batched),
+            list(&m.default),
+        ]
+    });
+    let index = match plan {
+        MatmulPlan::Small => 0,
+        MatmulPlan::SmallWide => 1,
+        MatmulPlan::Large => 2,
+        MatmulPlan::Batched => 3,
+        MatmulPlan::Default => 4,
     };
-    match plan {
-        MatmulPlan::Small => SMALL.get_or_init(|| list("LLAVA_MATMUL_SMALL", "gemm_no_stage,gemm")),
-        MatmulPlan::SmallWide => {
-            SMALL_WIDE.get_or_init(|| list("LLAVA_MATMUL_SMALL_WIDE", "cyclic_mma,gemm"))
-        }
-        MatmulPlan::Large => LARGE.get_or_init(|| {
-            list(
-                "LLAVA_MATMUL_LARGE",
-                "specialized_tma_mma,double_cyclic_mma",
-            )
-        }),
-        MatmulPlan::Batched => BATCHED.get_or_init(|| list("LLAVA_MATMUL_BATCHED", "auto")),
-        MatmulPlan::Default => DEFAULT.get_or_init(|| list("LLAVA_MATMUL_DEFAULT", "auto")),
-    }
+    &lists[index]
 }
 
 /// `lhs · rhs` through the plan for its shape; `None` when the route does not apply.
@@ -258,9 +223,7 @@ fn launch_plan(
 /// Whether batched half products run batch by batch (`LLAVA_MATMUL_BATCHED=split`, the
 /// default) rather than through a batched kernel from the list.
 fn batched_split() -> bool {
-    static SPLIT: OnceLock<bool> = OnceLock::new();
-    *SPLIT
-        .get_or_init(|| std::env::var("LLAVA_MATMUL_BATCHED").map_or(true, |v| v.trim() == "split"))
+    crate::options::current().matmul.batched == crate::options::BatchedMatmul::Split
 }
 
 /// A batched product as one 2-D product per batch through the `Large` plan, each written into
@@ -349,7 +312,7 @@ pub fn linear<const D: usize>(x: &Tensor<D>, weight: &Tensor<2>) -> Option<Tenso
     let d_input = dims[D - 1];
     let rows = dims[..D - 1].iter().product();
     let x2 = x.clone().reshape([rows, d_input]);
-    let gemv = super::kernel_on("gemv")
+    let gemv = super::kernel_on(super::Kernel::Gemv)
         .then(|| super::gemv::gemv_tensors(&x2, weight))
         .flatten();
     let y = match gemv {
@@ -426,7 +389,7 @@ pub fn linear_group<const D: usize>(
     weights: &[&Tensor<2>],
     biases: &[&Tensor<1>],
 ) -> Option<Vec<Tensor<D>>> {
-    if !super::kernel_on("blas_group")
+    if !super::kernel_on(super::Kernel::BlasGroup)
         || weights.is_empty()
         || !(biases.is_empty() || biases.len() == weights.len())
     {
@@ -460,9 +423,6 @@ pub fn linear_group<const D: usize>(
             })
             .collect()
     };
-    if let Some(joined) = joined_group(&xc, weights, biases) {
-        return Some(shaped(joined));
-    }
     let transposed = weights
         .iter()
         .map(|w| on_cuda(&(*w).clone().transpose()))
@@ -524,129 +484,4 @@ pub fn linear_bias<const D: usize>(
 fn add_bias_rounded(sums: Tensor<2>, bias: &Tensor<1>, dtype: DType) -> Tensor<2> {
     super::elementwise::bias_round(&sums, bias, dtype)
         .unwrap_or_else(|| (sums + bias.clone().cast(DType::F32).unsqueeze::<2>()).cast(dtype))
-}
-
-/// [`linear_group`] as one product where the weights are consecutive row blocks of one buffer
-/// ([`share_rows`] puts a layer's q/k/v so): `x · [w_1; …; w_n]ᵀ`, biases added over the whole
-/// width, then each weight's columns; `[rows, n_i]` each. `None` where they are not.
-fn joined_group(
-    xc: &CubeTensor,
-    weights: &[&Tensor<2>],
-    biases: &[&Tensor<1>],
-) -> Option<Vec<Tensor<2>>> {
-    let parts = weights
-        .iter()
-        .map(|w| on_cuda(w))
-        .collect::<Option<Vec<_>>>()?;
-    let joined = joined_rows(&parts)?;
-    let rows = xc.meta.shape()[0];
-    let dtype = xc.dtype;
-    let sums = if biases.is_empty() { dtype } else { DType::F32 };
-    let width: usize = weights.iter().map(|w| w.dims()[0]).sum();
-    let key = || {
-        format!(
-            "linear joined {rows}x{} into {width} {dtype:?}->{sums:?}",
-            xc.meta.shape()[1]
-        )
-    };
-    let out = timed(key, || {
-        let rhs = on_cuda(&Tensor::<2>::from_primitive::<CubeBackend>(joined).transpose())?;
-        super::cublas::matmul(xc, &rhs, sums).map(Tensor::<2>::from_primitive::<CubeBackend>)
-    })?;
-    let out = if biases.is_empty() {
-        out
-    } else {
-        let bias = Tensor::cat(biases.iter().map(|b| (*b).clone()).collect(), 0);
-        add_bias_rounded(out, &bias, dtype)
-    };
-    let mut start = 0;
-    Some(
-        weights
-            .iter()
-            .map(|w| {
-                let n = w.dims()[0];
-                start += n;
-                out.clone().slice([0..rows, start - n..start])
-            })
-            .collect(),
-    )
-}
-
-/// The view `[Σ n_i, k]` of the buffer that `parts` (each `[n_i, k]`, row-major, one dtype)
-/// fill as consecutive row blocks, when they do.
-fn joined_rows(parts: &[CubeTensor]) -> Option<CubeTensor> {
-    let first = parts.first()?;
-    let last = parts.last()?;
-    let shape = first.meta.shape();
-    if shape.len() != 2 {
-        return None;
-    }
-    let k = shape[1];
-    let row_bytes = (k * first.dtype.size()) as u64;
-    let mut expected = first.handle.offset_start.unwrap_or(0);
-    let mut rows = 0;
-    for p in parts {
-        let (shape, strides) = (p.meta.shape(), p.meta.strides());
-        let adjacent = shape.len() == 2
-            && shape[1] == k
-            && strides[0] == k
-            && strides[1] == 1
-            && p.dtype == first.dtype
-            && p.handle.memory.descriptor() == first.handle.memory.descriptor()
-            && p.handle.offset_start.unwrap_or(0) == expected;
-        if !adjacent {
-            return None;
-        }
-        expected += shape[0] as u64 * row_bytes;
-        rows += shape[0];
-    }
-    let mut handle = first.handle.clone();
-    handle.offset_end = last.handle.offset_end;
-    let mut meta = (*first.meta).clone();
-    meta.shape[0] = rows;
-    Some(CubeTensor::new(
-        first.client.clone(),
-        handle,
-        meta,
-        first.device.clone(),
-        first.dtype,
-    ))
-}
-
-/// `tensors` (one dtype, half precision, on one CUDA device, equal but for their first dim)
-/// copied into one buffer, returned as views of its row blocks: [`linear_group`] then runs one
-/// product over a layer's q/k/v. Opt-in (`LLAVA_OPS_ON=shared_rows`): on an H200 the 7B's one
-/// q/k/v product took 288 against 381 µs a layer, but the columns taken apart after it cost
-/// about 54 µs, the first token did not move (medians 109 against 110 ms), and the pool kept the
-/// separate weights' buffers (15.0 → 16.3 GiB reserved). `None` elsewhere.
-pub fn share_rows<const D: usize>(tensors: Vec<Tensor<D>>) -> Option<Vec<Tensor<D>>> {
-    if !super::kernel_opted_in("shared_rows") || tensors.len() < 2 {
-        return None;
-    }
-    let parts = tensors.iter().map(on_cuda).collect::<Option<Vec<_>>>()?;
-    let first = &parts[0];
-    let fits = parts.iter().all(|p| {
-        p.dtype == first.dtype
-            && p.device == first.device
-            && p.meta.shape()[1..] == first.meta.shape()[1..]
-    });
-    if !fits || !matches!(first.dtype, DType::BF16 | DType::F16) {
-        return None;
-    }
-    let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[0]).collect();
-    let joined = Tensor::cat(tensors, 0);
-    let mut start = 0;
-    let views: Vec<Tensor<D>> = sizes
-        .iter()
-        .map(|&n| {
-            start += n;
-            joined.clone().narrow(0, start - n, n)
-        })
-        .collect();
-    // Views only (a slice at an unaligned offset is a copy, which would gain nothing).
-    if D == 2 {
-        let cube = views.iter().map(on_cuda).collect::<Option<Vec<_>>>()?;
-        joined_rows(&cube)?;
-    }
-    Some(views)
 }

@@ -6,7 +6,6 @@ mod cubecl_stream;
 mod cublas;
 mod decode_attention;
 mod elementwise;
-mod flash;
 mod flash_prefill;
 mod gemv;
 mod gemv_qkv;
@@ -18,9 +17,6 @@ mod reduce;
 mod rms_norm;
 mod softmax;
 mod stats;
-mod stream_fence;
-
-use std::sync::OnceLock;
 
 use burn::tensor::BackendPrimitive;
 use burn::tensor::kind::Basic;
@@ -30,7 +26,6 @@ use burn_cubecl::{CubeBackend, CubeDevice};
 
 pub use decode_attention::decode_attention;
 pub use elementwise::{Activation, activation, bias_round, rope_bshd, silu_mul};
-pub use flash::flash_attention_causal;
 pub use flash_prefill::{flash_attention_full, flash_prefill};
 pub use gemv::gemv_tensors;
 pub use gemv_qkv::gemv_qkv_tensors;
@@ -38,8 +33,7 @@ pub use gemv_silu::gemv_silu_tensors;
 pub use graph::{Recording, record};
 pub use layer_norm::layer_norm;
 pub use matmul::{
-    MATMUL_STRATEGIES, linear, linear_bias, linear_group, matmul, matmul_strategy, matmul_wide,
-    matmul_with, share_rows,
+    linear, linear_bias, linear_group, matmul, matmul_strategy, matmul_wide, matmul_with,
 };
 pub use reduce::{
     REDUCE_ROUTINES, RowOp, argmax_last, argmax_last_with, reduce_last, reduce_last_with,
@@ -65,13 +59,13 @@ pub fn free_memory(device: &burn::tensor::Device) -> Option<u64> {
 
 /// Whether decode steps on `device` may be replayed as a CUDA graph (see the crate function).
 pub fn graph_replay_available(device: &burn::tensor::Device) -> bool {
-    let on = std::env::var("LLAVA_GRAPH").map_or(true, |v| v != "0");
+    let on = crate::options::current().graph_replay;
     let cuda = matches!(
         device.as_dispatch(),
         burn_dispatch::DispatchDevice::Cube(CubeDevice::Cuda(_))
     );
     // Timing every op with a sync (`LLAVA_OPS_STATS=sync`) cannot happen inside a recording.
-    let syncs = stats::stats_mode() == Some(true);
+    let syncs = crate::options::current().stats == crate::options::StatsMode::Sync;
     on && cuda && enabled() && !syncs
 }
 
@@ -98,95 +92,19 @@ where
 
 /// Whether the route is on (`LLAVA_OPS=burn` turns it off).
 pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLAVA_OPS").map_or(true, |v| v != "burn"))
+    crate::options::current().route == crate::options::Route::Kernels
 }
+
+pub use crate::options::Kernel;
 
 // Outputs of the kernels here are allocated contiguous (`empty_device_contiguous_dtype`): the
 // kernels index them linearly, and cubecl's CUDA allocator otherwise pads rows to a power of two
 // up to 512 bytes (a head of 12 f32 values gets a row of 16), which burn's ops read through the
 // strides but a linear write scrambles.
 
-/// Whether the kernel `name` (`rope`, `silu_mul`, `rms_norm`, `layer_norm`, `attention_probs`,
-/// `held_probs`: its register-held variant, `gemv`, `decode_attention`) is routed:
-/// `LLAVA_OPS_OFF` (a comma list of names) turns single kernels off, for A/B runs.
-pub(crate) fn kernel_on(name: &str) -> bool {
-    static OFF: OnceLock<Vec<String>> = OnceLock::new();
-    !OFF.get_or_init(|| names_in("LLAVA_OPS_OFF"))
-        .iter()
-        .any(|o| o == name)
-}
-
-/// Whether the kernel `name` is wanted where it is opt-in (`LLAVA_OPS_ON`, a comma list of
-/// names): kernels not yet checked on a GPU.
-pub fn kernel_opted_in(name: &str) -> bool {
-    static ON: OnceLock<Vec<String>> = OnceLock::new();
-    ON.get_or_init(|| names_in("LLAVA_OPS_ON"))
-        .iter()
-        .any(|o| o == name)
-}
-
-/// See [`crate::on_device_thread`].
-pub fn on_device_thread<const D: usize, R: Send + 'static>(
-    like: &Tensor<D>,
-    work: impl FnOnce() -> R + Send,
-) -> R {
-    let Some(t) = kernel_opted_in("inline").then(|| on_cuda(like)).flatten() else {
-        return work();
-    };
-    let mut slot = Some(work);
-    let ran = t.client.exclusive(|| {
-        slot.take().map(|work| {
-            let _on = OnDeviceThread::enter();
-            work()
-        })
-    });
-    match (ran, slot) {
-        (Ok(Some(out)), _) => out,
-        // Not taken by the device thread: run here.
-        (_, Some(work)) => work(),
-        // It ran there and panicked (or its thread died): as it would have panicked here.
-        (ran, None) => panic!(
-            "llava-ops: work on cubecl's device thread failed: {:?}",
-            ran.err()
-        ),
-    }
-}
-
-thread_local! {
-    static ON_DEVICE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Marks the current thread as running [`on_device_thread`]'s work until dropped.
-struct OnDeviceThread(bool);
-
-impl OnDeviceThread {
-    fn enter() -> Self {
-        Self(ON_DEVICE_THREAD.with(|f| f.replace(true)))
-    }
-}
-
-impl Drop for OnDeviceThread {
-    fn drop(&mut self) {
-        ON_DEVICE_THREAD.with(|f| f.set(self.0));
-    }
-}
-
-/// Whether this thread is running [`on_device_thread`]'s work: cubecl's calls run inline, so a
-/// cuBLAS product costs no wait for cubecl's queue and every prompt product may take cuBLAS
-/// (`cublas::worth_round_trip`).
-pub(crate) fn on_device_thread_now() -> bool {
-    ON_DEVICE_THREAD.with(|f| f.get())
-}
-
-/// The comma-separated names in the environment variable `var` (none when unset).
-fn names_in(var: &str) -> Vec<String> {
-    std::env::var(var)
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+/// Whether `kernel` is routed (`LLAVA_OPS_OFF` turns single kernels off, for A/B runs).
+pub(crate) fn kernel_on(kernel: Kernel) -> bool {
+    crate::options::current().kernel_on(kernel)
 }
 
 /// Where `t`'s elements start in its buffer, in bytes (vector loads need it aligned).

@@ -149,7 +149,7 @@ pub fn add_rms_norm<const D: usize>(
     weight: &BurnTensor<1>,
     eps: f64,
 ) -> Option<(BurnTensor<D>, BurnTensor<D>)> {
-    if !super::kernel_on("add_rms_norm") {
+    if !super::kernel_on(super::Kernel::AddRmsNorm) {
         return None;
     }
     let (xc, dc, w) = (on_cuda(x)?, on_cuda(delta)?, on_cuda(weight)?);
@@ -201,7 +201,7 @@ pub fn rms_norm<const D: usize>(
     weight: &BurnTensor<1>,
     eps: f64,
 ) -> Option<BurnTensor<D>> {
-    if !super::kernel_on("rms_norm") {
+    if !super::kernel_on(super::Kernel::RmsNorm) {
         return None;
     }
     let (xc, w) = (on_cuda(x)?, on_cuda(weight)?);

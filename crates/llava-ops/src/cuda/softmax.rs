@@ -197,7 +197,7 @@ pub fn attention_probs(
     scale: f64,
     dtype: DType,
 ) -> Option<BurnTensor<4>> {
-    if !super::kernel_on("attention_probs") {
+    if !super::kernel_on(super::Kernel::AttentionProbs) {
         return None;
     }
     let (x, b) = (on_cuda(scores)?, on_cuda(bias)?);
@@ -225,8 +225,8 @@ pub fn attention_probs(
             dtype_to_storage_type(DType::F32),
             dtype_to_storage_type(dtype),
         ];
-        if let Some(per_thread) =
-            crate::choice::probs_per_thread(t, BLOCK).filter(|_| super::kernel_on("held_probs"))
+        if let Some(per_thread) = crate::choice::probs_per_thread(t, BLOCK)
+            .filter(|_| super::kernel_on(super::Kernel::HeldProbs))
         {
             scaled_biased_softmax_held::launch(
                 &client,

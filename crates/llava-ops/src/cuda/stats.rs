@@ -4,16 +4,15 @@ use std::sync::OnceLock;
 
 use burn::tensor::{Int, Tensor};
 
-/// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `1` times the launch
+/// Per-op-class call counts and seconds, when `LLAVA_OPS_STATS` is set: `launch` times the launch
 /// alone (CPU cost of the route), `sync` waits for the GPU after each routed op (its device
 /// time plus launch). [`report`] prints them.
 pub(super) fn stats_mode() -> Option<bool> {
-    static MODE: OnceLock<Option<bool>> = OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("LLAVA_OPS_STATS").as_deref() {
-        Ok("sync") => Some(true),
-        Ok(_) => Some(false),
-        Err(_) => None,
-    })
+    match crate::options::current().stats {
+        crate::options::StatsMode::Off => None,
+        crate::options::StatsMode::Launch => Some(false),
+        crate::options::StatsMode::Sync => Some(true),
+    }
 }
 
 type Stats = std::collections::BTreeMap<String, (u64, f64)>;

@@ -1,7 +1,7 @@
 //! The pre-LN transformer layer CLIP and SigLIP share (spec §2.1 step 4).
 
 use burn::module::Module;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use llava_lora::{LoraLinear, LoraLinearConfig};
 
 use super::config::{Activation, VisionConfig};
@@ -42,34 +42,18 @@ impl SelfAttention {
         }
     }
 
-    /// `[n, t, d]` → `[n, t, d]`; scores and softmax in f32 (transformers' eager path).
+    /// `[n, t, d]` → `[n, t, d]`; scores and softmax in f32 (transformers' eager path, or a
+    /// flash kernel on CUDA: [`llava_ops::full_attention`]).
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [n, t, d] = x.dims();
         let hd = d / self.heads;
         let split = |y: Tensor<3>| y.reshape([n, t, self.heads, hd]).swap_dims(1, 2);
-        let dtype = x.dtype();
         let [q, k, v] =
-            LoraLinear::forward_shared([&self.q_proj, &self.k_proj, &self.v_proj], x).map(split);
+            LoraLinear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x).map(split);
         let scale = (hd as f64).powf(-0.5);
-        // One flash kernel on CUDA where it fits (head dim a multiple of 16, as CLIP's 64).
-        let flash = llava_ops::flash_vision_in_model()
-            .then(|| llava_ops::flash_attention_full(&q, &k, &v, scale))
-            .flatten();
-        if let Some(out) = flash {
-            return self
-                .out_proj
-                .forward(out.swap_dims(1, 2).reshape([n, t, d]));
-        }
-        let scores = llava_ops::matmul_wide(q, k.swap_dims(2, 3));
-        // No mask: a zero bias broadcast to every row, so the scale, softmax and cast are the
-        // decoder's one probabilities kernel on CUDA (burn's ops: several passes over the
-        // 5 × 16 × 577² f32 scores of an anyres image).
-        let zero = Tensor::<4>::zeros([1, 1, 1, 1], (&scores.device(), DType::F32));
-        let probs = llava_ops::attention_probs(scores, zero.expand([n, 1, t, t]), scale, dtype);
-        let out = llava_ops::matmul(probs, v)
-            .swap_dims(1, 2)
-            .reshape([n, t, d]);
-        self.out_proj.forward(out)
+        let out = llava_ops::full_attention(q, k, v, scale);
+        self.out_proj
+            .forward(out.swap_dims(1, 2).reshape([n, t, d]))
     }
 }
 

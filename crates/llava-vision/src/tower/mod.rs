@@ -190,17 +190,6 @@ impl VisionTower {
         h + pos
     }
 
-    /// Each layer's q/k/v weights in one buffer where llava-ops asks for it
-    /// (`LLAVA_OPS_ON=shared_rows`, CUDA, half precision; [`LoraLinear::share_storage`]): one
-    /// product a layer for them where they go to cuBLAS (not at the default threshold, under
-    /// which the tower's products stay on cubek).
-    pub fn share_projection_storage(&mut self) {
-        for layer in &mut self.vision_model.encoder.layers {
-            let a = &mut layer.self_attn;
-            LoraLinear::share_storage([&mut a.q_proj, &mut a.k_proj, &mut a.v_proj]);
-        }
-    }
-
     /// Every linear of the tower with its module path (for adapters and merging).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
         let mut out = Vec::new();
