@@ -5,7 +5,8 @@
 //! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
 //!   transformers and peft);
 //! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
-//! - `infer`: the `swift infer` REPL, or one query with `--query` (the main job);
+//! - `infer`: a forward to `llava infer` (the `swift infer` REPL, or one query with
+//!   `--query`; crates/llava-cli), kept so the README's `cargo xtask infer` works;
 //! - `bench`: first-token time, decode speed and memory on full-size shapes with random
 //!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin);
 //! - `bench-ops`, `sweep`: decode operations alone, and every candidate kernel of the CUDA
@@ -18,7 +19,6 @@ mod cuda_smoke;
 mod device;
 mod fixtures;
 mod generate;
-mod infer;
 #[cfg(feature = "cuda")]
 mod sweep;
 
@@ -34,7 +34,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
-    Infer(infer::Args),
+    /// A forward to `llava infer` (crates/llava-cli).
+    Infer(llava_cli::infer::Args),
     /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
     Generate(generate::Args),
     /// Regenerate the committed fixtures with transformers and PEFT.
@@ -53,15 +54,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    llava_cli::init_logging();
+    llava_ops::options::install(None)?;
     match Cli::parse().command {
-        Command::Infer(args) => infer::run(args),
+        Command::Infer(args) => llava_cli::run(llava_cli::Command::Infer(args)),
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),

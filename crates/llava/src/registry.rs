@@ -1,7 +1,9 @@
 //! ms-swift's LLaVA model types (`../shared/spec/swift-llava.md` §1.2, §1.4): hub ids,
 //! checkpoint layout, default template, LoRA targets, end-of-sequence token, context length.
 
-use crate::config::Layout;
+use std::path::Path;
+
+use crate::config::{Layout, LlavaConfig};
 use crate::{LlavaError, Result};
 
 /// One registered model type.
@@ -223,6 +225,56 @@ impl ModelInfo {
     pub fn for_hub_id(id: &str) -> Option<&'static ModelInfo> {
         MODELS.iter().find(|m| {
             m.hf_model_id.eq_ignore_ascii_case(id) || m.ms_model_id.eq_ignore_ascii_case(id)
+        })
+    }
+}
+
+impl ModelInfo {
+    /// The model type of the checkpoint in `dir`, read from its `config.json`: the layout, the
+    /// text model's family, the tower, and the vocabulary (Llama 3's 128k against Yi's 64k).
+    /// Types that differ only in size (llava-next-72b and -110b, OneVision's three) behave the
+    /// same here, and the first is taken. When nothing matches, the error lists the candidates
+    /// of the layout.
+    pub fn infer_from_dir(dir: &Path) -> Result<&'static ModelInfo> {
+        let config = LlavaConfig::from_dir(dir)?;
+        let family = config.text.model_type.as_str();
+        let siglip = config.vision.kind == llava_vision::TowerKind::Siglip;
+        // (original layout, llava-hf layout)
+        let names = match (family, siglip) {
+            ("mistral", false) => Some((
+                "llava1d6-mistral-7b-instruct",
+                "llava1_6-mistral-7b-instruct-hf",
+            )),
+            ("llama", false) if config.text.vocab_size >= 128_000 => {
+                Some(("llama3-llava-next-8b", "llama3-llava-next-8b-hf"))
+            }
+            ("llama", false) => Some(("llava1d6-yi-34b-instruct", "llava1_6-yi-34b-instruct-hf")),
+            ("qwen2", false) => Some(("llava-next-72b", "llava-next-72b-hf")),
+            ("qwen2", true) => Some(("", "llava-onevision-qwen2-0_5b-ov")),
+            _ => None,
+        };
+        let found = names.and_then(|(original, hf)| {
+            let name = match config.layout {
+                Layout::Original => original,
+                Layout::LlavaHf => hf,
+            };
+            MODELS.iter().find(|m| m.model_type == name)
+        });
+        found.ok_or_else(|| {
+            let candidates: Vec<&str> = MODELS
+                .iter()
+                .filter(|m| m.layout == config.layout)
+                .map(|m| m.model_type)
+                .collect();
+            LlavaError::Config {
+                path: dir.join("config.json"),
+                message: format!(
+                    "cannot tell the model type from a {family} decoder with a {} tower ({:?} layout): pass --model-type, one of {}",
+                    if siglip { "SigLIP" } else { "CLIP" },
+                    config.layout,
+                    candidates.join(", ")
+                ),
+            }
         })
     }
 }

@@ -1,34 +1,17 @@
-//! `cargo xtask infer` flags: ms-swift's `swift infer` flags in kebab case, with its CLI
-//! defaults (`../shared/spec/swift-llava.md` §4.2).
+//! `llava infer` flags: ms-swift's `swift infer` flags in kebab case, with its CLI defaults
+//! (`../shared/spec/swift-llava.md` §4.2).
 
 use std::path::PathBuf;
 
 use clap::ArgAction;
 
-/// The embedded default model: a committed tiny LLaVA-NeXT (CLIP + Mistral, original layout).
-pub const DEFAULT_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../fixtures/llava/clip-mistral/original"
-);
-/// Its model type.
-pub const DEFAULT_MODEL_TYPE: &str = "llava1d6-mistral-7b-instruct";
+use crate::args::ModelArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Model type (`llava1d6-mistral-7b-instruct`, `llava-next-72b`, …; `cargo xtask infer
-    /// --list-models` lists them). Without it and without a path: the embedded tiny model.
-    #[arg(long)]
-    pub model_type: Option<String>,
-    /// A local checkpoint directory or a hub id (default: the model type's hub id).
-    #[arg(long)]
-    pub model_id_or_path: Option<String>,
-    /// Hub revision (branch, tag or commit).
-    #[arg(long, alias = "revision")]
-    pub model_revision: Option<String>,
-    /// A training checkpoint: `sft_args.json` supplies the model type, path, template and
-    /// system; a LoRA adapter in it is applied; a full checkpoint is the model itself.
-    #[arg(long)]
-    pub ckpt_dir: Option<PathBuf>,
+    /// The model (shared with every command).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Template (default: the model type's).
     #[arg(long, default_value = "AUTO")]
     pub template_type: String,
@@ -62,18 +45,8 @@ pub struct Args {
     /// Print the answer as it is generated.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
     pub stream: bool,
-    /// Parameter dtype: AUTO, f32, bf16, f16.
-    #[arg(long, default_value = "AUTO")]
-    pub dtype: String,
-    /// `cpu`, `cuda` or `cuda:N`; with `--device-map auto`, a comma-separated list
-    /// (`cuda:0,cuda:1`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Split the model over devices: `auto` (layers balanced over `--device`'s list; the vision
-    /// tower and embeddings on the first) or layer ranges, `0-39:cuda:0,40-79:cuda:1`.
-    #[arg(long)]
-    pub device_map: Option<String>,
-    /// Append each turn to `<ckpt or model dir>/infer_result/<timestamp>.jsonl`.
+    /// Append each turn to `<ckpt or model dir>/infer_result/<timestamp>.jsonl` (the current
+    /// directory's `infer_result/` for the embedded model).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
     pub save_result: bool,
     /// Where the result file goes instead of `<ckpt or model dir>/infer_result`.

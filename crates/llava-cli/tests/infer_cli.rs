@@ -1,4 +1,4 @@
-//! `cargo xtask infer` through its stdin and stdout: the one-shot JSON mode against the
+//! `llava infer` through its stdin and stdout: the one-shot JSON mode against the
 //! transformers reference, and a REPL session (two turns with an image, `clear`,
 //! `multi-line`, an empty media answer) with its jsonl result file.
 
@@ -21,8 +21,8 @@ fn reference(case: &str) -> Value {
     cases.into_iter().find(|c| c["case"] == case).unwrap()
 }
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+fn llava_infer() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llava"));
     c.arg("infer");
     c
 }
@@ -33,7 +33,7 @@ fn one_shot_json_equals_transformers() {
     let image = root()
         .join("vision/images")
         .join(case["images"][0].as_str().unwrap());
-    let out = xtask()
+    let out = llava_infer()
         .args([
             "--model-type",
             "llava1d6-mistral-7b-instruct",
@@ -63,7 +63,7 @@ fn one_shot_json_equals_transformers() {
 #[test]
 fn temperature_zero_is_greedy_and_the_default_model_runs() {
     let case = reference("text_only");
-    let out = xtask()
+    let out = llava_infer()
         .args(["--query", case["query"].as_str().unwrap(), "--system", ""])
         .args(["--temperature", "0", "--max-new-tokens", "24"])
         .output()
@@ -94,7 +94,7 @@ fn repl_session_through_pipes() {
         q = first["query"].as_str().unwrap(),
         img = image.display(),
     );
-    let mut child = xtask()
+    let mut child = llava_infer()
         .args([
             "--do-sample",
             "false",
@@ -175,7 +175,7 @@ fn repl_session_through_pipes() {
 #[test]
 fn a_missing_image_is_reported_and_the_session_goes_on() {
     let results = tempfile::tempdir().unwrap();
-    let mut child = xtask()
+    let mut child = llava_infer()
         .args(["--do-sample", "false", "--max-new-tokens", "4"])
         .arg("--result-dir")
         .arg(results.path())
@@ -223,7 +223,7 @@ fn ckpt_dir_applies_its_adapter() {
     });
     std::fs::write(ckpt.path().join("sft_args.json"), sft_args.to_string()).unwrap();
     let run = |extra: &[&str]| -> Value {
-        let out = xtask()
+        let out = llava_infer()
             .args(extra)
             .args(["--query", "Hello there", "--do-sample", "false"])
             .args(["--max-new-tokens", "12", "--output-format", "json"])
@@ -268,4 +268,133 @@ fn ckpt_dir_applies_its_adapter() {
         llava::inference_with_info(&model, &template, "Hello there", args).unwrap();
     assert_eq!(tuned["response"], response.as_str());
     assert_eq!(tuned["token_ids"], serde_json::json!(info.token_ids));
+}
+
+/// The embedded model runs from a directory outside the checkout, and its REPL results go to
+/// that directory's `infer_result/`, not into the source tree.
+#[test]
+fn the_embedded_model_runs_anywhere_and_writes_results_where_it_runs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let image = root().join("vision/images/coco_640x480.png");
+    let out = llava_infer()
+        .current_dir(cwd.path())
+        .args(["--query", "Describe the image.", "--images"])
+        .arg(&image)
+        .args(["--output-format", "json", "--max-new-tokens", "4"])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["token_ids"].as_array().unwrap().len(), 4);
+    assert_eq!(got["image_tokens"], serde_json::json!([2340]), "{got}");
+
+    let mut child = llava_infer()
+        .current_dir(cwd.path())
+        .args(["--do-sample", "false", "--max-new-tokens", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\n\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::assert_success(&out);
+    let results: Vec<_> = std::fs::read_dir(cwd.path().join("infer_result"))
+        .unwrap()
+        .collect();
+    assert_eq!(results.len(), 1, "one result file in the current directory");
+    assert!(
+        !root()
+            .join("llava/clip-mistral/original/infer_result")
+            .exists()
+            || std::fs::read_dir(root().join("llava/clip-mistral/original/infer_result"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing written beside the fixture"
+    );
+}
+
+/// A kernel option that does not exist stops the command before anything loads, listing the
+/// valid names.
+#[test]
+fn an_unknown_kernel_option_fails_at_start_with_the_valid_names() {
+    let out = llava_infer()
+        .env("LLAVA_OPS_OFF", "nonsense")
+        .args(["--query", "hi", "--max-new-tokens", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"nonsense\""), "{err}");
+    assert!(
+        err.contains("flash_prefill") && err.contains("gemv_qkv"),
+        "{err}"
+    );
+    let out = llava_infer()
+        .env("LLAVA_FLASH_BK", "64")
+        .args(["--query", "hi", "--max-new-tokens", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LLAVA_FLASH_BK") && err.contains("LLAVA_OPS_OFF"),
+        "{err}"
+    );
+}
+
+/// `--model-id-or-path DIR` alone: the model type comes from `config.json` (here the llava-hf
+/// Qwen fixture), and the answer is the one that type gives.
+#[test]
+fn the_model_type_is_inferred_from_the_checkpoint() {
+    let dir = root().join("llava/clip-qwen2/hf");
+    let run = |extra: &[&str]| {
+        let out = llava_infer()
+            .arg("--model-id-or-path")
+            .arg(&dir)
+            .args(extra)
+            .args([
+                "--query",
+                "hi",
+                "--do-sample",
+                "false",
+                "--max-new-tokens",
+                "5",
+            ])
+            .args(["--output-format", "json"])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let inferred = run(&[]);
+    let named = run(&["--model-type", "llava-next-72b-hf"]);
+    assert_eq!(inferred, named);
+}
+
+#[test]
+fn a_checkpoint_of_no_known_type_lists_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Mistral decoder behind OneVision's SigLIP tower: no registered type has both.
+    let config = std::fs::read_to_string(root().join("llava/siglip-qwen2/hf/config.json")).unwrap();
+    let config = config.replace("\"qwen2\"", "\"mistral\"");
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let out = llava_infer()
+        .arg("--model-id-or-path")
+        .arg(dir.path())
+        .args(["--query", "hi"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--model-type") && err.contains("llava-onevision-qwen2-0_5b-ov"),
+        "{err}"
+    );
 }

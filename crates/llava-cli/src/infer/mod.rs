@@ -1,4 +1,4 @@
-//! `cargo xtask infer`: the `swift infer` REPL, and a one-shot mode for scripts.
+//! `llava infer`: the `swift infer` REPL, and a one-shot mode for scripts.
 
 mod args;
 mod repl;
@@ -17,7 +17,7 @@ use serde_json::json;
 
 pub use args::Args;
 
-use crate::device::{parse_dtype, parse_placement};
+use crate::args::DtypeArg;
 
 /// What `--ckpt-dir` and the flags resolve to.
 struct Target {
@@ -26,23 +26,24 @@ struct Target {
     adapter: Option<PathBuf>,
     template_type: Option<String>,
     system: Option<String>,
-    dtype: Option<String>,
+    dtype: DtypeArg,
     /// Where `infer_result/` goes.
     result_base: Option<PathBuf>,
 }
 
 fn target(args: &Args) -> Result<Target> {
+    let m = &args.model;
     let mut t = Target {
         model_type: String::new(),
-        source: args.model_id_or_path.clone(),
+        source: m.model_id_or_path.clone(),
         adapter: None,
         template_type: (args.template_type != "AUTO").then(|| args.template_type.clone()),
         system: args.system.clone(),
-        dtype: (args.dtype != "AUTO").then(|| args.dtype.clone()),
+        dtype: m.dtype,
         result_base: None,
     };
-    let mut model_type = args.model_type.clone();
-    if let Some(ckpt) = &args.ckpt_dir {
+    let mut model_type = m.model_type.clone();
+    if let Some(ckpt) = &m.ckpt_dir {
         if !ckpt.is_dir() {
             bail!("--ckpt-dir {}: no such directory", ckpt.display());
         }
@@ -55,7 +56,13 @@ fn target(args: &Args) -> Result<Target> {
                 .template_type
                 .or(get("template_type").filter(|s| s != "AUTO"));
             t.system = t.system.or(get("system"));
-            t.dtype = t.dtype.or(get("dtype").filter(|s| s != "AUTO"));
+            if t.dtype == DtypeArg::Auto
+                && let Some(dtype) = get("dtype")
+            {
+                t.dtype = dtype.parse().with_context(|| {
+                    format!("{}: key dtype", ckpt.join("sft_args.json").display())
+                })?;
+            }
         }
         if ckpt.join("adapter_config.json").is_file() {
             t.adapter = Some(ckpt.clone());
@@ -67,12 +74,18 @@ fn target(args: &Args) -> Result<Target> {
     t.model_type = match (model_type, &t.source) {
         (Some(m), _) => m,
         (None, None) => {
-            t.source = Some(args::DEFAULT_MODEL.to_string());
-            args::DEFAULT_MODEL_TYPE.to_string()
+            let dir = crate::embedded::model_dir()?;
+            t.source = Some(dir.display().to_string());
+            // The embedded model's results go where the user is, never beside the model.
+            t.result_base = Some(std::env::current_dir().context("reading the current directory")?);
+            crate::embedded::MODEL_TYPE.to_string()
         }
-        (None, Some(source)) => ModelInfo::for_hub_id(source)
-            .map(|m| m.model_type.to_string())
-            .with_context(|| format!("{source} is not a registered hub id: pass --model-type"))?,
+        (None, Some(source)) => match ModelInfo::for_hub_id(source) {
+            Some(info) => info.model_type.to_string(),
+            None => ModelInfo::infer_from_dir(std::path::Path::new(source))?
+                .model_type
+                .to_string(),
+        },
     };
     Ok(t)
 }
@@ -102,16 +115,18 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let t = target(&args)?;
-    let dtype = t.dtype.as_deref().map(parse_dtype).transpose()?;
-    let (devices, device_map) = parse_placement(&args.device, args.device_map.as_deref())?;
+    let (devices, device_map) = args
+        .model
+        .device
+        .placement(args.model.device_map.as_deref())?;
     let (model, tokenizer) = get_model_tokenizer(
         &t.model_type,
-        dtype,
+        t.dtype.dtype(),
         ModelKwargs {
             model_id_or_path: t.source.clone(),
             device: devices[0].clone(),
             device_map,
-            revision: args.model_revision.clone(),
+            revision: args.model.model_revision.clone(),
             progress: Progress::Auto,
             adapter: t.adapter.clone(),
             ..ModelKwargs::default()

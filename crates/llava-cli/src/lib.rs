@@ -1,0 +1,35 @@
+//! The product commands behind the `llava` binary (and `cargo xtask infer`, which forwards
+//! here): `infer` today; `sft` and `export` come with training.
+
+pub mod args;
+pub mod embedded;
+pub mod infer;
+
+use clap::Subcommand;
+
+/// A `llava` command.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
+    Infer(infer::Args),
+}
+
+/// Runs `command`. The kernel options (`LLAVA_*`) are checked first, so a bad one fails before
+/// any model is loaded.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    llava_ops::options::install(None)?;
+    match command {
+        Command::Infer(args) => infer::run(args),
+    }
+}
+
+/// Logs to stderr at `warn` (or `RUST_LOG`'s filter).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
