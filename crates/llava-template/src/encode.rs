@@ -33,6 +33,8 @@ pub struct Encoded {
 /// One piece of the context.
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
+    /// A special token written by id.
+    Token(u32),
     Text(String),
     Image,
 }
@@ -68,6 +70,12 @@ pub(crate) fn encode(
     };
 
     let mut context: Vec<(Piece, bool)> = Vec::new();
+    if let Some(bos) = spec.bos {
+        let id = tokenizer
+            .token_to_id(bos)
+            .ok_or_else(|| err(format!("the tokenizer has no {bos} token to begin with")))?;
+        context.push((Piece::Token(id), false));
+    }
     match (system, spec.system_prefix) {
         (Some(s), Some(prefix)) => push_text(&mut context, prefix.replace("{{SYSTEM}}", s), false),
         (Some(_), None) => {
@@ -118,6 +126,10 @@ pub(crate) fn encode(
     let mut images = 0;
     for (piece, trained) in merge_untrained(context) {
         match piece {
+            Piece::Token(id) => {
+                input_ids.push(i64::from(id));
+                labels.push(IGNORE_INDEX);
+            }
             Piece::Image => {
                 input_ids.push(IMAGE_SENTINEL);
                 labels.push(IGNORE_INDEX);

@@ -20,7 +20,12 @@ pub enum ImagePlaceholder {
 pub struct TemplateSpec {
     /// The template type (ms-swift's name).
     pub name: &'static str,
-    /// Start of the text when there is no system text.
+    /// A token written by id before everything else (ms-swift's `[['bos_token_id']]`), not as
+    /// text: a SentencePiece tokenizer whose Metaspace prepends `▁` to the first piece only
+    /// (`prepend_scheme: "first"`) would otherwise tokenize the text after a literal `<s>` as
+    /// a later piece (`[` instead of transformers' `▁[`).
+    pub bos: Option<&'static str>,
+    /// Start of the text (after [`Self::bos`]) when there is no system text.
     pub prefix: &'static str,
     /// Start of the text with a system text (`{{SYSTEM}}`); `None`: no system support.
     pub system_prefix: Option<&'static str>,
@@ -48,7 +53,8 @@ const HF_IMAGE: ImagePlaceholder = ImagePlaceholder::Token("<image>");
 const fn mistral(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
     TemplateSpec {
         name,
-        prefix: "<s>[INST] ",
+        bos: Some("<s>"),
+        prefix: "[INST] ",
         system_prefix: None,
         prompt: "{{QUERY}} [/INST]",
         chat_sep: Some("</s>[INST] "),
@@ -62,6 +68,7 @@ const fn mistral(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
 const fn chatml_direct(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
     TemplateSpec {
         name,
+        bos: None,
         prefix: "",
         system_prefix: Some("<|im_start|>system\n{{SYSTEM}}<|im_end|>"),
         prompt: "<|im_start|>user\n{{QUERY}}<|im_end|><|im_start|>assistant\n",
@@ -76,6 +83,7 @@ const fn chatml_direct(name: &'static str, image: ImagePlaceholder) -> TemplateS
 const fn llama3(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
     TemplateSpec {
         name,
+        bos: None,
         prefix: "<|begin_of_text|>",
         system_prefix: Some(
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{{SYSTEM}}<|eot_id|>",
@@ -93,6 +101,7 @@ const fn llama3(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
 const fn qwen(name: &'static str, image: ImagePlaceholder) -> TemplateSpec {
     TemplateSpec {
         name,
+        bos: None,
         prefix: "",
         system_prefix: Some("<|im_start|>system\n{{SYSTEM}}<|im_end|>\n"),
         prompt: "<|im_start|>user\n{{QUERY}}<|im_end|>\n<|im_start|>assistant\n",

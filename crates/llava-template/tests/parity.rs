@@ -1,7 +1,8 @@
 //! Every template against `fixtures/templates/cases.json` (scripts/fixtures/
 //! make_template_fixtures.py: ms-swift's encode with transformers' tokenizers): token ids and
 //! labels identical, for conversations with and without system, with history, several images,
-//! explicit image tags and training responses; real Mistral tokenizer for the Mistral templates.
+//! explicit image tags and training responses; real Mistral tokenizer for the Mistral templates,
+//! both as legacy llava checkpoints ship it and with Metaspace's `prepend_scheme: "first"`.
 
 use std::path::PathBuf;
 
@@ -45,7 +46,7 @@ fn every_template_matches_transformers_tokenisation() {
     let text = std::fs::read_to_string(root().join("cases.json")).unwrap();
     let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert!(cases.len() >= 60, "{} cases", cases.len());
-    let families = ["mistral", "yi", "llama3", "qwen"];
+    let families = ["mistral", "mistral-first", "yi", "llama3", "qwen"];
     let toks: Vec<(&str, Tokenizer)> = families.iter().map(|f| (*f, tokenizer(f))).collect();
     let mut templates_seen = std::collections::BTreeSet::new();
     for case in &cases {
@@ -70,6 +71,27 @@ fn every_template_matches_transformers_tokenisation() {
         templates_seen.insert(name.to_string());
     }
     assert_eq!(templates_seen.len(), llava_template::TEMPLATES.len());
+}
+
+/// With a `prepend_scheme: "first"` tokenizer the BOS is written by id, so `[INST]` after it
+/// is tokenized from offset 0 as transformers' processor does (`▁[`, 733; a literal `<s>` in the
+/// text gave `[`, 28792); the legacy tokenizer gives the same ids as before.
+#[test]
+fn mistral_bos_is_a_token_id_for_both_tokenizer_conventions() {
+    for family in ["mistral", "mistral-first"] {
+        let template = get_template("llava-mistral-instruct", tokenizer(family)).unwrap();
+        let encoded = template
+            .encode(&Conversation {
+                system: None,
+                rounds: vec![Round {
+                    query: "Hi".into(),
+                    response: None,
+                    images: 0,
+                }],
+            })
+            .unwrap();
+        assert_eq!(encoded.input_ids[..4], [1, 733, 16289, 28793], "{family}");
+    }
 }
 
 #[test]
