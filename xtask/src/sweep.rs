@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
                 .cast(DType::F32)
                 .matmul(wt.clone().cast(DType::F32));
             for s in large.split(',').map(str::trim) {
-                let f = || cuda::matmul_with(s, &x, &wt, DType::F32);
+                let f = || cuda::matmul_with(s, &x, &wt, DType::F32).map_err(|e| e.to_string());
                 report_matmul(
                     name,
                     [1, m, d_in, d_out],
@@ -194,7 +194,7 @@ pub fn run(args: Args) -> Result<()> {
                 RowOp::Mean => x.clone().mean_dim(1),
             };
             for routine in cuda::REDUCE_ROUTINES {
-                let f = || cuda::reduce_last_with(routine, x, *op);
+                let f = || cuda::reduce_last_with(routine, x, *op).map_err(|e| e.to_string());
                 report_matmul(
                     name,
                     [1, x.dims()[0], x.dims()[1], 1],
@@ -213,7 +213,7 @@ pub fn run(args: Args) -> Result<()> {
             let reference: Tensor<2, Int> = logits.clone().argmax(1);
             let want = reference.try_into_vec_as::<i64>().unwrap_or_default();
             for routine in cuda::REDUCE_ROUTINES {
-                let f = || cuda::argmax_last_with(routine, &logits);
+                let f = || cuda::argmax_last_with(routine, &logits).map_err(|e| e.to_string());
                 let (cold, per, got) = match time(args.iters, &f) {
                     Ok((c, p, out)) => (c, p, out.try_into_vec_as::<i64>().unwrap_or_default()),
                     Err(e) => {
@@ -258,7 +258,7 @@ impl Products<'_> {
         };
         let reference = lhs.clone().matmul(rhs.clone());
         for s in list.split(',').map(str::trim) {
-            let f = || cuda::matmul_with(s, lhs, rhs, lhs.dtype());
+            let f = || cuda::matmul_with(s, lhs, rhs, lhs.dtype()).map_err(|e| e.to_string());
             report_matmul(op, dims, s, &reference, &f, self.args.iters, bytes, flops);
         }
     }

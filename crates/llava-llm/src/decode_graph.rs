@@ -304,7 +304,8 @@ impl<'a> GraphStep<'a> {
             // SAFETY: this struct owns every tensor the recordings read or write except the
             // model's weights, which `'a` keeps alive; the inputs were written, and the output
             // is read, from the recording thread (checked above).
-            unsafe { segment.recording.replay() }.map_err(LlmError::Generation)?;
+            unsafe { segment.recording.replay() }
+                .map_err(|e| LlmError::Generation(e.to_string()))?;
             previous = Some(segment.output.clone());
         }
         let logits =

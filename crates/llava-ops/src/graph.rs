@@ -91,7 +91,7 @@ impl Recording {
     /// Every tensor the recorded run read or wrote must still be alive (its buffer not freed
     /// and reused), nothing on another stream may use them meanwhile, and input refreshes and
     /// output reads must be issued from the thread that recorded (the same stream).
-    pub unsafe fn replay(&self) -> Result<(), String> {
+    pub unsafe fn replay(&self) -> Result<(), crate::OpsError> {
         #[cfg(feature = "cuda")]
         // SAFETY: forwarded from the caller.
         return unsafe { self.inner.replay() };

@@ -13,6 +13,7 @@
 
 mod attention;
 pub mod choice;
+mod error;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod graph;
@@ -24,6 +25,7 @@ mod route;
 mod rows;
 
 pub use attention::{attention_probs, causal_attention, full_attention};
+pub use error::OpsError;
 pub use graph::{
     RecordError, Recording, free_memory, graph_replay_available, overwrite, overwrite_int, record,
 };

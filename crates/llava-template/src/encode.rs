@@ -92,7 +92,13 @@ pub(crate) fn encode(
             }
             continue;
         }
-        let query = place_images(round, i).map_err(err)?;
+        let query = place_images(round).ok_or_else(|| {
+            err(format!(
+                "round {i}: the query has {} {IMAGE_TAG} tag(s) but the round has {} image(s)",
+                round.query.matches(IMAGE_TAG).count(),
+                round.images
+            ))
+        })?;
         let (before, after) = spec
             .prompt
             .split_once("{{QUERY}}")
@@ -170,19 +176,17 @@ pub(crate) fn encode(
 }
 
 /// The round's query with one `<image>` tag per image: the user's own tags when they match
-/// the image count, else tags put in front (ms-swift's `add_default_tags`).
-fn place_images(round: &Round, i: usize) -> Result<String, String> {
+/// the image count, else tags put in front (ms-swift's `add_default_tags`); `None` when the
+/// query has tags but not as many as the round has images.
+fn place_images(round: &Round) -> Option<String> {
     let tags = round.query.matches(IMAGE_TAG).count();
     if tags == round.images {
-        return Ok(round.query.clone());
+        return Some(round.query.clone());
     }
     if tags > 0 {
-        return Err(format!(
-            "round {i}: the query has {tags} {IMAGE_TAG} tag(s) but the round has {} image(s)",
-            round.images
-        ));
+        return None;
     }
-    Ok(format!("{}{}", IMAGE_TAG.repeat(round.images), round.query))
+    Some(format!("{}{}", IMAGE_TAG.repeat(round.images), round.query))
 }
 
 /// Writes the query, each `<image>` tag becoming the image placeholder and the template's

@@ -19,4 +19,4 @@ pub use anyres::{AnyresConfig, Convention, ImageLayout, Size};
 pub use error::VisionError;
 pub use image_io::{AlphaMode, DecodeOptions, RgbImage, decode_image, open_image};
 pub use preprocess::{ProcessedImage, ProcessorConfig, preprocess, preprocess_single_patch};
-pub use tower::{FeatureSelect, TowerKind, VisionConfig, VisionTower};
+pub use tower::{FeatureSelect, TowerKind, VisionConfig, VisionConfigError, VisionTower};

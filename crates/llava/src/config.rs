@@ -298,7 +298,7 @@ fn original_tower_config(source: &str, path: &Path) -> Result<VisionConfig> {
         })?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| config_error(&file, e.to_string()))?;
-        return VisionConfig::from_json(&value, None).map_err(|m| config_error(&file, m));
+        return VisionConfig::from_json(&value, None).map_err(|m| config_error(&file, m.to_string()));
     }
     if source.contains("clip-vit-large-patch14-336") {
         Ok(VisionConfig::clip_vit_large_336())

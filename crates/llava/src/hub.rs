@@ -26,8 +26,12 @@ const OPTIONAL: &[&str] = &[
     "preprocessor_config.json",
     "added_tokens.json",
 ];
-/// Gets one file of the repository (the reason as text when it cannot).
-type Fetch = Box<dyn Fn(&str) -> Result<PathBuf, String>>;
+/// Gets one file of the repository, or why it cannot.
+type Fetch = Box<dyn Fn(&str) -> std::result::Result<PathBuf, Unavailable>>;
+
+/// Why a hub file could not be had (the cache's or the client's words).
+#[derive(Debug, Default)]
+struct Unavailable(String);
 
 const INDEX: &str = "model.safetensors.index.json";
 const SINGLE: &str = "model.safetensors";
@@ -92,7 +96,7 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
     let fetch: Fetch = if options.offline {
         let cache = Cache::new(options.cache_dir.clone());
         Box::new(move |file: &str| {
-            cached_file(&cache, &repo, file).ok_or_else(|| "not in the cache".to_string())
+            cached_file(&cache, &repo, file).ok_or_else(|| Unavailable("not in the cache".into()))
         })
     } else {
         let mut builder = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
@@ -104,11 +108,11 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
             .build()
             .map_err(|e| hub_error(id_or_path, "", &e.to_string(), options))?;
         let api_repo = api.repo(repo);
-        Box::new(move |file: &str| api_repo.get(file).map_err(|e| e.to_string()))
+        Box::new(move |file: &str| api_repo.get(file).map_err(|e| Unavailable(e.to_string())))
     };
     let mut dir = None;
     for file in REQUIRED {
-        let got = fetch(file).map_err(|why| hub_error(id_or_path, file, &why, options))?;
+        let got = fetch(file).map_err(|why| hub_error(id_or_path, file, &why.0, options))?;
         dir.get_or_insert_with(|| got.parent().map(Path::to_path_buf).unwrap_or_default());
     }
     let tokenizer = TOKENIZER
@@ -119,7 +123,7 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
         return Err(hub_error(
             id_or_path,
             "tokenizer.json (or tokenizer.model, or vocab.json + merges.txt)",
-            &why,
+            &why.0,
             options,
         ));
     }
@@ -130,12 +134,12 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
     match fetch(INDEX) {
         Ok(index) => {
             for shard in shard_names(&index)? {
-                fetch(&shard).map_err(|why| hub_error(id_or_path, &shard, &why, options))?;
+                fetch(&shard).map_err(|why| hub_error(id_or_path, &shard, &why.0, options))?;
             }
         }
         Err(_) => {
             fetch(SINGLE).map_err(|why| {
-                hub_error(id_or_path, &format!("{INDEX} or {SINGLE}"), &why, options)
+                hub_error(id_or_path, &format!("{INDEX} or {SINGLE}"), &why.0, options)
             })?;
         }
     }

@@ -58,9 +58,9 @@ impl Recording {
     ///
     /// # Safety
     /// As there.
-    pub unsafe fn replay(&self) -> Result<(), String> {
+    pub unsafe fn replay(&self) -> Result<(), crate::OpsError> {
         // SAFETY: forwarded from the caller.
         unsafe { Dispatch::graph_replay(&self.device, &self.graph) }
-            .map_err(|e| format!("replaying the recorded step: {e:?}"))
+            .map_err(|e| crate::OpsError::Replay(format!("{e:?}")))
     }
 }

@@ -21,6 +21,7 @@ use cubek::matmul::strategy::Strategy;
 use cubek::std::InputBinding;
 
 use super::on_cuda;
+use crate::OpsError;
 use super::stats::timed;
 use crate::choice::{MatmulPlan, matmul_plan};
 
@@ -332,23 +333,25 @@ pub fn matmul_with<const D: usize>(
     lhs: &Tensor<D>,
     rhs: &Tensor<D>,
     out_dtype: DType,
-) -> Result<Tensor<D>, String> {
+) -> Result<Tensor<D>, OpsError> {
+    let declined = |why: &str| OpsError::Declined(why.to_string());
     let (l, r) = match (on_cuda(lhs), on_cuda(rhs)) {
         (Some(l), Some(r)) => (l, r),
-        _ => return Err("not a CUDA float tensor".into()),
+        _ => return Err(declined("not a CUDA float tensor")),
     };
     if name == "cublas" {
         return super::cublas::matmul(&l, &r, out_dtype)
             .map(Tensor::from_primitive::<CubeBackend>)
-            .ok_or_else(|| "cuBLAS declined the product (off, not loaded or a layout)".into());
+            .ok_or_else(|| declined("cuBLAS declined the product (off, not loaded or a layout)"));
     }
-    let strategy = matmul_strategy(name).ok_or_else(|| format!("unknown strategy {name}"))?;
+    let strategy =
+        matmul_strategy(name).ok_or_else(|| declined(&format!("unknown strategy {name}")))?;
     // A kernel that fails at launch (not at setup) writes nothing: the NaN fill shows that,
     // where a reused buffer would still hold the previous candidate's correct product.
     let mut shape = lhs.dims();
     shape[D - 1] = rhs.dims()[D - 1];
     let nan = Tensor::<D>::full(shape, f32::NAN, (&lhs.device(), out_dtype));
-    let out = on_cuda(&nan).ok_or("not a CUDA float tensor")?;
+    let out = on_cuda(&nan).ok_or_else(|| declined("not a CUDA float tensor"))?;
     launch_matmul_into(&strategy, l, r, out).map(Tensor::from_primitive::<CubeBackend>)
 }
 
@@ -357,7 +360,7 @@ fn launch_matmul_into(
     lhs: CubeTensor,
     rhs: CubeTensor,
     out: CubeTensor,
-) -> Result<CubeTensor, String> {
+) -> Result<CubeTensor, OpsError> {
     let elem = dtype_to_storage_type(lhs.dtype);
     let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {
         lhs: elem,
@@ -373,7 +376,7 @@ fn launch_matmul_into(
         out.clone().binding(),
         &mut dtypes,
     )
-    .map_err(|e| format!("{e:?}"))?;
+    .map_err(|e| OpsError::Declined(format!("{e:?}")))?;
     Ok(out)
 }
 

@@ -13,6 +13,8 @@ use cubek::reduce::routines::{
 };
 
 use super::on_cuda;
+use crate::OpsError;
+use burn_cubecl::tensor::CubeTensor;
 use super::stats::timed;
 use crate::choice::reduce_routine;
 
@@ -71,12 +73,11 @@ pub fn reduce_last_with<const D: usize>(
     routine: &str,
     x: &Tensor<D>,
     op: RowOp,
-) -> Result<Tensor<D>, String> {
-    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
-    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
+) -> Result<Tensor<D>, OpsError> {
+    let (strategy, prim) = routine_and_operand(routine, x)?;
     reduce_dim(prim, None, D - 1, strategy, row_config(op))
         .map(Tensor::from_primitive::<CubeBackend>)
-        .map_err(|e| format!("{e:?}"))
+        .map_err(|e| OpsError::Declined(format!("{e:?}")))
 }
 
 /// Softmax over the last dim as max-shifted exponentials over their sum, both reductions
@@ -99,9 +100,8 @@ pub fn argmax_last(x: &Tensor<2>) -> Option<Tensor<2, Int>> {
 }
 
 /// Each row's argmax with one named routine, for the sweep.
-pub fn argmax_last_with(routine: &str, x: &Tensor<2>) -> Result<Tensor<2, Int>, String> {
-    let strategy = reduce_strategy(routine).ok_or_else(|| format!("unknown routine {routine}"))?;
-    let prim = on_cuda(x).ok_or("not a CUDA float tensor")?;
+pub fn argmax_last_with(routine: &str, x: &Tensor<2>) -> Result<Tensor<2, Int>, OpsError> {
+    let (strategy, prim) = routine_and_operand(routine, x)?;
     reduce_dim(
         prim,
         Some(DType::I32),
@@ -110,5 +110,17 @@ pub fn argmax_last_with(routine: &str, x: &Tensor<2>) -> Result<Tensor<2, Int>, 
         ReduceOperationConfig::ArgMax,
     )
     .map(Tensor::<2, Int>::from_primitive::<CubeBackend>)
-    .map_err(|e| format!("{e:?}"))
+    .map_err(|e| OpsError::Declined(format!("{e:?}")))
+}
+
+/// The named routine and `x`'s CubeCL tensor, or why not.
+fn routine_and_operand<const D: usize>(
+    routine: &str,
+    x: &Tensor<D>,
+) -> Result<(KernelReduceStrategy, CubeTensor), OpsError> {
+    let strategy = reduce_strategy(routine)
+        .ok_or_else(|| OpsError::Declined(format!("unknown routine {routine}")))?;
+    let prim =
+        on_cuda(x).ok_or_else(|| OpsError::Declined("not a CUDA float tensor".into()))?;
+    Ok((strategy, prim))
 }

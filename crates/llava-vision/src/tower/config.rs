@@ -59,6 +59,11 @@ struct Raw {
     hidden_act: Option<String>,
 }
 
+/// A `vision_config` that cannot be read (the message names the key); the caller adds the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct VisionConfigError(pub String);
+
 impl VisionConfig {
     /// `openai/clip-vit-large-patch14-336`, the tower of every LLaVA-1.6 checkpoint.
     pub fn clip_vit_large_336() -> Self {
@@ -95,17 +100,23 @@ impl VisionConfig {
     pub fn from_json(
         value: &serde_json::Value,
         kind_hint: Option<TowerKind>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, VisionConfigError> {
         let value = match value.get("vision_config") {
             Some(inner) if inner.is_object() => inner,
             _ => value,
         };
-        let raw: Raw = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let raw: Raw =
+            serde_json::from_value(value.clone()).map_err(|e| VisionConfigError(e.to_string()))?;
         let kind = match raw.model_type.as_deref() {
             Some("clip_vision_model" | "clip") => TowerKind::Clip,
             Some("siglip_vision_model" | "siglip") => TowerKind::Siglip,
-            Some(other) => return Err(format!("unsupported vision model_type {other:?}")),
-            None => kind_hint.ok_or("vision config has no model_type")?,
+            Some(other) => {
+                return Err(VisionConfigError(format!(
+                    "unsupported vision model_type {other:?}"
+                )));
+            }
+            None => kind_hint
+                .ok_or_else(|| VisionConfigError("vision config has no model_type".into()))?,
         };
         // transformers' class defaults, used when the hub file omits a key.
         let (hidden, inter, layers, heads, image, patch, eps, act) = match kind {
@@ -117,7 +128,7 @@ impl VisionConfig {
             "quick_gelu" => Activation::QuickGelu,
             "gelu_pytorch_tanh" | "gelu_new" => Activation::GeluTanh,
             "gelu" => Activation::Gelu,
-            other => return Err(format!("unsupported vision hidden_act {other:?}")),
+            other => return Err(VisionConfigError(format!("unsupported vision hidden_act {other:?}"))),
         };
         let config = Self {
             kind,
@@ -135,17 +146,17 @@ impl VisionConfig {
                 .hidden_size
                 .is_multiple_of(config.num_attention_heads)
         {
-            return Err(format!(
+            return Err(VisionConfigError(format!(
                 "vision hidden_size {} is not a multiple of num_attention_heads {}",
                 config.hidden_size, config.num_attention_heads
-            ));
+            )));
         }
         // 384 / 14 is not whole for SigLIP: the stride-14 convolution ignores the last pixels.
         if config.patch_size == 0 || config.image_size < config.patch_size {
-            return Err(format!(
+            return Err(VisionConfigError(format!(
                 "vision patch_size {} does not fit image_size {}",
                 config.patch_size, config.image_size
-            ));
+            )));
         }
         Ok(config)
     }
@@ -181,6 +192,7 @@ mod tests {
         assert!(
             VisionConfig::from_json(&bad, None)
                 .unwrap_err()
+                .0
                 .contains("num_attention_heads")
         );
     }

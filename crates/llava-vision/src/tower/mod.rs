@@ -9,7 +9,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Device, Tensor};
 use llava_lora::LoraLinear;
 
-pub use config::{Activation, TowerKind, VisionConfig};
+pub use config::{Activation, TowerKind, VisionConfig, VisionConfigError};
 pub use encoder::{Encoder, EncoderLayer, Mlp, SelfAttention};
 pub use layer_norm::LayerNorm;
 
