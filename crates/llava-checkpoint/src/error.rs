@@ -12,6 +12,14 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// A JSON file (index, config) is malformed or lacks a field.
+    /// A file could not be written (nothing replaced the previous file).
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Json {
         /// The file.

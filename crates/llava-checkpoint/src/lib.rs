@@ -17,12 +17,14 @@ mod key_map;
 mod load;
 mod mapped;
 mod progress;
+mod save;
 
 pub use error::CheckpointError;
 pub use files::CheckpointFiles;
 pub use key_map::KeyMap;
 pub use load::{LoadOptions, LoadReport, load_module};
 pub use progress::Progress;
+pub use save::{save_safetensors, write_atomic};
 
 /// Result type of this crate.
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;

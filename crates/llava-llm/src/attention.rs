@@ -1,6 +1,6 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use llava_lora::{LoraLinear, LoraLinearConfig};
+use llava_nn::{Linear, LinearConfig};
 
 use crate::TextConfig;
 use crate::kv_cache::KvCache;
@@ -11,13 +11,13 @@ use crate::rope::RopeTables;
 #[derive(Module, Debug)]
 pub struct Attention {
     /// `[heads·head_dim, hidden]` (+ bias for Qwen).
-    pub q_proj: LoraLinear,
+    pub q_proj: Linear,
     /// `[kv_heads·head_dim, hidden]` (+ bias for Qwen).
-    pub k_proj: LoraLinear,
+    pub k_proj: Linear,
     /// `[kv_heads·head_dim, hidden]` (+ bias for Qwen).
-    pub v_proj: LoraLinear,
+    pub v_proj: Linear,
     /// `[hidden, heads·head_dim]`.
-    pub o_proj: LoraLinear,
+    pub o_proj: Linear,
     #[module(skip)]
     heads: usize,
     #[module(skip)]
@@ -33,16 +33,16 @@ impl Attention {
         let (heads, kv_heads) = (config.num_attention_heads, config.num_kv_heads());
         let qkv_bias = config.qkv_bias();
         Self {
-            q_proj: LoraLinearConfig::new(h, heads * d)
+            q_proj: LinearConfig::new(h, heads * d)
                 .with_bias(qkv_bias)
                 .init(device),
-            k_proj: LoraLinearConfig::new(h, kv_heads * d)
+            k_proj: LinearConfig::new(h, kv_heads * d)
                 .with_bias(qkv_bias)
                 .init(device),
-            v_proj: LoraLinearConfig::new(h, kv_heads * d)
+            v_proj: LinearConfig::new(h, kv_heads * d)
                 .with_bias(qkv_bias)
                 .init(device),
-            o_proj: LoraLinearConfig::new(heads * d, h)
+            o_proj: LinearConfig::new(heads * d, h)
                 .with_bias(config.o_bias())
                 .init(device),
             heads,
@@ -51,9 +51,9 @@ impl Attention {
         }
     }
 
-    /// The query, key and value projections of `x`, as one group ([`LoraLinear::forward_group`]).
+    /// The query, key and value projections of `x`, as one group ([`Linear::forward_group`]).
     fn projections(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
-        LoraLinear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x)
+        Linear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x)
     }
 
     /// `x`: `[batch, seq, hidden]`; `bias`: the additive mask `[batch, 1, seq, past + seq]`,

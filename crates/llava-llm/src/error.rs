@@ -32,7 +32,7 @@ pub enum LlmError {
     Checkpoint(#[from] llava_checkpoint::CheckpointError),
     /// A LoRA adapter could not be read or applied.
     #[error(transparent)]
-    Lora(#[from] llava_lora::LoraError),
+    Lora(#[from] llava_nn::LoraError),
     /// The prompt and the requested generation do not fit the model's context.
     #[error(
         "the prompt has {prompt} tokens and {new} new tokens were asked for, but the model's \

@@ -28,7 +28,6 @@ mod loader;
 mod mask;
 mod mlp;
 mod model;
-mod rms_norm;
 mod rope;
 pub mod sampling;
 
@@ -41,10 +40,10 @@ pub use error::LlmError;
 pub use generate::{GenerateOptions, Generator, Prefill, generate};
 pub use generation_config::GenerationConfig;
 pub use kv_cache::KvCache;
+pub use llava_nn::RmsNorm;
 pub use loader::LoadOptions;
 pub use mlp::Mlp;
 pub use model::{CausalLm, DecoderInput, DecoderModel, ForwardOptions, LogitsFor};
-pub use rms_norm::RmsNorm;
 pub use rope::RotaryEmbedding;
 
 /// Result type of this crate.

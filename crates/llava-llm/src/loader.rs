@@ -2,7 +2,7 @@ use std::path::Path;
 
 use burn::tensor::{DType, Device};
 use llava_checkpoint::{CheckpointFiles, Progress, load_module};
-use llava_lora::PeftAdapter;
+use llava_nn::PeftAdapter;
 
 use crate::checkpoint_keys::{decoder_key_map, is_decoder_key};
 use crate::{CausalLm, DeviceMap, LlmError, Result, TextConfig};

@@ -1,6 +1,6 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use llava_lora::{LoraLinear, LoraLinearConfig};
+use llava_nn::{Linear, LinearConfig};
 
 use crate::TextConfig;
 
@@ -8,11 +8,11 @@ use crate::TextConfig;
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `[intermediate, hidden]`.
-    pub gate_proj: LoraLinear,
+    pub gate_proj: Linear,
     /// `[intermediate, hidden]`.
-    pub up_proj: LoraLinear,
+    pub up_proj: Linear,
     /// `[hidden, intermediate]`.
-    pub down_proj: LoraLinear,
+    pub down_proj: Linear,
 }
 
 impl Mlp {
@@ -24,15 +24,15 @@ impl Mlp {
             config.mlp_bias,
         );
         Self {
-            gate_proj: LoraLinearConfig::new(h, i).with_bias(bias).init(device),
-            up_proj: LoraLinearConfig::new(h, i).with_bias(bias).init(device),
-            down_proj: LoraLinearConfig::new(i, h).with_bias(bias).init(device),
+            gate_proj: LinearConfig::new(h, i).with_bias(bias).init(device),
+            up_proj: LinearConfig::new(h, i).with_bias(bias).init(device),
+            down_proj: LinearConfig::new(i, h).with_bias(bias).init(device),
         }
     }
 
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let act = LoraLinear::forward_swiglu(&self.gate_proj, &self.up_proj, x);
+        let act = Linear::forward_swiglu(&self.gate_proj, &self.up_proj, x);
         self.down_proj.forward(act)
     }
 }

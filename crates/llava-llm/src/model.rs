@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
-use llava_lora::{LoraLinear, LoraLinearConfig};
+use llava_nn::{Linear, LinearConfig};
 
 use crate::decode_graph::StepInputs;
 use crate::decoder_layer::Residual;
@@ -31,7 +31,7 @@ pub struct CausalLm {
     /// The decoder stack.
     pub model: DecoderModel,
     /// `[vocab, hidden]`; `None` when the embeddings are tied.
-    pub lm_head: Option<LoraLinear>,
+    pub lm_head: Option<Linear>,
     #[module(skip)]
     config: TextConfig,
     #[module(skip)]
@@ -98,7 +98,7 @@ impl CausalLm {
             norm: RmsNorm::new(h, config.rms_norm_eps, &map.head),
         };
         let lm_head =
-            (!config.tie_word_embeddings).then(|| LoraLinearConfig::new(h, v).init(&map.head));
+            (!config.tie_word_embeddings).then(|| LinearConfig::new(h, v).init(&map.head));
         Self {
             model,
             lm_head,
@@ -338,7 +338,7 @@ impl CausalLm {
 
     /// Every LoRA-capable linear layer with its module path, e.g.
     /// `model.layers.0.self_attn.q_proj` and `lm_head` (absent when tied).
-    pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut out = Vec::new();
         for (i, layer) in self.model.layers.iter_mut().enumerate() {
             let attn = &mut layer.self_attn;

@@ -28,7 +28,7 @@ pub enum MatmulPlan {
     /// queries against the cache, probabilities against the values). Its own list so it can be
     /// tuned apart (`LLAVA_MATMUL_BATCHED`); burn's default for now: the TMA kernel the sweep
     /// timed at 0.36 ms (burn's default: 2.5 ms) accepts these problems and then fails at
-    /// launch ("tile shape must be non-zero and <= 256", H200, 2026-12-01).
+    /// launch ("tile shape must be non-zero and <= 256"; docs/benchmarks/history.md).
     Batched,
     /// Anything else (f32, odd sizes): burn's default kernel.
     Default,

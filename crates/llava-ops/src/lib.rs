@@ -13,9 +13,9 @@
 
 mod attention;
 pub mod choice;
-mod error;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod error;
 mod graph;
 mod linear;
 pub mod options;

@@ -44,4 +44,17 @@ pub enum VisionError {
         /// Limit on width × height.
         max_pixels: u64,
     },
+    /// An image built by hand whose buffer does not hold its pixels.
+    #[error(
+        "image of {width}×{height} with {bytes} bytes (expected a non-empty image of {} RGB bytes)",
+        *width as usize * *height as usize * 3
+    )]
+    BadPixels {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// The buffer's length.
+        bytes: usize,
+    },
 }

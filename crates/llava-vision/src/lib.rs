@@ -4,7 +4,8 @@
 //!   unpadding, token counts) in both conventions ([`Convention`]).
 //! - [`image_io`]: decoding to RGB (EXIF orientation, alpha, limits before allocation).
 //! - [`resample`]: Pillow's bicubic, bit for bit.
-//! - [`preprocess`]: base image + tiles, rescaled and normalised, tiles in parallel.
+//! - [`preprocess`]: base image + tiles, rescaled and normalised, tiles in parallel;
+//!   [`Processor`]: one checkpoint's rule for a prompt's images, no model needed.
 //! - [`tower`]: the CLIP and SigLIP vision transformers (burn modules).
 
 pub mod anyres;
@@ -12,6 +13,7 @@ mod error;
 pub mod image_io;
 mod jpeg;
 pub mod preprocess;
+mod processor;
 pub mod resample;
 pub mod tower;
 
@@ -19,4 +21,5 @@ pub use anyres::{AnyresConfig, Convention, ImageLayout, Size};
 pub use error::VisionError;
 pub use image_io::{AlphaMode, DecodeOptions, RgbImage, decode_image, open_image};
 pub use preprocess::{ProcessedImage, ProcessorConfig, preprocess, preprocess_single_patch};
+pub use processor::Processor;
 pub use tower::{FeatureSelect, TowerKind, VisionConfig, VisionConfigError, VisionTower};

@@ -11,7 +11,7 @@ use llava_template::{
 };
 
 use crate::image_input::{FetchOptions, ImageInput};
-use crate::pretrained::Model;
+use crate::Model;
 use crate::{LlavaError, Prompt, Result};
 
 /// One finished round of a conversation.

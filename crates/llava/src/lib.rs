@@ -18,42 +18,32 @@
 //! # Ok::<(), llava::LlavaError>(())
 //! ```
 //!
-//! Underneath, the facade composes the vision tower ([`llava_vision`]), the projector
-//! ([`llava_projector`]), the decoder ([`llava_llm`]) and the templates ([`llava_template`]),
-//! and loads checkpoints in both layouts (llava-hf and original LLaVA).
+//! Underneath, [`llava_model`] composes the vision tower ([`llava_vision`]), the projector and
+//! the decoder ([`llava_llm`]) and loads checkpoints in both layouts (llava-hf and original
+//! LLaVA); the templates are [`llava_template`]'s.
 
 #![warn(missing_docs)]
 
-mod config;
-mod device_map;
-mod error;
-pub mod hub;
 mod image_input;
 mod inference;
-mod keys;
-mod model;
-mod pretrained;
-mod random_weights;
-mod registry;
 
-pub use config::{Layout, LlavaConfig};
-pub use device_map::{DeviceMapSpec, describe as describe_device_map};
-pub use error::{LlavaError, Result};
-pub use hub::{HubOptions, resolve_model_dir};
 pub use image_input::{FetchOptions, ImageInput, fetch_url};
 pub use inference::{
     Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_stream,
     inference_with_info, seed_everything,
 };
-pub use keys::llava_key_map;
-pub use model::{IMAGE_SENTINEL, LlavaNext, PreparedBatch, Prompt};
-pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};
-pub use random_weights::randomize;
-pub use registry::{MODELS, ModelInfo, get_default_template_type};
+pub use llava_model::{
+    DeviceMapSpec, IMAGE_SENTINEL, Layout, LlavaConfig, LlavaError, LlavaNext, MODELS, Model,
+    ModelInfo, ModelKwargs, PreparedBatch, Prompt, Result, describe_device_map,
+    get_default_template_type, get_model_tokenizer, hub, llava_key_map, read_sft_args,
+};
+pub use llava_model::{HubOptions, resolve_model_dir};
 
 /// Parameter dtype and progress bars: the decoder's options serve the whole model.
 pub use llava_llm::{
     DeviceMap, GenerateOptions, GenerationConfig, LoadOptions, parse_layer_ranges, sampling,
 };
 pub use llava_template::{Template, Tokenizer, get_template};
-pub use llava_vision::{ProcessedImage, ProcessorConfig, RgbImage, open_image, preprocess};
+pub use llava_vision::{
+    ProcessedImage, Processor, ProcessorConfig, RgbImage, open_image, preprocess,
+};

@@ -1,7 +1,7 @@
 //! cubecl's own CUDA stream for a thread, so that cuBLAS can be queued on it: ordered behind
 //! cubecl's queued work and ahead of its later work by the stream itself, with no host wait and
-//! no second stream (on by default; `LLAVA_OPS_OFF=blas_stream` turns it off). H200, 7B first
-//! token, medians of six in one call: 111.6 ms with the host round trip, 88.5 ms on this stream.
+//! no second stream (on by default; `LLAVA_OPS_OFF=blas_stream` turns it off): the host round
+//! trip it replaces cost about a fifth of a 7B's first token (docs/knobs.md).
 //!
 //! cubecl creates its streams (one per thread and device) and does not hand them out. So the
 //! stream is read off a launch: a CUPTI callback on `cuLaunchKernel`, armed only around one

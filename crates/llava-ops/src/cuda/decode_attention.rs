@@ -11,7 +11,7 @@
 //!
 //! A thread per key with 16-byte loads (this version) took 43 µs for Mistral's heads and 94 µs
 //! for llava-next-72b's 64/64 against 3072 slots (H200, host-launched); the first version, a
-//! plane per key with scalar loads, took 80 and 122 µs. `xtask cuda-smoke` checks it against the
+//! plane per key with scalar loads, took 80 and 122 µs. `tests/cuda_kernels.rs` checks it against the
 //! CPU path on four cases. A thread keeps [`UNROLL`] vector loads in flight (8 measured no
 //! faster: docs/knobs.md).
 

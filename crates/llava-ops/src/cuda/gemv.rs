@@ -186,7 +186,7 @@ pub fn gemv(x: &CubeTensor, w: &CubeTensor) -> Option<CubeTensor> {
 }
 
 /// [`gemv`] on burn tensors (`x` `[rows, k]`, `weight` `[n, k]`), whether or not the model
-/// takes it: for `xtask bench-ops` and `cuda-smoke`.
+/// takes it: for `xtask bench-ops` and the kernel tests.
 pub fn gemv_tensors(x: &BurnTensor<2>, weight: &BurnTensor<2>) -> Option<BurnTensor<2>> {
     let (l, r) = (super::on_cuda(x)?, super::on_cuda(weight)?);
     let key = || format!("gemv {:?} x {:?} {:?}", x.dims(), weight.dims(), l.dtype);

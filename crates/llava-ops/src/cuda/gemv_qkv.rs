@@ -5,8 +5,8 @@
 //! grouped-query model are small (8 MB each for Mistral) and mostly launch and tail: one launch
 //! over all 6144 rows instead of three. The planes run `gemv.rs`'s `plane_rows_dot`.
 //!
-//! On by default (`LLAVA_OPS_OFF=gemv_qkv` turns it off): on an H200 it took Mistral's q/k/v in
-//! 51 µs against 67 µs for three launches. `xtask cuda-smoke` compares it with three `gemv` calls.
+//! On by default (`LLAVA_OPS_OFF=gemv_qkv` turns it off; measured faster than three launches,
+//! docs/knobs.md). `crates/llava-ops/tests/cuda_kernels.rs` compares it with three `gemv` calls.
 
 use burn::tensor::Tensor as BurnTensor;
 use burn_backend::cubecl::dtype_to_storage_type;
@@ -115,7 +115,7 @@ pub fn gemv_qkv(
 
 /// [`gemv_qkv`] on burn tensors: `x` `[.., k]` flattened to rows, weights `[n, k]`; each result
 /// has `x`'s leading dims and its weight's `n` last. `force` runs it whether or not the model
-/// takes it (for `cuda-smoke`); otherwise unless `LLAVA_OPS_OFF=gemv_qkv`.
+/// takes it (for the kernel tests); otherwise unless `LLAVA_OPS_OFF=gemv_qkv`.
 pub fn gemv_qkv_tensors<const D: usize>(
     x: &BurnTensor<D>,
     [w_q, w_k, w_v]: [&BurnTensor<2>; 3],

@@ -21,8 +21,8 @@ use cubek::matmul::strategy::Strategy;
 use cubek::std::InputBinding;
 
 use super::on_cuda;
-use crate::OpsError;
 use super::stats::timed;
+use crate::OpsError;
 use crate::choice::{MatmulPlan, matmul_plan};
 
 /// The cubek strategy called `name` in [`crate::options::MATMUL_STRATEGIES`].
@@ -382,8 +382,8 @@ fn launch_matmul_into(
 
 /// `[x · w_iᵀ]` for prompt rows (more than [`crate::choice::SMALL_M`]) of half precision in one
 /// cuBLAS group: one wait for cubecl's stream before the products and one for cuBLAS's after,
-/// instead of one each per product (a layer's q/k/v or gate/up): 7B first token 145.4 → 138.4 ms
-/// and 153.6 → 139.7 ms on an H200 (two A/B rounds). `LLAVA_OPS_OFF=blas_group` turns it off.
+/// instead of one each per product (a layer's q/k/v or gate/up; measured faster, docs/knobs.md).
+/// `LLAVA_OPS_OFF=blas_group` turns it off.
 /// With `biases` (one per weight), cuBLAS writes f32 sums, the bias is added in f32 and the sum
 /// rounded once, as [`linear_bias`] does. `None` where it does not apply, and the caller then
 /// runs [`linear`] per weight.

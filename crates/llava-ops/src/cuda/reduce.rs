@@ -13,10 +13,10 @@ use cubek::reduce::routines::{
 };
 
 use super::on_cuda;
-use crate::OpsError;
-use burn_cubecl::tensor::CubeTensor;
 use super::stats::timed;
+use crate::OpsError;
 use crate::choice::reduce_routine;
+use burn_cubecl::tensor::CubeTensor;
 
 /// A reduction over the last dim.
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +120,6 @@ fn routine_and_operand<const D: usize>(
 ) -> Result<(KernelReduceStrategy, CubeTensor), OpsError> {
     let strategy = reduce_strategy(routine)
         .ok_or_else(|| OpsError::Declined(format!("unknown routine {routine}")))?;
-    let prim =
-        on_cuda(x).ok_or_else(|| OpsError::Declined("not a CUDA float tensor".into()))?;
+    let prim = on_cuda(x).ok_or_else(|| OpsError::Declined("not a CUDA float tensor".into()))?;
     Ok((strategy, prim))
 }

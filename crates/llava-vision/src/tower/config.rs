@@ -128,7 +128,11 @@ impl VisionConfig {
             "quick_gelu" => Activation::QuickGelu,
             "gelu_pytorch_tanh" | "gelu_new" => Activation::GeluTanh,
             "gelu" => Activation::Gelu,
-            other => return Err(VisionConfigError(format!("unsupported vision hidden_act {other:?}"))),
+            other => {
+                return Err(VisionConfigError(format!(
+                    "unsupported vision hidden_act {other:?}"
+                )));
+            }
         };
         let config = Self {
             kind,

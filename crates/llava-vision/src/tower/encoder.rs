@@ -2,22 +2,22 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use llava_lora::{LoraLinear, LoraLinearConfig};
+use llava_nn::{Linear, LinearConfig};
 
 use super::config::{Activation, VisionConfig};
-use super::layer_norm::LayerNorm;
+use llava_nn::LayerNorm;
 
 /// Bidirectional multi-head attention with biased projections.
 #[derive(Module, Debug)]
 pub struct SelfAttention {
     /// Query projection.
-    pub q_proj: LoraLinear,
+    pub q_proj: Linear,
     /// Key projection.
-    pub k_proj: LoraLinear,
+    pub k_proj: Linear,
     /// Value projection.
-    pub v_proj: LoraLinear,
+    pub v_proj: Linear,
     /// Output projection.
-    pub out_proj: LoraLinear,
+    pub out_proj: Linear,
     #[module(skip)]
     heads: usize,
 }
@@ -26,7 +26,7 @@ impl SelfAttention {
     fn new(config: &VisionConfig, device: &Device) -> Self {
         let d = config.hidden_size;
         let linear = || {
-            LoraLinearConfig {
+            LinearConfig {
                 d_input: d,
                 d_output: d,
                 bias: true,
@@ -49,7 +49,7 @@ impl SelfAttention {
         let hd = d / self.heads;
         let split = |y: Tensor<3>| y.reshape([n, t, self.heads, hd]).swap_dims(1, 2);
         let [q, k, v] =
-            LoraLinear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x).map(split);
+            Linear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x).map(split);
         let scale = (hd as f64).powf(-0.5);
         let out = llava_ops::full_attention(q, k, v, scale);
         self.out_proj
@@ -61,9 +61,9 @@ impl SelfAttention {
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Up projection.
-    pub fc1: LoraLinear,
+    pub fc1: Linear,
     /// Down projection.
-    pub fc2: LoraLinear,
+    pub fc2: Linear,
     #[module(skip)]
     activation: Activation,
 }
@@ -72,13 +72,13 @@ impl Mlp {
     fn new(config: &VisionConfig, device: &Device) -> Self {
         let (d, i) = (config.hidden_size, config.intermediate_size);
         Self {
-            fc1: LoraLinearConfig {
+            fc1: LinearConfig {
                 d_input: d,
                 d_output: i,
                 bias: true,
             }
             .init(device),
-            fc2: LoraLinearConfig {
+            fc2: LinearConfig {
                 d_input: i,
                 d_output: d,
                 bias: true,

@@ -3,15 +3,14 @@
 
 mod config;
 mod encoder;
-mod layer_norm;
 
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Device, Tensor};
-use llava_lora::LoraLinear;
+use llava_nn::Linear;
 
 pub use config::{Activation, TowerKind, VisionConfig, VisionConfigError};
 pub use encoder::{Encoder, EncoderLayer, Mlp, SelfAttention};
-pub use layer_norm::LayerNorm;
+pub use llava_nn::LayerNorm;
 
 /// The patch convolution (kernel = stride = patch), stored as PyTorch's `[out, 3, p, p]`.
 #[derive(Module, Debug)]
@@ -191,7 +190,7 @@ impl VisionTower {
     }
 
     /// Every linear of the tower with its module path (for adapters and merging).
-    pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         let mut out = Vec::new();
         for (i, layer) in self.vision_model.encoder.layers.iter_mut().enumerate() {
             let prefix = format!("vision_model.encoder.layers.{i}");

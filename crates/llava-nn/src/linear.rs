@@ -6,9 +6,9 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::module::linear;
 use burn::tensor::{DType, Device, Tensor};
 
-/// Builds a [`LoraLinear`] without an adapter.
+/// Builds a [`Linear`] without an adapter.
 #[derive(Config, Debug)]
-pub struct LoraLinearConfig {
+pub struct LinearConfig {
     /// Input features.
     pub d_input: usize,
     /// Output features.
@@ -24,7 +24,7 @@ pub struct LoraLinearConfig {
 /// without a transpose and the decode GEMV reads it in the layout measured fastest on the GPU
 /// (`../shared/notes/burn-0.22.md` §4).
 #[derive(Module, Debug)]
-pub struct LoraLinear {
+pub struct Linear {
     /// `[d_output, d_input]`.
     pub weight: Param<Tensor<2>>,
     /// `[d_output]`.
@@ -47,13 +47,13 @@ pub struct LoraFactors {
     pub dropout: Dropout,
 }
 
-impl LoraLinearConfig {
+impl LinearConfig {
     /// A layer with PyTorch's default initialisation (uniform ±1/√d_input). Parameters are
     /// lazy: loading a checkpoint into the layer never runs the initialiser.
-    pub fn init(&self, device: &Device) -> LoraLinear {
+    pub fn init(&self, device: &Device) -> Linear {
         let k = 1.0 / (self.d_input as f64).sqrt();
         let init = Initializer::Uniform { min: -k, max: k };
-        LoraLinear {
+        Linear {
             weight: init.init([self.d_output, self.d_input], device),
             bias: self.bias.then(|| init.init([self.d_output], device)),
             lora: None,
@@ -112,7 +112,7 @@ impl LoraFactors {
     }
 }
 
-impl LoraLinear {
+impl Linear {
     /// Input features.
     pub fn d_input(&self) -> usize {
         self.weight.shape().dims::<2>()[1]
@@ -140,10 +140,10 @@ impl LoraLinear {
     /// biased products round as [`Self::forward`] rounds them), then each layer's adapter added
     /// as [`Self::forward`] adds it.
     pub fn forward_group<const D: usize, const L: usize>(
-        layers: [&LoraLinear; L],
+        layers: [&Linear; L],
         x: Tensor<D>,
     ) -> [Tensor<D>; L] {
-        let bases = llava_ops::linear_group(&x, layers.map(LoraLinear::base));
+        let bases = llava_ops::linear_group(&x, layers.map(Linear::base));
         let mut bases = bases.into_iter();
         layers.map(|l| match bases.next() {
             Some(y) => l.with_adapter(x.clone(), y),
@@ -153,11 +153,7 @@ impl LoraLinear {
 
     /// `silu(gate.forward(x)) ⊙ up.forward(x)`, a gated MLP's first half: without adapters one
     /// op ([`llava_ops::swiglu`]), with one the group and then the gate.
-    pub fn forward_swiglu<const D: usize>(
-        gate: &LoraLinear,
-        up: &LoraLinear,
-        x: Tensor<D>,
-    ) -> Tensor<D> {
+    pub fn forward_swiglu<const D: usize>(gate: &Linear, up: &Linear, x: Tensor<D>) -> Tensor<D> {
         if gate.lora.is_none() && up.lora.is_none() {
             return llava_ops::swiglu(x, gate.base(), up.base());
         }
@@ -215,9 +211,9 @@ mod tests {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
-    fn layer(device: &Device) -> LoraLinear {
+    fn layer(device: &Device) -> Linear {
         // W = [[1, 2], [3, 4], [5, 6]] (out 3, in 2), b = [0.5, -0.5, 1]
-        LoraLinear {
+        Linear {
             weight: Param::from_tensor(tensor(vec![1., 2., 3., 4., 5., 6.], [3, 2], device)),
             bias: Some(Param::from_tensor(tensor(
                 vec![0.5, -0.5, 1.0],

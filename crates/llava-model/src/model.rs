@@ -11,10 +11,9 @@ use llava_llm::{
     CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, Generator, LoadOptions,
     LogitsFor, Prefill, decoder_key_map,
 };
-use llava_projector::{Projector, pack_image};
-use llava_vision::{
-    ProcessedImage, ProcessorConfig, RgbImage, VisionTower, preprocess, preprocess_single_patch,
-};
+use llava_vision::{ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionTower};
+
+use crate::{Projector, pack_image};
 
 use crate::config::{Layout, LlavaConfig};
 use crate::keys::{ignorable, llava_key_map};
@@ -211,29 +210,20 @@ impl LlavaNext {
 
     /// Preprocesses a decoded image for this checkpoint, as the only image of its prompt.
     pub fn process_image(&self, image: &RgbImage) -> Result<ProcessedImage> {
-        check_image(image)?;
-        Ok(preprocess(image, &self.config.processor))
+        let mut processed = self
+            .image_processor()
+            .process(std::slice::from_ref(image))?;
+        Ok(processed.remove(0))
     }
 
-    /// Preprocesses the images of one prompt. Each is tiled (anyres), except in a llava-hf
-    /// OneVision checkpoint given several images: transformers then pads each to a square and
-    /// takes one tile of it (spec §1.12); the original code tiles every image.
+    /// Preprocesses the images of one prompt ([`LlavaConfig::image_processor`]'s rule).
     pub fn process_images(&self, images: &[RgbImage]) -> Result<Vec<ProcessedImage>> {
-        images.iter().try_for_each(check_image)?;
-        let processor = &self.config.processor;
-        let single = images.len() > 1
-            && self.config.layout == Layout::LlavaHf
-            && processor.anyres.max_tiles.is_some();
-        Ok(images
-            .iter()
-            .map(|image| {
-                if single {
-                    preprocess_single_patch(image, processor)
-                } else {
-                    preprocess(image, processor)
-                }
-            })
-            .collect::<Vec<_>>())
+        Ok(self.image_processor().process(images)?)
+    }
+
+    /// This checkpoint's image preprocessing, which needs no model.
+    pub fn image_processor(&self) -> Processor {
+        self.config.image_processor()
     }
 
     /// The device holding the parameters.
@@ -484,20 +474,6 @@ impl LlavaNext {
     pub fn layout(&self) -> Layout {
         self.config.layout
     }
-}
-
-/// An image built by hand must have pixels and a buffer of the right length.
-fn check_image(image: &RgbImage) -> Result<()> {
-    let expected = image.width as usize * image.height as usize * 3;
-    if image.width == 0 || image.height == 0 || image.pixels.len() != expected {
-        return Err(LlavaError::Input(format!(
-            "image of {}×{} with {} bytes (expected a non-empty image of {expected} RGB bytes)",
-            image.width,
-            image.height,
-            image.pixels.len()
-        )));
-    }
-    Ok(())
 }
 
 /// Wrapper so `image_newline` loads through the same path as the other parameters.

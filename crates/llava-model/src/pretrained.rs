@@ -95,7 +95,7 @@ pub fn get_model_tokenizer(
             info.layout
         );
     }
-    let dtype = dtype.unwrap_or_else(|| default_dtype(&dir, &kwargs.device));
+    let dtype = dtype.unwrap_or_else(|| default_dtype(&config, &kwargs.device));
     let options = LoadOptions {
         dtype,
         progress: kwargs.progress,
@@ -132,21 +132,12 @@ pub fn get_model_tokenizer(
     ))
 }
 
-fn default_dtype(dir: &Path, device: &Device) -> DType {
+fn default_dtype(config: &LlavaConfig, device: &Device) -> DType {
     if *device == Device::flex() {
         return DType::F32;
     }
-    let stored = std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| {
-            v.get("torch_dtype")
-                .or_else(|| v.get("dtype"))
-                .and_then(Value::as_str)
-                .map(String::from)
-        });
-    match stored.as_deref() {
-        Some("bfloat16") => DType::BF16,
+    match config.torch_dtype {
+        Some(DType::BF16) => DType::BF16,
         _ => DType::F16,
     }
 }

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{DType, Tensor, TensorData};
 use llava_checkpoint::KeyMap;
 
-use crate::{LoraConfig, LoraError, LoraFactors, LoraLinear, Result};
+use crate::{Linear, LoraConfig, LoraError, LoraFactors, Result};
 
 /// The file PEFT writes the adapter configuration to.
 pub const CONFIG_FILE: &str = "adapter_config.json";
 /// The file PEFT writes the adapter tensors to.
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// PEFT's prefix on every saved key.
-const KEY_PREFIX: &str = "base_model.model.";
+pub(super) const KEY_PREFIX: &str = "base_model.model.";
 
 /// One layer's factors as stored in the adapter file.
 #[derive(Debug, Clone)]
@@ -151,10 +151,10 @@ impl PeftAdapter {
     /// Returns the number of layers adapted.
     pub fn attach<'a>(
         &self,
-        layers: impl IntoIterator<Item = (String, &'a mut LoraLinear)>,
+        layers: impl IntoIterator<Item = (String, &'a mut Linear)>,
         key_map: &KeyMap,
     ) -> Result<usize> {
-        let mut by_path: HashMap<String, &'a mut LoraLinear> = layers.into_iter().collect();
+        let mut by_path: HashMap<String, &'a mut Linear> = layers.into_iter().collect();
         let path = self.dir.join(WEIGHTS_FILE);
         // Check everything before changing anything, so a failed attach leaves the model as it was.
         for f in &self.factors {
@@ -202,7 +202,7 @@ impl PeftAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LoraLinearConfig;
+    use crate::LinearConfig;
     use burn::tensor::Device;
 
     fn write_adapter(dir: &Path, config: &str, tensors: &[(&str, [usize; 2])]) {
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(adapter.factors[0].module, "model.layers.0.self_attn.q_proj");
         assert_eq!(adapter.factors[0].scaling, 2.0);
         let device = Device::flex();
-        let mut layer = LoraLinearConfig::new(4, 3).init(&device);
+        let mut layer = LinearConfig::new(4, 3).init(&device);
         let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
         assert_eq!(adapter.attach(layers, &KeyMap::identity()).unwrap(), 1);
         assert_eq!(layer.lora.as_ref().unwrap().rank(), 2);
@@ -254,7 +254,7 @@ mod tests {
         write_adapter(dir.path(), CONFIG, &[(A, [2, 4]), (B, [3, 2])]);
         let adapter = PeftAdapter::load(dir.path()).unwrap();
         let device = Device::flex();
-        let mut layer = LoraLinearConfig::new(5, 3).init(&device);
+        let mut layer = LinearConfig::new(5, 3).init(&device);
         let layers = vec![("model.layers.0.self_attn.q_proj".to_string(), &mut layer)];
         let err = adapter
             .attach(layers, &KeyMap::identity())
