@@ -21,6 +21,18 @@ fn reference(case: &str) -> Value {
     cases.into_iter().find(|c| c["case"] == case).unwrap()
 }
 
+/// Runs `command` with `input` on its stdin (a REPL session) and waits for it.
+fn with_stdin(mut command: Command, input: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn llava_infer() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_llava"));
     c.arg("infer");
@@ -94,7 +106,8 @@ fn repl_session_through_pipes() {
         q = first["query"].as_str().unwrap(),
         img = image.display(),
     );
-    let mut child = llava_infer()
+    let mut command = llava_infer();
+    command
         .args([
             "--do-sample",
             "false",
@@ -104,19 +117,8 @@ fn repl_session_through_pipes() {
             "true",
         ])
         .arg("--result-dir")
-        .arg(results.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .arg(results.path());
+    let out = with_stdin(command, script.as_bytes());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -175,22 +177,12 @@ fn repl_session_through_pipes() {
 #[test]
 fn a_missing_image_is_reported_and_the_session_goes_on() {
     let results = tempfile::tempdir().unwrap();
-    let mut child = llava_infer()
+    let mut command = llava_infer();
+    command
         .args(["--do-sample", "false", "--max-new-tokens", "4"])
         .arg("--result-dir")
-        .arg(results.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Look\n/nonexistent/dog.png\nHello\n\nquit\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .arg(results.path());
+    let out = with_stdin(command, b"Look\n/nonexistent/dog.png\nHello\n\nquit\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("/nonexistent/dog.png"), "{stderr}");
@@ -288,21 +280,11 @@ fn the_embedded_model_runs_anywhere_and_writes_results_where_it_runs() {
     assert_eq!(got["token_ids"].as_array().unwrap().len(), 4);
     assert_eq!(got["image_tokens"], serde_json::json!([2340]), "{got}");
 
-    let mut child = llava_infer()
+    let mut command = llava_infer();
+    command
         .current_dir(cwd.path())
-        .args(["--do-sample", "false", "--max-new-tokens", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello\n\nexit\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .args(["--do-sample", "false", "--max-new-tokens", "2"]);
+    let out = with_stdin(command, b"hello\n\nexit\n");
     common::assert_success(&out);
     let results: Vec<_> = std::fs::read_dir(cwd.path().join("infer_result"))
         .unwrap()

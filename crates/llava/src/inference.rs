@@ -10,8 +10,8 @@ use llava_template::{
     Conversation, IMAGE_SENTINEL, ImagePlaceholder, Round, StreamDecoder, Template,
 };
 
-use crate::image_input::{FetchOptions, ImageInput};
 use crate::Model;
+use crate::image_input::{FetchOptions, ImageInput};
 use crate::{LlavaError, Prompt, Result};
 
 /// One finished round of a conversation.
