@@ -10,7 +10,8 @@ cp Cargo.lock "${TMPDIR:-/tmp}/Cargo.lock.carry"
 trap 'cp "${TMPDIR:-/tmp}/Cargo.lock.carry" Cargo.lock' EXIT
 offline=(--config cuda-offline/config.toml)
 cargo "${offline[@]}" build --profile gpu -p xtask --features xtask/cuda
-tests=$(cargo "${offline[@]}" test --profile gpu -p llava-ops --features llava-ops/cuda --no-run \
+# With xtask in the same build, the test binary shares its dependencies (the same features).
+tests=$(cargo "${offline[@]}" test --profile gpu -p llava-ops -p xtask --features xtask/cuda --no-run \
   --message-format=json | jq -r 'select(.profile.test and .target.name == "cuda_kernels") | .executable')
 [ -n "$tests" ] || { echo "no cuda_kernels test binary was built" >&2; exit 1; }
 mkdir -p .carry
