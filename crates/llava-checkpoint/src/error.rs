@@ -85,3 +85,33 @@ impl CheckpointError {
         }
     }
 }
+
+/// A configuration file (a `config.json`, `adapter_config.json`, `generation_config.json`, …)
+/// that cannot be read or is malformed: the error every crate's config reader shares.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is malformed, lacks a field or has an inconsistent value.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file (or the origin of an in-memory config).
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The file asks for something not implemented (another projector, merge type, …).
+    #[error("{path}: unsupported {what}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The key and its value.
+        what: String,
+    },
+}

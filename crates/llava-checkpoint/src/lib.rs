@@ -19,7 +19,7 @@ mod mapped;
 mod progress;
 mod save;
 
-pub use error::CheckpointError;
+pub use error::{CheckpointError, FileError};
 pub use files::CheckpointFiles;
 pub use key_map::KeyMap;
 pub use load::{LoadOptions, LoadReport, load_module};

@@ -154,9 +154,11 @@ impl TextConfig {
     /// Reads and validates a `config.json`; errors name the file and the field.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LlmError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            LlmError::File(llava_checkpoint::FileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Self::from_json(&text, path)
     }
@@ -164,9 +166,11 @@ impl TextConfig {
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn from_json(text: &str, origin: impl Into<PathBuf>) -> Result<Self> {
         let origin = origin.into();
-        let config: Self = serde_json::from_str(text).map_err(|e| LlmError::Config {
-            path: origin.clone(),
-            message: e.to_string(),
+        let config: Self = serde_json::from_str(text).map_err(|e| {
+            LlmError::File(llava_checkpoint::FileError::Config {
+                path: origin.clone(),
+                message: e.to_string(),
+            })
         })?;
         config.validate(&origin)?;
         Ok(config)
@@ -174,13 +178,17 @@ impl TextConfig {
 
     /// Checks the values this decoder relies on.
     pub fn validate(&self, origin: &Path) -> Result<()> {
-        let bad = |message: String| LlmError::Config {
-            path: origin.to_path_buf(),
-            message,
+        let bad = |message: String| {
+            LlmError::File(llava_checkpoint::FileError::Config {
+                path: origin.to_path_buf(),
+                message,
+            })
         };
-        let unsupported = |what: String| LlmError::Unsupported {
-            path: origin.to_path_buf(),
-            what,
+        let unsupported = |what: String| {
+            LlmError::File(llava_checkpoint::FileError::Unsupported {
+                path: origin.to_path_buf(),
+                what,
+            })
         };
         self.family()
             .ok_or_else(|| unsupported(format!("model_type {:?}", self.model_type)))?;

@@ -1,32 +1,10 @@
-use std::path::PathBuf;
-
 /// Errors of the decoder crate. Each names the file, field or value involved.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// `config.json` cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// `config.json` is malformed, lacks a field, or has an inconsistent value.
-    #[error("{path}: {message}")]
-    Config {
-        /// The file (or the origin of an in-memory config).
-        path: PathBuf,
-        /// What is wrong, naming the field.
-        message: String,
-    },
-    /// The configuration asks for something this decoder does not implement.
-    #[error("{path}: unsupported {what}")]
-    Unsupported {
-        /// The file.
-        path: PathBuf,
-        /// The feature and its value.
-        what: String,
-    },
+    /// A configuration file cannot be read, is malformed or asks for what is not implemented
+    /// (the file and the field named).
+    #[error(transparent)]
+    File(#[from] llava_checkpoint::FileError),
     /// The checkpoint does not fit the configuration.
     #[error(transparent)]
     Checkpoint(#[from] llava_checkpoint::CheckpointError),

@@ -67,13 +67,17 @@ impl GenerationConfig {
     /// Reads `generation_config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LlmError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            LlmError::File(llava_checkpoint::FileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
-        serde_json::from_str(&text).map_err(|e| LlmError::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        serde_json::from_str(&text).map_err(|e| {
+            LlmError::File(llava_checkpoint::FileError::Config {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
         })
     }
 

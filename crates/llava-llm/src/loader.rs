@@ -73,7 +73,7 @@ impl CausalLm {
             .filter(|k| !(config.tie_word_embeddings && k.as_str() == "lm_head.weight"))
             .collect();
         if !stray.is_empty() {
-            return Err(LlmError::Config {
+            return Err(LlmError::File(llava_checkpoint::FileError::Config {
                 path: files.origin.clone(),
                 message: format!(
                     "the checkpoint has decoder tensors the configuration does not describe \
@@ -85,7 +85,7 @@ impl CausalLm {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            });
+            }));
         }
         tracing::info!(tensors = report.applied, origin = %files.origin.display(), "decoder loaded");
         for device in model.device_map().devices() {
@@ -109,14 +109,14 @@ pub(crate) fn check_map(
     files: &CheckpointFiles,
 ) -> Result<()> {
     if map.layers.len() != config.num_hidden_layers {
-        return Err(LlmError::Config {
+        return Err(LlmError::File(llava_checkpoint::FileError::Config {
             path: files.origin.clone(),
             message: format!(
                 "the device map places {} layers but num_hidden_layers is {}",
                 map.layers.len(),
                 config.num_hidden_layers
             ),
-        });
+        }));
     }
     Ok(())
 }

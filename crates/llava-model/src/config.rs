@@ -74,9 +74,11 @@ impl LlavaConfig {
     /// Reads `dir/config.json`.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let path = dir.as_ref().join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| LlavaError::Io {
-            path: path.clone(),
-            source,
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            LlavaError::File(llava_checkpoint::FileError::Io {
+                path: path.clone(),
+                source,
+            })
         })?;
         Self::from_json(&text, &path)
     }
@@ -95,12 +97,12 @@ impl LlavaConfig {
                 let file: OriginalFile = typed(value.clone(), path)?;
                 match file.family() {
                     Some(family) => Self::original(file, family, value, path),
-                    None => Err(LlavaError::Unsupported {
+                    None => Err(LlavaError::File(llava_checkpoint::FileError::Unsupported {
                         path: path.to_path_buf(),
                         what: format!(
                             "model_type {model_type:?} (expected llava_next, llava_onevision or an original LLaVA config)"
                         ),
-                    }),
+                    })),
                 }
             }
         }
@@ -367,9 +369,11 @@ fn original_tower_config(source: &str, path: &Path) -> Result<VisionConfig> {
     let dir = base.join(source);
     let file = dir.join("config.json");
     if file.is_file() {
-        let text = std::fs::read_to_string(&file).map_err(|source| LlavaError::Io {
-            path: file.clone(),
-            source,
+        let text = std::fs::read_to_string(&file).map_err(|source| {
+            LlavaError::File(llava_checkpoint::FileError::Io {
+                path: file.clone(),
+                source,
+            })
         })?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| config_error(&file, e.to_string()))?;
@@ -490,17 +494,17 @@ fn grid_pinpoints(text: &str, tile: u32) -> Option<Vec<[u32; 2]>> {
 }
 
 fn config_error(path: &Path, message: String) -> LlavaError {
-    LlavaError::Config {
+    LlavaError::File(llava_checkpoint::FileError::Config {
         path: path.to_path_buf(),
         message,
-    }
+    })
 }
 
 fn unsupported(path: &Path, what: String) -> LlavaError {
-    LlavaError::Unsupported {
+    LlavaError::File(llava_checkpoint::FileError::Unsupported {
         path: path.to_path_buf(),
         what,
-    }
+    })
 }
 
 #[cfg(test)]

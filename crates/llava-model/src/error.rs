@@ -1,32 +1,13 @@
 use std::path::PathBuf;
 
-/// Errors of the facade. Each names the file, key or input it is about.
+/// Errors of the composed model, its loading and inference. Each names the file, key or input
+/// it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum LlavaError {
-    /// `config.json` cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// `config.json` is malformed or inconsistent; the message names the key.
-    #[error("{path}: {message}")]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The checkpoint asks for something not implemented (another projector, merge type, …).
-    #[error("{path}: unsupported {what}")]
-    Unsupported {
-        /// The file.
-        path: PathBuf,
-        /// The key and its value.
-        what: String,
-    },
+    /// A configuration file cannot be read, is malformed or asks for what is not implemented
+    /// (the file and the field named).
+    #[error(transparent)]
+    File(#[from] llava_checkpoint::FileError),
     /// The checkpoint has tensors that no module takes (named), so it does not match the
     /// configuration.
     #[error("{dir}: tensors not used by the model: {names:?}")]

@@ -162,20 +162,26 @@ fn cached_file(cache: &Cache, repo: &Repo, file: &str) -> Option<PathBuf> {
 }
 
 fn shard_names(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|source| LlavaError::Io {
-        path: index.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(index).map_err(|source| {
+        LlavaError::File(llava_checkpoint::FileError::Io {
+            path: index.to_path_buf(),
+            source,
+        })
     })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| LlavaError::Config {
-        path: index.to_path_buf(),
-        message: e.to_string(),
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        LlavaError::File(llava_checkpoint::FileError::Config {
+            path: index.to_path_buf(),
+            message: e.to_string(),
+        })
     })?;
     let map = value
         .get("weight_map")
         .and_then(serde_json::Value::as_object)
-        .ok_or_else(|| LlavaError::Config {
-            path: index.to_path_buf(),
-            message: "missing field `weight_map`".into(),
+        .ok_or_else(|| {
+            LlavaError::File(llava_checkpoint::FileError::Config {
+                path: index.to_path_buf(),
+                message: "missing field `weight_map`".into(),
+            })
         })?;
     let mut names: Vec<String> = map
         .values()

@@ -155,14 +155,16 @@ pub fn read_sft_args(ckpt_dir: &Path) -> Result<Option<Value>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|source| LlavaError::Io {
-        path: path.clone(),
-        source,
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        LlavaError::File(llava_checkpoint::FileError::Io {
+            path: path.clone(),
+            source,
+        })
     })?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| LlavaError::Config {
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        LlavaError::File(llava_checkpoint::FileError::Config {
             path,
             message: e.to_string(),
         })
+    })
 }

@@ -266,7 +266,7 @@ impl ModelInfo {
                 .filter(|m| m.layout == config.layout)
                 .map(|m| m.model_type)
                 .collect();
-            LlavaError::Config {
+            LlavaError::File(llava_checkpoint::FileError::Config {
                 path: dir.join("config.json"),
                 message: format!(
                     "cannot tell the model type from a {family} decoder with a {} tower ({:?} layout): pass --model-type, one of {}",
@@ -274,7 +274,7 @@ impl ModelInfo {
                     config.layout,
                     candidates.join(", ")
                 ),
-            }
+            })
         })
     }
 }

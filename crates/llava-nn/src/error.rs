@@ -3,22 +3,9 @@ use std::path::PathBuf;
 /// Errors from reading or applying LoRA adapters. Each names the file and key involved.
 #[derive(Debug, thiserror::Error)]
 pub enum LoraError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// `adapter_config.json` is malformed or lacks a field.
-    #[error("{path}: {message}")]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, naming the field.
-        message: String,
-    },
+    /// A configuration file cannot be read or is malformed (the file and the field named).
+    #[error(transparent)]
+    File(#[from] llava_checkpoint::FileError),
     /// The adapter uses a PEFT feature this crate does not implement.
     #[error("{path}: {feature} is not supported")]
     Unsupported {

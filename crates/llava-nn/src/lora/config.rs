@@ -148,13 +148,17 @@ fn pattern_key<'a>(keys: impl Iterator<Item = &'a String>, module: &str) -> Opti
 impl LoraConfig {
     /// Reads `adapter_config.json`; errors name the file and the offending field.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoraError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            LoraError::File(llava_checkpoint::FileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| LoraError::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        let config: Self = serde_json::from_str(&text).map_err(|e| {
+            LoraError::File(llava_checkpoint::FileError::Config {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
         })?;
         config.check_supported(path)?;
         Ok(config)
@@ -186,10 +190,10 @@ impl LoraConfig {
             return Err(unsupported("modules_to_save".into()));
         }
         if self.r == 0 {
-            return Err(LoraError::Config {
+            return Err(LoraError::File(llava_checkpoint::FileError::Config {
                 path: path.to_path_buf(),
                 message: "r must be positive".into(),
-            });
+            }));
         }
         Ok(())
     }

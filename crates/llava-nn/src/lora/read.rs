@@ -63,9 +63,11 @@ impl PeftAdapter {
             });
         }
         llava_checkpoint::files::check_header(&path)?;
-        let bytes = std::fs::read(&path).map_err(|source| LoraError::Io {
-            path: path.clone(),
-            source,
+        let bytes = std::fs::read(&path).map_err(|source| {
+            LoraError::File(llava_checkpoint::FileError::Io {
+                path: path.clone(),
+                source,
+            })
         })?;
         let weights_error = |message: String| LoraError::Weights {
             path: path.clone(),

@@ -46,9 +46,11 @@ pub fn save_adapter<'a>(
     config.peft_type = "LORA".into();
     config.inference_mode = true;
     let path = dir.join(CONFIG_FILE);
-    let json = serde_json::to_vec_pretty(&config).map_err(|e| LoraError::Config {
-        path: path.clone(),
-        message: e.to_string(),
+    let json = serde_json::to_vec_pretty(&config).map_err(|e| {
+        LoraError::File(llava_checkpoint::FileError::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })
     })?;
     llava_checkpoint::write_atomic(&path, &json)?;
     Ok(count)
