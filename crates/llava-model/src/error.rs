@@ -35,14 +35,6 @@ pub enum LlavaError {
         /// The registered names, comma separated.
         known: String,
     },
-    /// An image given by URL could not be fetched.
-    #[error("cannot fetch image {url}: {message}")]
-    Fetch {
-        /// The URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
     /// The prompt does not leave room for any new token in the model's context.
     #[error(
         "the prompt is {prompt} tokens long (images expanded) and the model's context is {context} tokens: shorten the query, the history or the images"
@@ -68,6 +60,9 @@ pub enum LlavaError {
     /// An image could not be read.
     #[error(transparent)]
     Vision(#[from] llava_vision::VisionError),
+    /// A LoRA adapter could not be read or does not fit the model.
+    #[error(transparent)]
+    Lora(#[from] llava_nn::LoraError),
     /// A kernel option (`LLAVA_*` or `ModelKwargs::kernel_options`) is unknown or invalid.
     #[error(transparent)]
     KernelOptions(#[from] llava_ops::options::OptionsError),

@@ -11,6 +11,7 @@ use llava_llm::{
     CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, Generator, LoadOptions,
     LogitsFor, Prefill, decoder_key_map,
 };
+use llava_nn::{Linear, PeftAdapter};
 use llava_vision::{ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionTower};
 
 use crate::{Projector, pack_image};
@@ -51,12 +52,21 @@ pub struct Prompt {
     pub images: Vec<ProcessedImage>,
 }
 
-/// Left-padded embeddings ready for the decoder.
+/// Which side of a batch's shorter rows the padding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Before the tokens (generation: every row ends at the last position).
+    Left,
+    /// After the tokens (training: positions start at 0 in every row).
+    Right,
+}
+
+/// Padded embeddings ready for the decoder.
 #[derive(Debug, Clone)]
 pub struct PreparedBatch {
     /// `[batch, len, hidden]`, zeros on the padding.
     pub embeds: Tensor<3>,
-    /// `[batch][len]`: false on the left padding.
+    /// `[batch][len]`: false on the padding.
     pub attention_mask: Vec<Vec<bool>>,
     /// Per row, the ids the repetition penalty counts.
     pub history: Vec<Vec<u32>>,
@@ -292,8 +302,14 @@ impl LlavaNext {
     }
 
     /// Embeds every prompt, writes its images' features at their placeholders, and left-pads
-    /// the batch.
+    /// the batch (as generation needs).
     pub fn prepare(&self, prompts: &[Prompt]) -> Result<PreparedBatch> {
+        self.prepare_padded(prompts, Padding::Left)
+    }
+
+    /// [`Self::prepare`] with the padding on either side. Training pads on the right, so every
+    /// row's positions start at 0 and the plain causal mask is exact without a key mask.
+    pub fn prepare_padded(&self, prompts: &[Prompt], padding: Padding) -> Result<PreparedBatch> {
         if prompts.is_empty() {
             return Err(LlavaError::Input("no prompt".into()));
         }
@@ -318,15 +334,19 @@ impl LlavaNext {
             .into_iter()
             .map(|r| {
                 let n = r.dims()[0];
-                mask.push((0..len).map(|i| i >= len - n).collect());
                 let r = if n < len {
-                    Tensor::cat(
-                        vec![Tensor::<2>::zeros([len - n, d], &device).cast(dtype), r],
-                        0,
-                    )
+                    let pad = Tensor::<2>::zeros([len - n, d], &device).cast(dtype);
+                    match padding {
+                        Padding::Left => Tensor::cat(vec![pad, r], 0),
+                        Padding::Right => Tensor::cat(vec![r, pad], 0),
+                    }
                 } else {
                     r
                 };
+                mask.push(match padding {
+                    Padding::Left => (0..len).map(|i| i >= len - n).collect(),
+                    Padding::Right => (0..len).map(|i| i < n).collect(),
+                });
                 r.unsqueeze::<3>()
             })
             .collect();
@@ -468,6 +488,43 @@ impl LlavaNext {
             history: batch.history,
         };
         Ok(Generator::new(&self.language_model, prefill, options)?)
+    }
+
+    /// Every LoRA-capable linear layer of the tower, the projector and the decoder, with its
+    /// module path (`vision_tower.vision_model.encoder.layers.0.self_attn.q_proj`,
+    /// `multi_modal_projector.linear_1`, `language_model.model.layers.0.mlp.up_proj`,
+    /// `language_model.lm_head`).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::new();
+        for (p, l) in self.vision_tower.linears_mut() {
+            out.push((format!("vision_tower.{p}"), l));
+        }
+        out.push((
+            "multi_modal_projector.linear_1".to_string(),
+            &mut self.multi_modal_projector.linear_1,
+        ));
+        out.push((
+            "multi_modal_projector.linear_2".to_string(),
+            &mut self.multi_modal_projector.linear_2,
+        ));
+        for (p, l) in self.language_model.linears_mut() {
+            out.push((format!("language_model.{p}"), l));
+        }
+        out
+    }
+
+    /// Attaches a PEFT adapter written for this model in either layout (module names of the
+    /// llava-hf files, of transformers ≥ 4.52 in memory, or of original LLaVA). Returns the
+    /// number of layers adapted; nothing changes when a module does not fit.
+    pub fn attach_adapter(&mut self, adapter: &PeftAdapter) -> Result<usize> {
+        Ok(adapter.attach(self.linears_mut(), &llava_key_map())?)
+    }
+
+    /// Folds every attached adapter into its base weight.
+    pub fn merge_lora(&mut self) {
+        for (_, layer) in self.linears_mut() {
+            layer.merge();
+        }
     }
 
     /// Whether this model was loaded from the original LLaVA layout.

@@ -42,7 +42,7 @@ pub struct ModelKwargs {
     pub hub: HubOptions,
     /// Progress bars while loading.
     pub progress: Progress,
-    /// A PEFT LoRA adapter directory applied to the decoder.
+    /// A PEFT LoRA adapter directory (its layers in the decoder, the projector or the tower).
     pub adapter: Option<PathBuf>,
     /// Split the model over several devices (`None`: everything on `device`).
     pub device_map: Option<DeviceMapSpec>,
@@ -111,7 +111,7 @@ pub fn get_model_tokenizer(
     let files = llava_checkpoint::CheckpointFiles::discover(&dir)?;
     let mut llava = LlavaNext::load(&config, &files, &kwargs.device, &options)?;
     if let Some(adapter) = &kwargs.adapter {
-        let layers = llava.language_model.load_adapter(adapter)?;
+        let layers = llava.attach_adapter(&llava_nn::PeftAdapter::load(adapter)?)?;
         tracing::info!(layers, adapter = %adapter.display(), "LoRA adapter attached");
     }
     let mut tokenizer = Tokenizer::from_dir(&dir)?;

@@ -2,7 +2,7 @@
 
 use crate::conversation::Conversation;
 use crate::encode::{Encoded, encode};
-use crate::spec::{TEMPLATE_ALIASES, TEMPLATES, TemplateSpec, find_template};
+use crate::spec::{ImagePlaceholder, TEMPLATE_ALIASES, TEMPLATES, TemplateSpec, find_template};
 use crate::{Result, TemplateError, Tokenizer};
 
 /// A chat template with its tokenizer, ready to encode conversations.
@@ -86,6 +86,23 @@ impl Template {
     /// Text that ends an answer (the suffix).
     pub fn stop_words(&self) -> Vec<String> {
         vec![self.spec.suffix.to_string()]
+    }
+
+    /// [`Self::encode`] with every image as [`crate::IMAGE_SENTINEL`], whatever the template
+    /// writes (llava-hf templates write the `<image>` token): the form the model expands to
+    /// each image's feature rows in either checkpoint layout, as transformers' processor does.
+    pub fn encode_with_sentinels(&self, conversation: &Conversation) -> Result<Encoded> {
+        let mut encoded = self.encode(conversation)?;
+        if let ImagePlaceholder::Token(tag) = self.spec.image_placeholder
+            && let Some(id) = self.tokenizer.token_to_id(tag).map(i64::from)
+        {
+            for t in &mut encoded.input_ids {
+                if *t == id {
+                    *t = crate::IMAGE_SENTINEL;
+                }
+            }
+        }
+        Ok(encoded)
     }
 
     /// Token ids (and labels when the last round has a response). Errors name the round

@@ -44,6 +44,14 @@ pub enum VisionError {
         /// Limit on width × height.
         max_pixels: u64,
     },
+    /// An image given by URL could not be fetched.
+    #[error("cannot fetch image {url}: {message}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// An image built by hand whose buffer does not hold its pixels.
     #[error(
         "image of {width}×{height} with {bytes} bytes (expected a non-empty image of {} RGB bytes)",

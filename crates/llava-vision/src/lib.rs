@@ -15,6 +15,7 @@ mod jpeg;
 pub mod preprocess;
 mod processor;
 pub mod resample;
+mod source;
 pub mod tower;
 
 pub use anyres::{AnyresConfig, Convention, ImageLayout, Size};
@@ -22,4 +23,5 @@ pub use error::VisionError;
 pub use image_io::{AlphaMode, DecodeOptions, RgbImage, decode_image, open_image};
 pub use preprocess::{ProcessedImage, ProcessorConfig, preprocess, preprocess_single_patch};
 pub use processor::Processor;
+pub use source::{FetchOptions, ImageInput, fetch_url};
 pub use tower::{FeatureSelect, TowerKind, VisionConfig, VisionConfigError, VisionTower};

@@ -2,6 +2,7 @@
 //! can turn images into pixel values on its own threads.
 
 use crate::VisionError;
+use crate::anyres::{ImageLayout, Size};
 use crate::image_io::{DecodeOptions, RgbImage};
 use crate::preprocess::{ProcessedImage, ProcessorConfig, preprocess, preprocess_single_patch};
 
@@ -33,6 +34,22 @@ impl Processor {
     /// convention).
     pub fn decode_options(&self) -> DecodeOptions {
         self.config.decode_options()
+    }
+
+    /// The layouts (and so the token counts) [`Self::process`] gives images of these sizes, in
+    /// one prompt, without touching pixels: what a data loader needs to measure a row.
+    pub fn layouts(&self, sizes: &[Size]) -> Vec<ImageLayout> {
+        let single = sizes.len() > 1 && self.single_patch_for_several;
+        sizes
+            .iter()
+            .map(|&size| {
+                if single {
+                    ImageLayout::single(size, &self.config.anyres)
+                } else {
+                    ImageLayout::new(size, &self.config.anyres)
+                }
+            })
+            .collect()
     }
 
     /// Preprocesses the images of one prompt, each checked first (non-empty, a buffer of
@@ -94,8 +111,17 @@ mod tests {
             assert!(t.pixel_values.len() > s.pixel_values.len());
         }
         // One image: anyres either way.
-        let one = Processor::new(config, true).process(&images[..1]).unwrap();
+        let one = Processor::new(config.clone(), true)
+            .process(&images[..1])
+            .unwrap();
         assert_eq!(one[0].pixel_values, tiled[0].pixel_values);
+        // The layouts alone agree with what processing gives.
+        let sizes = images.map(|i| Size::new(i.width, i.height));
+        for (single_patch, processed) in [(false, &tiled), (true, &single)] {
+            let layouts = Processor::new(config.clone(), single_patch).layouts(&sizes);
+            let expected: Vec<_> = processed.iter().map(|p| p.layout).collect();
+            assert_eq!(layouts, expected);
+        }
     }
 
     #[test]

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use llava_llm::{GenerateOptions, GenerationConfig, Generator};
 use llava_template::{
-    Conversation, IMAGE_SENTINEL, ImagePlaceholder, Round, StreamDecoder, Template,
+    Conversation, Round, StreamDecoder, Template,
 };
 
 use crate::Model;
-use crate::image_input::{FetchOptions, ImageInput};
+use llava_vision::{FetchOptions, ImageInput};
 use crate::{LlavaError, Prompt, Result};
 
 /// One finished round of a conversation.
@@ -124,7 +124,7 @@ pub fn inference_stream<'a>(
         .map(|t| Round::answered(t.query.clone(), t.response.clone(), t.images.len()))
         .chain(std::iter::once(Round::query(query, args.images.len())))
         .collect();
-    let encoded = template.encode(&Conversation {
+    let encoded = template.encode_with_sentinels(&Conversation {
         system: args.system.clone(),
         rounds,
     })?;
@@ -139,27 +139,11 @@ pub fn inference_stream<'a>(
     let decoded = inputs
         .iter()
         .map(|i| i.load(&decode, &args.fetch))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let images = model.llava.process_images(&decoded)?;
     let image_tokens: Vec<usize> = images.iter().map(|i| i.layout.tokens as usize).collect();
 
-    // llava-hf templates write the `<image>` token; the model takes the sentinel in either
-    // layout and expands it to the image's rows, as transformers' processor does.
-    let image_id = match template.spec().image_placeholder {
-        ImagePlaceholder::Token(tag) => tokenizer.token_to_id(tag).map(i64::from),
-        ImagePlaceholder::Sentinel => None,
-    };
-    let ids: Vec<i64> = encoded
-        .input_ids
-        .iter()
-        .map(|&t| {
-            if Some(t) == image_id {
-                IMAGE_SENTINEL
-            } else {
-                t
-            }
-        })
-        .collect();
+    let ids = encoded.input_ids;
     let prompt_tokens = ids.len() - encoded.images + image_tokens.iter().sum::<usize>();
 
     let config = args

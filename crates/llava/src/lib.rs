@@ -24,10 +24,9 @@
 
 #![warn(missing_docs)]
 
-mod image_input;
 mod inference;
 
-pub use image_input::{FetchOptions, ImageInput, fetch_url};
+pub use llava_vision::{FetchOptions, ImageInput, fetch_url};
 pub use inference::{
     Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_stream,
     inference_with_info, seed_everything,
@@ -45,5 +44,6 @@ pub use llava_llm::{
 };
 pub use llava_template::{Template, Tokenizer, get_template};
 pub use llava_vision::{
-    ProcessedImage, Processor, ProcessorConfig, RgbImage, open_image, preprocess,
+    DecodeOptions, ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionError, open_image,
+    preprocess,
 };

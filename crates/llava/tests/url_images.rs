@@ -6,18 +6,18 @@ mod common;
 use std::time::Duration;
 
 use common::http::{Response, serve};
-use llava::{FetchOptions, ImageInput, LlavaError};
-use llava_vision::DecodeOptions;
+use llava::{FetchOptions, ImageInput, RgbImage, VisionError};
+use llava::DecodeOptions;
 
 fn png() -> Vec<u8> {
     std::fs::read(llava_testutil::fixture("vision/images/tie_300x200.png")).unwrap()
 }
 
-fn fetch(url: &str, options: &FetchOptions) -> Result<llava::RgbImage, LlavaError> {
+fn fetch(url: &str, options: &FetchOptions) -> Result<RgbImage, VisionError> {
     ImageInput::parse(url).load(&DecodeOptions::default(), options)
 }
 
-fn message(result: Result<llava::RgbImage, LlavaError>) -> String {
+fn message(result: Result<RgbImage, VisionError>) -> String {
     match result {
         Ok(i) => panic!("expected an error, got a {}×{} image", i.width, i.height),
         Err(e) => e.to_string(),

@@ -160,7 +160,7 @@ impl PeftAdapter {
         let path = self.dir.join(WEIGHTS_FILE);
         // Check everything before changing anything, so a failed attach leaves the model as it was.
         for f in &self.factors {
-            let target = key_map.map(&f.module);
+            let target = module_path(key_map, &f.module);
             let Some(layer) = by_path.get(&target) else {
                 return Err(LoraError::Mismatch {
                     path,
@@ -184,7 +184,7 @@ impl PeftAdapter {
             }
         }
         for f in &self.factors {
-            if let Some(layer) = by_path.get_mut(&key_map.map(&f.module)) {
+            if let Some(layer) = by_path.get_mut(&module_path(key_map, &f.module)) {
                 // Factors live with their layer (layers may sit on different devices).
                 let device = layer.weight.val().device();
                 let a = Tensor::<2>::from_data(f.lora_a.clone(), (&device, f.lora_a.dtype()));
@@ -199,6 +199,13 @@ impl PeftAdapter {
         }
         Ok(self.factors.len())
     }
+}
+
+/// The model path of an adapter's module name: the name is mapped as its weight's key is (a
+/// checkpoint's key map has rules ending in `.`, e.g. `lm_head.`), then `.weight` is dropped.
+fn module_path(key_map: &KeyMap, module: &str) -> String {
+    let key = key_map.map(&format!("{module}.weight"));
+    key.strip_suffix(".weight").unwrap_or(&key).to_string()
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use llava_vision::{DecodeOptions, RgbImage, decode_image, open_image};
+use crate::{DecodeOptions, RgbImage, VisionError, decode_image, open_image};
 
-use crate::{LlavaError, Result};
+type Result<T> = std::result::Result<T, VisionError>;
 
 /// One image of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl Default for FetchOptions {
 
 /// GET `url`: status 200, an image (or untyped binary) content type, at most `max_bytes`.
 pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
-    let fail = |message: String| LlavaError::Fetch {
+    let fail = |message: String| VisionError::Fetch {
         url: url.to_string(),
         message,
     };

@@ -1,0 +1,216 @@
+//! Registered dataset names (decision 14: a name never fetches per epoch): the tiny dataset the
+//! project ships, written out of the binary once, and ms-swift's COCO caption sets read from a
+//! local mirror directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+
+/// A registered dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Builtin {
+    /// The name `--dataset` takes.
+    pub name: &'static str,
+    /// Other names ms-swift accepts for it.
+    pub aliases: &'static [&'static str],
+    /// What it is.
+    pub about: &'static str,
+    /// Where its rows come from.
+    pub source: BuiltinSource,
+}
+
+/// Where a registered dataset's rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinSource {
+    /// Shipped inside the library: `(relative path, bytes)` of every file, the rows first.
+    Embedded(&'static [(&'static str, &'static [u8])]),
+    /// A mirror directory `<dataset dir>/<name>/` of `.jsonl` / `.json` / `.csv` files with local
+    /// image paths (ms-swift's own rows point at URLs that no longer answer, issue #2596).
+    Mirror,
+}
+
+macro_rules! tiny_file {
+    ($path:literal) => {
+        (
+            $path,
+            include_bytes!(concat!("../../../fixtures/datasets/llava-tiny/", $path)) as &[u8],
+        )
+    };
+}
+
+/// The shipped tiny dataset: 8 shapes of different colours and aspect ratios, one caption each.
+const TINY: &[(&str, &[u8])] = &[
+    tiny_file!("train.jsonl"),
+    tiny_file!("images/0_red_circle_300x200.png"),
+    tiny_file!("images/1_blue_square_200x300.png"),
+    tiny_file!("images/2_green_triangle_336x336.png"),
+    tiny_file!("images/3_yellow_circle_480x240.png"),
+    tiny_file!("images/4_red_square_240x480.png"),
+    tiny_file!("images/5_blue_triangle_400x300.png"),
+    tiny_file!("images/6_green_circle_300x400.png"),
+    tiny_file!("images/7_yellow_square_350x350.png"),
+];
+
+/// Every registered dataset.
+pub const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "llava-tiny",
+        aliases: &[],
+        about: "8 rendered shapes with captions, shipped with llava-rs (tests and demos)",
+        source: BuiltinSource::Embedded(TINY),
+    },
+    Builtin {
+        name: "coco-en-2-mini",
+        aliases: &["coco-mini-en-2"],
+        about: "COCO 2014 val captions, 40,504 rows (ms-swift's LLaVA best practice)",
+        source: BuiltinSource::Mirror,
+    },
+    Builtin {
+        name: "coco-en-2",
+        aliases: &[],
+        about: "COCO 2014 train + val captions, 454,617 rows",
+        source: BuiltinSource::Mirror,
+    },
+];
+
+/// The registered dataset `name` (or alias).
+pub fn find(name: &str) -> Result<&'static Builtin> {
+    BUILTIN
+        .iter()
+        .find(|b| b.name == name || b.aliases.contains(&name))
+        .ok_or_else(|| DataError::UnknownName {
+            name: name.to_string(),
+            known: BUILTIN
+                .iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Builtin {
+    /// The dataset files of this dataset. Embedded files are written once under `cache_dir`
+    /// (a temporary directory, then a rename, so a crash never leaves half a copy); mirrors
+    /// are looked up in each of `dataset_dirs`.
+    pub fn files(&self, cache_dir: &Path, dataset_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        match self.source {
+            BuiltinSource::Embedded(files) => {
+                let dir = materialise(self.name, files, cache_dir)?;
+                Ok(vec![dir.join(files[0].0)])
+            }
+            BuiltinSource::Mirror => {
+                for root in dataset_dirs {
+                    let dir = root.join(self.name);
+                    if dir.is_dir() {
+                        let files = data_files(&dir)?;
+                        if !files.is_empty() {
+                            return Ok(files);
+                        }
+                    }
+                }
+                let looked: Vec<String> = dataset_dirs
+                    .iter()
+                    .map(|d| d.join(self.name).display().to_string())
+                    .collect();
+                Err(DataError::Unavailable {
+                    name: self.name.to_string(),
+                    message: format!(
+                        "no mirror directory with .jsonl/.json/.csv rows found (looked in: {}); pass --dataset-dir <dir> holding {}/",
+                        if looked.is_empty() { "nothing, no --dataset-dir given".to_string() } else { looked.join(", ") },
+                        self.name
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// The dataset files directly in `dir`, sorted.
+fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::File {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "jsonl" | "json" | "csv"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Writes `files` to `<cache_dir>/<name>-<content hash>/` unless already there.
+fn materialise(name: &str, files: &[(&str, &[u8])], cache_dir: &Path) -> Result<PathBuf> {
+    let mut hash = crate::images::Fnv64::new();
+    for (path, bytes) in files {
+        hash.write(path.as_bytes());
+        hash.write(bytes);
+    }
+    let dir = cache_dir.join(format!("{name}-{:016x}", hash.finish()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let io = |path: &Path, e: std::io::Error| DataError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(cache_dir).map_err(|e| io(cache_dir, e))?;
+    let tmp = cache_dir.join(format!(
+        ".{name}-{}-{}.tmp",
+        std::process::id(),
+        hash.finish()
+    ));
+    for (path, bytes) in files {
+        let target = tmp.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&target, bytes).map_err(|e| io(&target, e))?;
+    }
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process won the race: its copy is the same bytes.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(io(&dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let e = find("coco-fr").unwrap_err().to_string();
+        assert!(
+            e.contains("coco-fr") && e.contains("llava-tiny, coco-en-2-mini, coco-en-2"),
+            "{e}"
+        );
+        assert_eq!(find("coco-mini-en-2").unwrap().name, "coco-en-2-mini");
+    }
+
+    #[test]
+    fn the_tiny_dataset_is_written_once_and_a_missing_mirror_says_where_it_looked() {
+        let cache = tempfile::tempdir().unwrap();
+        let tiny = find("llava-tiny").unwrap();
+        let files = tiny.files(cache.path(), &[]).unwrap();
+        assert_eq!(files.len(), 1);
+        let rows = crate::read::read_file(&files[0]).unwrap();
+        assert_eq!(rows.len(), 8);
+        assert!(files[0].parent().unwrap().join(&rows[0].images[0]).is_file());
+        assert_eq!(tiny.files(cache.path(), &[]).unwrap(), files);
+        let e = find("coco-en-2-mini")
+            .unwrap()
+            .files(cache.path(), &[cache.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--dataset-dir") && e.contains("coco-en-2-mini"), "{e}");
+    }
+}

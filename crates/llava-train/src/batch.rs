@@ -1,0 +1,91 @@
+//! Samples → a batch the model trains on: images loaded (URLs from the cache) and processed,
+//! ids with one sentinel per image, labels expanded like the sequence and padded on the right
+//! (decision 5: rows of any aspect ratio mix, every image keeps its own tiles).
+
+use burn::tensor::Tensor;
+use llava_data::{ImageCache, Sample};
+use llava_llm::{DecoderInput, ForwardOptions, LogitsFor};
+use llava_model::{LlavaNext, Padding, Prompt};
+use llava_template::IGNORE_INDEX;
+use llava_vision::Processor;
+
+use crate::error::{Result, TrainError};
+use crate::loss::{LossParts, lm_loss};
+
+/// One micro-batch.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The model's prompts.
+    pub prompts: Vec<Prompt>,
+    /// Expanded labels, right-padded with −100 to the longest row.
+    pub labels: Vec<Vec<i64>>,
+    /// Trained tokens.
+    pub tokens: usize,
+}
+
+impl Batch {
+    /// Loads and processes the images of `samples`.
+    pub fn new(samples: &[&Sample], cache: &ImageCache, processor: &Processor) -> Result<Self> {
+        let mut prompts = Vec::with_capacity(samples.len());
+        let mut labels = Vec::with_capacity(samples.len());
+        for s in samples {
+            let images = s
+                .images
+                .iter()
+                .map(|i| cache.load(i))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|source| TrainError::Image {
+                    origin: s.origin.to_string(),
+                    source,
+                })?;
+            let processed = processor.process(&images).map_err(|source| TrainError::Image {
+                origin: s.origin.to_string(),
+                source,
+            })?;
+            let counted: Vec<usize> = processed.iter().map(|p| p.layout.tokens as usize).collect();
+            if counted != s.image_tokens {
+                return Err(TrainError::Internal(format!(
+                    "{}: the images give {counted:?} tokens where the check counted {:?} (was a file changed since?)",
+                    s.origin, s.image_tokens
+                )));
+            }
+            prompts.push(Prompt {
+                ids: s.input_ids.clone(),
+                images: processed,
+            });
+            labels.push(s.expanded_labels());
+        }
+        let len = labels.iter().map(Vec::len).max().unwrap_or(0);
+        for l in &mut labels {
+            l.resize(len, IGNORE_INDEX);
+        }
+        let tokens = samples.iter().map(|s| s.trained_tokens()).sum();
+        Ok(Self {
+            prompts,
+            labels,
+            tokens,
+        })
+    }
+
+    /// Runs the model and returns the loss parts (the sum tracked for backward).
+    pub fn loss(&self, model: &LlavaNext) -> Result<LossParts> {
+        let prepared = model.prepare_padded(&self.prompts, Padding::Right)?;
+        let len = prepared.embeds.dims()[1];
+        if self.labels.first().map(Vec::len) != Some(len) {
+            return Err(TrainError::Internal(format!(
+                "the model expanded the batch to {len} positions, the labels to {:?}",
+                self.labels.first().map(Vec::len)
+            )));
+        }
+        let hidden: Tensor<3> = model.language_model.hidden_states(
+            DecoderInput::Embeds(prepared.embeds),
+            None,
+            ForwardOptions {
+                positions: None,
+                key_valid: None,
+                logits: LogitsFor::All,
+            },
+        )?;
+        lm_loss(&model.language_model, hidden, &self.labels)
+    }
+}
