@@ -5,8 +5,8 @@
 //! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
 //!   transformers and peft);
 //! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
-//! - `infer`: a forward to `llava infer` (the `swift infer` REPL, or one query with
-//!   `--query`; crates/llava-cli), kept so the README's `cargo xtask infer` works;
+//! - `infer`, `sft`: forwards to `llava infer` (the `swift infer` REPL, or one query with
+//!   `--query`) and `llava sft` (crates/llava-cli), so the README's `cargo xtask` commands work;
 //! - `bench`: first-token time, decode speed and memory on full-size shapes with random
 //!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin);
 //! - `bench-ops`, `sweep`: decode operations alone, and every candidate kernel of the CUDA
@@ -36,6 +36,8 @@ enum Command {
     /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
     /// A forward to `llava infer` (crates/llava-cli).
     Infer(llava_cli::infer::Args),
+    /// Fine-tune (ms-swift's `swift sft`). A forward to `llava sft` (crates/llava-cli).
+    Sft(Box<llava_cli::sft::Args>),
     /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
     Generate(generate::Args),
     /// Regenerate the committed fixtures with transformers and PEFT.
@@ -58,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     llava_ops::options::install(None)?;
     match Cli::parse().command {
         Command::Infer(args) => llava_cli::run(llava_cli::Command::Infer(args)),
+        Command::Sft(args) => llava_cli::run(llava_cli::Command::Sft(args)),
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),

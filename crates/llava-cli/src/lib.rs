@@ -1,9 +1,10 @@
 //! The product commands behind the `llava` binary (and `cargo xtask infer`, which forwards
-//! here): `infer` today; `sft` and `export` come with training.
+//! here): `infer` and `sft`.
 
 pub mod args;
 pub mod embedded;
 pub mod infer;
+pub mod sft;
 
 use clap::Subcommand;
 
@@ -12,6 +13,9 @@ use clap::Subcommand;
 pub enum Command {
     /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
     Infer(infer::Args),
+    /// Fine-tune a LLaVA model (ms-swift's `swift sft`): LoRA or full, on dataset files or
+    /// registered names; without a model, the embedded tiny one.
+    Sft(Box<sft::Args>),
 }
 
 /// Runs `command`. The kernel options (`LLAVA_*`) are checked first, so a bad one fails before
@@ -20,6 +24,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     llava_ops::options::install(None)?;
     match command {
         Command::Infer(args) => infer::run(args),
+        Command::Sft(args) => sft::run(*args),
     }
 }
 

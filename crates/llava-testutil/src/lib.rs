@@ -29,6 +29,24 @@ pub fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
     diff / scale.max(f32::MIN_POSITIVE)
 }
 
+/// `‖ours − reference‖₂ / ‖reference‖₂` over all elements (0 when both are zero): the
+/// relative error of a tensor as a whole, for trained weights, where Adam's normalisation can
+/// turn rounding in a near-zero gradient into a visible difference in a single element.
+pub fn relative_error_l2(ours: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(ours.len(), reference.len(), "lengths differ");
+    let num: f64 = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .sum();
+    let den: f64 = reference.iter().map(|b| f64::from(*b).powi(2)).sum();
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
 /// The tensors of a fixture's `reference.safetensors` (or any safetensors file), by key.
 pub struct Reference {
     tensors: HashMap<String, (Vec<usize>, Vec<u8>, safetensors::Dtype)>,
@@ -64,6 +82,23 @@ impl Reference {
         (shape.clone(), values)
     }
 
+    /// An f64 tensor's values.
+    pub fn f64(&self, key: &str) -> Vec<f64> {
+        let (_, bytes, dtype) = self.get(key);
+        assert_eq!(*dtype, safetensors::Dtype::F64, "{key}");
+        bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    }
+
+    /// Every key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.tensors.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
     /// An i64 tensor's values.
     pub fn i64(&self, key: &str) -> Vec<i64> {
         let (_, bytes, dtype) = self.get(key);
@@ -94,6 +129,8 @@ mod tests {
     fn relative_error_is_the_worst_difference_over_the_largest_reference_value() {
         assert_eq!(relative_error(&[1.0, 2.5, -4.0], &[1.0, 2.0, -4.0]), 0.125);
         assert_eq!(relative_error(&[0.0], &[0.0]), 0.0);
+        assert!((relative_error_l2(&[3.0, 4.5], &[3.0, 4.0]) - 0.1).abs() < 1e-12);
+        assert_eq!(relative_error_l2(&[0.0], &[0.0]), 0.0);
     }
 
     #[test]

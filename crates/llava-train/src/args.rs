@@ -65,6 +65,10 @@ pub struct SftArgs {
     /// The dtype of the run (set by the CLI's `--dtype`).
     #[arg(skip)]
     pub dtype: TrainDtype,
+    /// Where training runs (set by the CLI's `--device`; the CPU when unset). Not saved.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub device: Option<burn::tensor::Device>,
     /// `lora` or `full`.
     #[arg(long, value_enum, default_value_t = SftType::Lora)]
     pub sft_type: SftType,
@@ -193,6 +197,7 @@ impl Default for SftArgs {
             model_type: String::new(),
             model_id_or_path: None,
             dtype: TrainDtype::Auto,
+            device: None,
             sft_type: SftType::Lora,
             template_type: None,
             output_dir: PathBuf::from("output"),

@@ -7,6 +7,7 @@ pub mod args;
 pub mod batch;
 pub mod checkpoint;
 mod error;
+pub mod export;
 pub mod loss;
 pub mod optim;
 pub mod output;
@@ -18,6 +19,7 @@ pub mod trainer;
 
 pub use args::{SftArgs, SftType, TrainDtype};
 pub use error::{Result, TrainError};
+pub use export::{ExportArgs, export, merged_dir};
 pub use run::{SftOutput, sft};
 pub use schedule::{LrSchedulerType, Schedule};
 pub use trainer::{EvalRecord, StepRecord, Trainer, TrainerParts};

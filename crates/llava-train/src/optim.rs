@@ -120,7 +120,7 @@ mod tests {
             opt.begin_step();
             p = opt.update("w", true, p, t(g), 0.1);
         }
-        let got = p.into_data().to_vec::<f32>().unwrap();
+        let got = p.into_data().try_into_vec::<f32>().unwrap();
         let expected = [0.917_710_4_f32, -2.141_346_7];
         for (g, e) in got.iter().zip(expected) {
             assert!((g - e).abs() < 1e-6, "{got:?} vs {expected:?}");

@@ -47,9 +47,11 @@ pub fn cache_dir() -> PathBuf {
         .join("llava-rs")
 }
 
-/// Fine-tunes as `args` says, on `device` (autodiff is switched on here).
-pub fn sft(mut args: SftArgs, device: &Device) -> Result<SftOutput> {
+/// Fine-tunes as `args` says, on `args.device` (the CPU when unset; autodiff is switched on
+/// here).
+pub fn sft(mut args: SftArgs) -> Result<SftOutput> {
     args.check()?;
+    let device = &args.device.clone().unwrap_or_else(Device::flex);
     let info = ModelInfo::find(&args.model_type)?;
     let resume = match &args.resume_from_checkpoint {
         Some(dir) => Some(read_resume(dir, &args)?),

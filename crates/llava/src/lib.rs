@@ -43,6 +43,7 @@ pub use llava_llm::{
     DeviceMap, GenerateOptions, GenerationConfig, LoadOptions, parse_layer_ranges, sampling,
 };
 pub use llava_template::{Template, Tokenizer, get_template};
+pub use llava_train::{SftArgs, SftOutput, SftType, TrainDtype, TrainError, sft};
 pub use llava_vision::{
     DecodeOptions, ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionError, open_image,
     preprocess,

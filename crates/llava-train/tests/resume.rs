@@ -1,0 +1,93 @@
+//! Resuming continues exactly: ten uninterrupted steps equal five, a resume from the fifth
+//! step's checkpoint, and five more, bit for bit on the CPU (losses, gradient norms and the
+//! adapter). A checkpoint of another model type is refused before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use llava_testutil::{Reference, fixture};
+use llava_train::{SftArgs, sft};
+
+fn args(out: &Path) -> SftArgs {
+    SftArgs {
+        model_type: "llava1_6-mistral-7b-instruct-hf".into(),
+        model_id_or_path: Some(fixture("llava/clip-mistral/hf").display().to_string()),
+        dataset: vec![fixture("datasets/llava-tiny/train.jsonl").display().to_string()],
+        dataset_test_ratio: 0.0,
+        batch_size: 2,
+        gradient_accumulation_steps: Some(1),
+        max_steps: 10,
+        learning_rate: Some(2e-3),
+        // Dropout on: the resumed run must draw the same masks.
+        lora_dropout_p: 0.1,
+        save_steps: Some(5),
+        save_total_limit: -1,
+        output_dir: out.to_path_buf(),
+        ..SftArgs::default()
+    }
+}
+
+fn adapter(dir: &Path) -> Reference {
+    Reference::read(&dir.join("adapter_model.safetensors"))
+}
+
+#[test]
+fn ten_steps_equal_five_and_a_resumed_five() {
+    let out = tempfile::tempdir().unwrap();
+    let whole = sft(args(out.path())).unwrap();
+    assert_eq!(whole.records.len(), 10);
+    let fifth: PathBuf = whole.run_dir.join("checkpoint-5");
+    let tenth = whole.last_checkpoint.clone().unwrap();
+    assert!(fifth.is_dir() && tenth.ends_with("checkpoint-10"));
+
+    let resumed = sft(SftArgs {
+        resume_from_checkpoint: Some(fifth),
+        ..args(out.path())
+    })
+    .unwrap();
+    assert_ne!(resumed.run_dir, whole.run_dir, "a resumed run writes a new v<N> directory");
+    assert_eq!(resumed.global_step, 10);
+    assert_eq!(resumed.records.len(), 5);
+    for (a, b) in whole.records[5..].iter().zip(&resumed.records) {
+        assert_eq!(a.step, b.step);
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {}", a.step);
+        assert_eq!(a.grad_norm.to_bits(), b.grad_norm.to_bits(), "step {}", a.step);
+        assert_eq!(a.lr.to_bits(), b.lr.to_bits(), "step {}", a.step);
+    }
+    let (x, y) = (adapter(&tenth), adapter(resumed.last_checkpoint.as_ref().unwrap()));
+    assert_eq!(x.keys(), y.keys());
+    for k in x.keys() {
+        assert_eq!(x.f32(&k), y.f32(&k), "{k}");
+    }
+    // The optimizer state too.
+    let (x, y) = (
+        Reference::read(&tenth.join("optimizer.safetensors")),
+        Reference::read(&resumed.last_checkpoint.unwrap().join("optimizer.safetensors")),
+    );
+    for k in x.keys() {
+        assert_eq!(x.f32(&k), y.f32(&k), "{k}");
+    }
+
+    // Another model type's run cannot continue from it; nothing is written.
+    let other = tempfile::tempdir().unwrap();
+    let e = sft(SftArgs {
+        model_type: "llava-next-72b-hf".into(),
+        model_id_or_path: Some(fixture("llava/clip-qwen2/hf").display().to_string()),
+        resume_from_checkpoint: Some(tenth.clone()),
+        ..args(other.path())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("llava1_6-mistral-7b-instruct-hf") && e.contains("llava-next-72b-hf") && e.contains("checkpoint-10"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0);
+    // A run already at its last step says how to go on.
+    let e = sft(SftArgs {
+        resume_from_checkpoint: Some(tenth),
+        ..args(other.path())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--max-steps"), "{e}");
+}
