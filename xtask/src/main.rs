@@ -5,8 +5,9 @@
 //! - `fixtures`: regenerate the tiny transformers fixtures (needs Python with torch,
 //!   transformers and peft);
 //! - `cuda-smoke`: compare a CUDA run with the CPU on a fixture (needs `--features cuda`);
-//! - `infer`, `sft`: forwards to `llava infer` (the `swift infer` REPL, or one query with
-//!   `--query`) and `llava sft` (crates/llava-cli), so the README's `cargo xtask` commands work;
+//! - `infer`, `sft`, `export`: forwards to `llava infer` (the `swift infer` REPL, or one query
+//!   with `--query`), `llava sft` and `llava export` (crates/llava-cli), so the README's
+//!   `cargo xtask` commands work;
 //! - `bench`: first-token time, decode speed and memory on full-size shapes with random
 //!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin);
 //! - `bench-ops`, `sweep`: decode operations alone, and every candidate kernel of the CUDA
@@ -38,6 +39,8 @@ enum Command {
     Infer(llava_cli::infer::Args),
     /// Fine-tune (ms-swift's `swift sft`). A forward to `llava sft` (crates/llava-cli).
     Sft(Box<llava_cli::sft::Args>),
+    /// Merge a LoRA checkpoint (ms-swift's `swift export`). A forward to `llava export`.
+    Export(llava_cli::export::Args),
     /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
     Generate(generate::Args),
     /// Regenerate the committed fixtures with transformers and PEFT.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Infer(args) => llava_cli::run(llava_cli::Command::Infer(args)),
         Command::Sft(args) => llava_cli::run(llava_cli::Command::Sft(args)),
+        Command::Export(args) => llava_cli::run(llava_cli::Command::Export(args)),
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),

@@ -1,8 +1,9 @@
 //! The product commands behind the `llava` binary (and `cargo xtask infer`, which forwards
-//! here): `infer` and `sft`.
+//! here): `infer`, `sft` and `export`.
 
 pub mod args;
 pub mod embedded;
+pub mod export;
 pub mod infer;
 pub mod sft;
 
@@ -16,6 +17,9 @@ pub enum Command {
     /// Fine-tune a LLaVA model (ms-swift's `swift sft`): LoRA or full, on dataset files or
     /// registered names; without a model, the embedded tiny one.
     Sft(Box<sft::Args>),
+    /// Merge a LoRA checkpoint into its base model (ms-swift's `swift export --merge_lora`),
+    /// writing `<ckpt>-merged/`.
+    Export(export::Args),
 }
 
 /// Runs `command`. The kernel options (`LLAVA_*`) are checked first, so a bad one fails before
@@ -25,6 +29,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Infer(args) => infer::run(args),
         Command::Sft(args) => sft::run(*args),
+        Command::Export(args) => export::run(args),
     }
 }
 

@@ -20,6 +20,6 @@ pub mod trainer;
 pub use args::{SftArgs, SftType, TrainDtype};
 pub use error::{Result, TrainError};
 pub use export::{ExportArgs, export, merged_dir};
-pub use run::{SftOutput, sft};
+pub use run::{SftOutput, cache_dir, sft};
 pub use schedule::{LrSchedulerType, Schedule};
 pub use trainer::{EvalRecord, StepRecord, Trainer, TrainerParts};

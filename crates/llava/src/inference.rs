@@ -109,14 +109,16 @@ pub fn inference_with_info(
     Ok((response, history, info))
 }
 
-/// Starts generating the answer to `query`; iterate for the deltas, then
-/// [`InferenceStream::into_result`] gives the response and history.
-pub fn inference_stream<'a>(
-    model: &'a Model,
-    template: &'a Template,
-    query: &str,
-    args: InferArgs,
-) -> Result<InferenceStream<'a>> {
+/// A query made ready for the generator.
+struct Prepared {
+    prompt: Prompt,
+    options: GenerateOptions,
+    stop_words: Vec<String>,
+    info: GenerationInfo,
+}
+
+/// Encodes `query` with its history and images, and works out the generation options.
+fn prepare(model: &Model, template: &Template, query: &str, args: &InferArgs) -> Result<Prepared> {
     let tokenizer = template.tokenizer();
     let rounds: Vec<Round> = args
         .history
@@ -191,20 +193,77 @@ pub fn inference_stream<'a>(
             .unwrap_or_else(|| DEFAULT_SEED.load(Ordering::Relaxed)),
         eos_token_ids,
     };
-    let generator = model.llava.generator(&[Prompt { ids, images }], options)?;
-    Ok(InferenceStream {
-        generator,
-        decoder: StreamDecoder::new(tokenizer, &stop_words),
-        query: query.to_string(),
-        args,
+    Ok(Prepared {
+        prompt: Prompt { ids, images },
+        options,
+        stop_words,
         info: GenerationInfo {
             prompt_tokens,
             image_tokens,
             token_ids: Vec::new(),
         },
+    })
+}
+
+/// Starts generating the answer to `query`; iterate for the deltas, then
+/// [`InferenceStream::into_result`] gives the response and history.
+pub fn inference_stream<'a>(
+    model: &'a Model,
+    template: &'a Template,
+    query: &str,
+    args: InferArgs,
+) -> Result<InferenceStream<'a>> {
+    let p = prepare(model, template, query, &args)?;
+    let generator = model.llava.generator(&[p.prompt], p.options)?;
+    Ok(InferenceStream {
+        generator,
+        decoder: StreamDecoder::new(template.tokenizer(), &p.stop_words),
+        query: query.to_string(),
+        args,
+        info: p.info,
         done: false,
     })
 }
+
+/// Answers several queries in one batch (left-padded together, as transformers batches
+/// `generate`): each answer and its sizes, in order. The first query's generation settings
+/// apply to all; each answer ends at its own EOS or stop word.
+pub fn inference_batch(
+    model: &Model,
+    template: &Template,
+    queries: &[(String, InferArgs)],
+) -> Result<Vec<(String, GenerationInfo)>> {
+    if queries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prepared = queries
+        .iter()
+        .map(|(q, a)| prepare(model, template, q, a))
+        .collect::<Result<Vec<_>>>()?;
+    let mut options = prepared[0].options.clone();
+    options.max_new_tokens = prepared
+        .iter()
+        .map(|p| p.options.max_new_tokens)
+        .min()
+        .unwrap_or(options.max_new_tokens);
+    let prompts: Vec<Prompt> = prepared.iter().map(|p| p.prompt.clone()).collect();
+    let rows = model.llava.generate(&prompts, options)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (p, ids) in prepared.into_iter().zip(rows) {
+        let mut decoder = StreamDecoder::new(template.tokenizer(), &p.stop_words);
+        let mut info = p.info;
+        for id in ids {
+            info.token_ids.push(id);
+            if decoder.push(id)?.stopped {
+                break;
+            }
+        }
+        decoder.finish()?;
+        out.push((decoder.text().to_string(), info));
+    }
+    Ok(out)
+}
+
 
 /// When neither `max_new_tokens` nor `max_length` is configured (the CLI's default too).
 const DEFAULT_MAX_NEW_TOKENS: usize = 2048;

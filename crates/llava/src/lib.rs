@@ -29,7 +29,7 @@ mod inference;
 pub use llava_vision::{FetchOptions, ImageInput, fetch_url};
 pub use inference::{
     Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_stream,
-    inference_with_info, seed_everything,
+    inference_batch, inference_with_info, seed_everything,
 };
 pub use llava_model::{
     DeviceMapSpec, IMAGE_SENTINEL, Layout, LlavaConfig, LlavaError, LlavaNext, MODELS, Model,

@@ -62,6 +62,32 @@ pub struct Args {
     /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "query")]
     pub output_format: String,
+    /// With `--ckpt-dir`: take the training run's datasets, split and seed from its
+    /// `sft_args.json` and answer the validation rows it held out (ms-swift's
+    /// `--load_dataset_config`).
+    #[arg(long, action = ArgAction::Set, default_value_t = false)]
+    pub load_dataset_config: bool,
+    /// Answer these datasets' validation rows (files or registered names, `#N` sampling).
+    #[arg(long, num_args = 1..)]
+    pub dataset: Vec<String>,
+    /// Answer every row of these datasets.
+    #[arg(long, num_args = 1..)]
+    pub val_dataset: Vec<String>,
+    /// Share held out for validation (default: the training run's, else 0.01).
+    #[arg(long)]
+    pub dataset_test_ratio: Option<f64>,
+    /// Seed of the split and of the rows shown (default: the training run's, else 42).
+    #[arg(long)]
+    pub dataset_seed: Option<u64>,
+    /// Directories holding mirrors of registered datasets.
+    #[arg(long, num_args = 1..)]
+    pub dataset_dir: Vec<PathBuf>,
+    /// How many validation rows to answer, drawn with the dataset seed; -1 for all.
+    #[arg(long, default_value_t = 10, allow_hyphen_values = true)]
+    pub show_dataset_sample: i64,
+    /// Rows answered together in one batch.
+    #[arg(long, default_value_t = 4)]
+    pub eval_batch_size: usize,
     /// List the model types and exit.
     #[arg(long)]
     pub list_models: bool,

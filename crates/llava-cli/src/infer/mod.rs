@@ -1,6 +1,7 @@
 //! `llava infer`: the `swift infer` REPL, and a one-shot mode for scripts.
 
 mod args;
+mod dataset_eval;
 mod repl;
 mod result_file;
 
@@ -145,6 +146,16 @@ pub fn run(args: Args) -> Result<()> {
     };
     if let Some(query) = &args.query {
         return one_shot(&args, &model, &template, query, base);
+    }
+    if dataset_eval::wanted(&args) {
+        let rows = dataset_eval::rows(&args)?;
+        let dir = args.result_dir.clone().unwrap_or_else(|| {
+            t.result_base
+                .clone()
+                .unwrap_or_else(|| model.model_dir.clone())
+                .join("infer_result")
+        });
+        return dataset_eval::run(&args, &model, &template, base, &rows, &dir);
     }
     let results = if args.save_result {
         let dir = args.result_dir.clone().unwrap_or_else(|| {

@@ -30,6 +30,14 @@ impl ResultFile {
         &self.path
     }
 
+    /// Appends one JSON line as it is.
+    pub fn append_value(&mut self, line: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{line}")
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.file.flush()?;
+        Ok(())
+    }
+
     pub fn append(
         &mut self,
         system: Option<&str>,
@@ -45,49 +53,11 @@ impl ResultFile {
             "history": history_before.iter().map(|t| [&t.query, &t.response]).collect::<Vec<_>>(),
             "images": images.iter().map(ImageInput::describe).collect::<Vec<_>>(),
         });
-        writeln!(self.file, "{line}")
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        self.file.flush()?;
-        Ok(())
+        self.append_value(&line)
     }
 }
 
-/// `YYYYmmdd-HHMMSS` in UTC.
+/// `YYYYmmdd-HHMMSS` in UTC (the run directories' stamp).
 fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_787), (2026, 11, 30));
-        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
-    }
+    llava_train::output::stamp(std::time::SystemTime::now())
 }
