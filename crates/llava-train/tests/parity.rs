@@ -195,3 +195,28 @@ fn lora_all_qwen2() {
 fn full_qwen2() {
     check("qwen2 full", "clip-qwen2", "full");
 }
+
+/// An adapter `llava sft` wrote (committed by the fixture script), loaded by PEFT onto
+/// transformers' model there and by us here: the same logits, and not the base model's.
+fn peft_reads_ours(fixture_name: &str, model_type: &str) {
+    let dir = fixture(&format!("training/{fixture_name}/ours"));
+    let reference = Reference::read(&dir.join("reference.safetensors"));
+    let rows = reference.i64("logits_rows");
+    let (_, expected) = reference.f32("logits");
+    let model_dir = fixture(&format!("llava/{fixture_name}/hf"));
+    let got = logits_rows(model_type, &model_dir, Some(dir.clone()), &rows);
+    let e = relative_error(&got, &expected);
+    assert!(e < TOLERANCE, "{fixture_name}: logits with our adapter differ from PEFT's by {e}");
+    let base = logits_rows(model_type, &model_dir, None, &rows);
+    assert!(relative_error(&base, &expected) > 1e-3, "{fixture_name}: the adapter changes nothing");
+}
+
+#[test]
+fn peft_reads_our_adapter_mistral() {
+    peft_reads_ours("clip-mistral", "llava1_6-mistral-7b-instruct-hf");
+}
+
+#[test]
+fn peft_reads_our_adapter_qwen2() {
+    peft_reads_ours("clip-qwen2", "llava-next-72b-hf");
+}

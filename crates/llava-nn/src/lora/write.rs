@@ -45,6 +45,9 @@ pub fn save_adapter<'a>(
     let mut config = config.clone();
     config.peft_type = "LORA".into();
     config.inference_mode = true;
+    // PEFT reads these as dicts and fails on null (`rank_pattern.keys()`).
+    config.rank_pattern.get_or_insert_default();
+    config.alpha_pattern.get_or_insert_default();
     let path = dir.join(CONFIG_FILE);
     let json = serde_json::to_vec_pretty(&config).map_err(|e| {
         LoraError::File(llava_checkpoint::FileError::Config {
@@ -102,6 +105,10 @@ mod tests {
         let adapter = PeftAdapter::load(dir.path()).unwrap();
         assert_eq!(adapter.factors.len(), 2);
         assert!(adapter.config.inference_mode);
+        // PEFT needs the pattern maps as objects, never null.
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(CONFIG_FILE)).unwrap()).unwrap();
+        assert!(raw["rank_pattern"].is_object() && raw["alpha_pattern"].is_object(), "{raw}");
         let (mut q2, mut v2) = (q.clone(), v.clone());
         q2.lora = None;
         v2.lora = None;
