@@ -12,6 +12,7 @@ pub mod loss;
 pub mod optim;
 pub mod output;
 pub mod params;
+pub mod plots;
 mod run;
 pub mod schedule;
 pub mod targets;

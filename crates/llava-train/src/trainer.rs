@@ -336,6 +336,8 @@ impl Trainer {
             "global_step": self.global_step,
         });
         self.log(summary)?;
+        let images = crate::plots::plot_history(&self.parts.run_dir, &self.history)?;
+        tracing::info!(curves = images.len(), "training curves drawn");
         Ok(())
     }
 
