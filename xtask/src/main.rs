@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
     /// A forward to `llava infer` (crates/llava-cli).
-    Infer(llava_cli::infer::Args),
+    Infer(Box<llava_cli::infer::Args>),
     /// Fine-tune (ms-swift's `swift sft`). A forward to `llava sft` (crates/llava-cli).
     Sft(Box<llava_cli::sft::Args>),
     /// Merge a LoRA checkpoint (ms-swift's `swift export`). A forward to `llava export`.

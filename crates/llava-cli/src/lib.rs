@@ -13,7 +13,7 @@ use clap::Subcommand;
 #[derive(Subcommand)]
 pub enum Command {
     /// Chat with a LLaVA model (ms-swift's `swift infer`); `--query` answers once and exits.
-    Infer(infer::Args),
+    Infer(Box<infer::Args>),
     /// Fine-tune a LLaVA model (ms-swift's `swift sft`): LoRA or full, on dataset files or
     /// registered names; without a model, the embedded tiny one.
     Sft(Box<sft::Args>),
@@ -27,7 +27,7 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     llava_ops::options::install(None)?;
     match command {
-        Command::Infer(args) => infer::run(args),
+        Command::Infer(args) => infer::run(*args),
         Command::Sft(args) => sft::run(*args),
         Command::Export(args) => export::run(args),
     }

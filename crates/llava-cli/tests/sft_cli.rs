@@ -22,7 +22,14 @@ fn greedy(dir: &Path, ckpt: &Path, image: &Path) -> Value {
         .arg(ckpt)
         .args(["--query", "What is in the image?", "--images"])
         .arg(image)
-        .args(["--do-sample", "false", "--max-new-tokens", "12", "--output-format", "json"])
+        .args([
+            "--do-sample",
+            "false",
+            "--max-new-tokens",
+            "12",
+            "--output-format",
+            "json",
+        ])
         .output()
         .unwrap();
     common::assert_success(&out);
@@ -34,9 +41,22 @@ fn sft_export_and_infer_on_the_embedded_model() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let out = llava(dir)
-        .args(["sft", "--dataset", "llava-tiny", "--dataset-test-ratio", "0.25"])
+        .args([
+            "sft",
+            "--dataset",
+            "llava-tiny",
+            "--dataset-test-ratio",
+            "0.25",
+        ])
         .args(["--lora-target-modules", "ALL", "--learning-rate", "1e-2"])
-        .args(["--batch-size", "2", "--gradient-accumulation-steps", "1", "--max-steps", "3"])
+        .args([
+            "--batch-size",
+            "2",
+            "--gradient-accumulation-steps",
+            "1",
+            "--max-steps",
+            "3",
+        ])
         .args(["--eval-steps", "3", "--logging-steps", "1"])
         .output()
         .unwrap();
@@ -50,15 +70,28 @@ fn sft_export_and_infer_on_the_embedded_model() {
     assert!(ckpt.ends_with("checkpoint-3"), "{}", ckpt.display());
     let run = ckpt.parent().unwrap();
     let log = std::fs::read_to_string(run.join("logging.jsonl")).unwrap();
-    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let steps: Vec<u64> = lines.iter().filter(|l| l.get("loss").is_some()).map(|l| l["global_step"].as_u64().unwrap()).collect();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.get("loss").is_some())
+        .map(|l| l["global_step"].as_u64().unwrap())
+        .collect();
     assert_eq!(steps, [1, 2, 3]);
-    assert!(lines.iter().any(|l| l.get("eval_loss").is_some() && l.get("eval_acc").is_some()));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.get("eval_loss").is_some() && l.get("eval_acc").is_some())
+    );
     let adapter: Value =
-        serde_json::from_str(&std::fs::read_to_string(ckpt.join("adapter_config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("adapter_config.json")).unwrap())
+            .unwrap();
     assert_eq!(adapter["r"], 8);
     let configuration: Value =
-        serde_json::from_str(&std::fs::read_to_string(ckpt.join("configuration.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("configuration.json")).unwrap())
+            .unwrap();
     assert_eq!(configuration["adapter_cfg"]["sft_type"], "lora");
 
     let out = llava(dir)
@@ -71,10 +104,12 @@ fn sft_export_and_infer_on_the_embedded_model() {
     assert!(merged.join("model.safetensors").is_file());
     assert!(merged.join("config.json").is_file() && merged.join("tokenizer.json").is_file());
     let merged_args: Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("sft_args.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(merged.join("sft_args.json")).unwrap())
+            .unwrap();
     assert_eq!(merged_args["sft_type"], "full");
     let merged_cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("configuration.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(merged.join("configuration.json")).unwrap())
+            .unwrap();
     assert!(merged_cfg.get("adapter_cfg").is_none());
 
     let image = llava_testutil::fixture("datasets/llava-tiny/images/0_red_circle_300x200.png");
@@ -85,7 +120,16 @@ fn sft_export_and_infer_on_the_embedded_model() {
 
     // The validation rows the split held out, answered with their labels.
     let out = llava(dir)
-        .args(["infer", "--load-dataset-config", "true", "--do-sample", "false", "--max-new-tokens", "4", "--ckpt-dir"])
+        .args([
+            "infer",
+            "--load-dataset-config",
+            "true",
+            "--do-sample",
+            "false",
+            "--max-new-tokens",
+            "4",
+            "--ckpt-dir",
+        ])
         .arg(&ckpt)
         .output()
         .unwrap();

@@ -13,9 +13,22 @@ fn llava() -> Command {
 
 fn train_args(out: &Path) -> Vec<String> {
     let mut v: Vec<String> = [
-        "sft", "--dataset", "llava-tiny", "--dataset-test-ratio", "0", "--batch-size", "1",
-        "--gradient-accumulation-steps", "1", "--save-steps", "1", "--save-total-limit", "-1",
-        "--add-output-dir-suffix", "false", "--output-dir",
+        "sft",
+        "--dataset",
+        "llava-tiny",
+        "--dataset-test-ratio",
+        "0",
+        "--batch-size",
+        "1",
+        "--gradient-accumulation-steps",
+        "1",
+        "--save-steps",
+        "1",
+        "--save-total-limit",
+        "-1",
+        "--add-output-dir-suffix",
+        "false",
+        "--output-dir",
     ]
     .map(String::from)
     .to_vec();
@@ -39,7 +52,12 @@ fn committed(dir: &Path) -> Vec<(usize, PathBuf)> {
         .unwrap()
         .filter_map(|e| {
             let p = e.ok()?.path();
-            let step = p.file_name()?.to_str()?.strip_prefix("checkpoint-")?.parse().ok()?;
+            let step = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()?;
             Some((step, p))
         })
         .collect();
@@ -86,7 +104,12 @@ fn a_kill_during_a_save_leaves_the_previous_checkpoints_and_the_run_resumes() {
     assert!(!done.is_empty());
     for (_, ckpt) in &done {
         llava_nn::PeftAdapter::load(ckpt).unwrap();
-        for f in ["llava_state.json", "optimizer.safetensors", "trainer_state.json", "sft_args.json"] {
+        for f in [
+            "llava_state.json",
+            "optimizer.safetensors",
+            "trainer_state.json",
+            "sft_args.json",
+        ] {
             assert!(ckpt.join(f).is_file(), "{} lacks {f}", ckpt.display());
         }
     }

@@ -60,7 +60,11 @@ impl Sample {
 
     /// Positions that carry loss: the next token's label is trained.
     pub fn trained_tokens(&self) -> usize {
-        self.labels.iter().skip(1).filter(|&&l| l != IGNORE_INDEX).count()
+        self.labels
+            .iter()
+            .skip(1)
+            .filter(|&&l| l != IGNORE_INDEX)
+            .count()
     }
 }
 
@@ -138,7 +142,10 @@ fn conversation(row: &Row) -> Result<Conversation> {
         .map(|(q, _)| q.as_str())
         .chain(std::iter::once(row.query.as_str()))
         .collect();
-    let tags: Vec<usize> = queries.iter().map(|q| q.matches(IMAGE_TAG).count()).collect();
+    let tags: Vec<usize> = queries
+        .iter()
+        .map(|q| q.matches(IMAGE_TAG).count())
+        .collect();
     let total: usize = tags.iter().sum();
     let per_round: Vec<usize> = if total == 0 {
         let mut v = vec![0; queries.len()];

@@ -78,7 +78,11 @@ impl ImageCache {
                     source: e,
                 };
                 std::fs::create_dir_all(&dir).map_err(io)?;
-                let tmp = dir.join(format!(".{:016x}.{}.tmp", hash.finish(), std::process::id()));
+                let tmp = dir.join(format!(
+                    ".{:016x}.{}.tmp",
+                    hash.finish(),
+                    std::process::id()
+                ));
                 std::fs::write(&tmp, &bytes).map_err(io)?;
                 std::fs::rename(&tmp, &path).map_err(io)?;
                 Ok(path)

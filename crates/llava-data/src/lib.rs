@@ -9,8 +9,8 @@
 //!   every image decoded once before training;
 //! - [`encode`]: a row → template ids and labels, with image tokens counted as they expand.
 
-mod error;
 pub mod encode;
+mod error;
 pub mod images;
 pub mod load;
 pub mod read;

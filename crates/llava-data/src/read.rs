@@ -272,7 +272,10 @@ impl RowReader {
                 self.problem(
                     place,
                     Some("history"),
-                    format!("expected a list of [query, response] pairs, found {}", kind(other)),
+                    format!(
+                        "expected a list of [query, response] pairs, found {}",
+                        kind(other)
+                    ),
                 );
                 Vec::new()
             }
@@ -312,6 +315,14 @@ mod tests {
         path
     }
 
+    type Fields = (
+        String,
+        String,
+        Vec<String>,
+        Vec<(String, String)>,
+        Option<String>,
+    );
+
     #[test]
     fn the_three_kinds_read_to_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -332,7 +343,7 @@ mod tests {
             "a.csv",
             "query,response,images,history,system\nq1,r1,x.png,,\nq2,r2,,\"[[\"\"h\"\", \"\"a\"\"]]\",s\n",
         );
-        let strip = |rows: Vec<Row>| -> Vec<(String, String, Vec<String>, Vec<(String, String)>, Option<String>)> {
+        let strip = |rows: Vec<Row>| -> Vec<Fields> {
             rows.into_iter()
                 .map(|r| (r.query, r.response, r.images, r.history, r.system))
                 .collect()
@@ -377,7 +388,11 @@ mod tests {
         let file = path.display().to_string();
         assert_eq!(text.len(), 5, "{text:#?}");
         assert_eq!(text[0], format!("{file}:2, field `response`: missing"));
-        assert!(text[1].starts_with(&format!("{file}:3: invalid JSON")), "{}", text[1]);
+        assert!(
+            text[1].starts_with(&format!("{file}:3: invalid JSON")),
+            "{}",
+            text[1]
+        );
         assert_eq!(
             text[2],
             format!("{file}:4, field `response`: expected a string, found a number")
@@ -386,7 +401,10 @@ mod tests {
             text[3],
             format!("{file}:4, field `images`: item 0: expected a path or URL, found a number")
         );
-        assert_eq!(text[4], format!("{file}:5: expected a JSON object, found a list"));
+        assert_eq!(
+            text[4],
+            format!("{file}:5: expected a JSON object, found a list")
+        );
         let all = read_file(&path).unwrap_err().to_string();
         assert!(all.starts_with("5 bad dataset row(s):"), "{all}");
     }
@@ -399,7 +417,10 @@ mod tests {
         assert!(e.contains("name it .json"), "{e}");
         let path = write(dir.path(), "x.txt", "");
         let e = read_file(&path).unwrap_err().to_string();
-        assert!(e.contains("unknown kind of file") && e.contains("x.txt"), "{e}");
+        assert!(
+            e.contains("unknown kind of file") && e.contains("x.txt"),
+            "{e}"
+        );
         let e = read_file(&dir.path().join("missing.jsonl"))
             .unwrap_err()
             .to_string();

@@ -116,7 +116,11 @@ impl Builtin {
                     name: self.name.to_string(),
                     message: format!(
                         "no mirror directory with .jsonl/.json/.csv rows found (looked in: {}); pass --dataset-dir <dir> holding {}/",
-                        if looked.is_empty() { "nothing, no --dataset-dir given".to_string() } else { looked.join(", ") },
+                        if looked.is_empty() {
+                            "nothing, no --dataset-dir given".to_string()
+                        } else {
+                            looked.join(", ")
+                        },
                         self.name
                     ),
                 })
@@ -204,13 +208,22 @@ mod tests {
         assert_eq!(files.len(), 1);
         let rows = crate::read::read_file(&files[0]).unwrap();
         assert_eq!(rows.len(), 8);
-        assert!(files[0].parent().unwrap().join(&rows[0].images[0]).is_file());
+        assert!(
+            files[0]
+                .parent()
+                .unwrap()
+                .join(&rows[0].images[0])
+                .is_file()
+        );
         assert_eq!(tiny.files(cache.path(), &[]).unwrap(), files);
         let e = find("coco-en-2-mini")
             .unwrap()
             .files(cache.path(), &[cache.path().to_path_buf()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--dataset-dir") && e.contains("coco-en-2-mini"), "{e}");
+        assert!(
+            e.contains("--dataset-dir") && e.contains("coco-en-2-mini"),
+            "{e}"
+        );
     }
 }

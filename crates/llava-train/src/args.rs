@@ -285,7 +285,10 @@ impl SftArgs {
             return bad("--lora-rank must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.lora_dropout_p) {
-            return bad(format!("--lora-dropout-p {} must be in [0, 1)", self.lora_dropout_p));
+            return bad(format!(
+                "--lora-dropout-p {} must be in [0, 1)",
+                self.lora_dropout_p
+            ));
         }
         if self.eval_steps == 0 || self.save_every() == 0 || self.logging_steps == 0 {
             return bad("--eval-steps, --save-steps and --logging-steps must be at least 1".into());
@@ -294,7 +297,10 @@ impl SftArgs {
             return bad("--num-train-epochs 0 needs --max-steps".into());
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
-            return bad(format!("--warmup-ratio {} must be in [0, 1)", self.warmup_ratio));
+            return bad(format!(
+                "--warmup-ratio {} must be in [0, 1)",
+                self.warmup_ratio
+            ));
         }
         if self.save_total_limit == 0 || self.save_total_limit < -1 {
             return bad("--save-total-limit must be -1 (keep all) or at least 1".into());
@@ -347,7 +353,10 @@ mod tests {
         assert_eq!(cli.args.sft_type, SftType::Full);
         assert!(!cli.args.freeze_vit);
         assert_eq!(cli.args.max_length, Some(-1));
-        assert_eq!(cli.args.truncation_strategy, TruncationStrategy::TruncationLeft);
+        assert_eq!(
+            cli.args.truncation_strategy,
+            TruncationStrategy::TruncationLeft
+        );
         assert_eq!(cli.args.lr(), 1e-5);
     }
 

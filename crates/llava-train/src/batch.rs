@@ -38,10 +38,12 @@ impl Batch {
                     origin: s.origin.to_string(),
                     source,
                 })?;
-            let processed = processor.process(&images).map_err(|source| TrainError::Image {
-                origin: s.origin.to_string(),
-                source,
-            })?;
+            let processed = processor
+                .process(&images)
+                .map_err(|source| TrainError::Image {
+                    origin: s.origin.to_string(),
+                    source,
+                })?;
             let counted: Vec<usize> = processed.iter().map(|p| p.layout.tokens as usize).collect();
             if counted != s.image_tokens {
                 return Err(TrainError::Internal(format!(

@@ -99,7 +99,11 @@ pub fn source_keys(dir: &Path) -> Result<HashMap<String, String>> {
 /// Writes `tensors` as transformers does: `model.safetensors`, or shards of at most
 /// `max_shard_bytes` named `model-0000i-of-0000n.safetensors` with
 /// `model.safetensors.index.json`.
-pub fn save_sharded(dir: &Path, tensors: Vec<(String, TensorData)>, max_shard_bytes: usize) -> Result<()> {
+pub fn save_sharded(
+    dir: &Path,
+    tensors: Vec<(String, TensorData)>,
+    max_shard_bytes: usize,
+) -> Result<()> {
     let mut shards: Vec<Vec<(String, TensorData)>> = vec![Vec::new()];
     let mut size = 0;
     let mut total = 0usize;
@@ -184,7 +188,8 @@ pub fn copy_model_files(from: &Path, to: &Path) -> Result<()> {
         for entry in std::fs::read_dir(&tower).map_err(io(&tower))? {
             let entry = entry.map_err(io(&tower))?;
             if entry.path().is_file() {
-                std::fs::copy(entry.path(), dst.join(entry.file_name())).map_err(io(entry.path()))?;
+                std::fs::copy(entry.path(), dst.join(entry.file_name()))
+                    .map_err(io(entry.path()))?;
             }
         }
     }
@@ -226,7 +231,10 @@ pub fn save_moments(dir: &Path, state: &BTreeMap<String, Moments>) -> Result<()>
     let mut tensors = Vec::with_capacity(state.len() * 2);
     for (path, m) in state {
         tensors.push((format!("exp_avg.{path}"), m.exp_avg.clone().into_data()));
-        tensors.push((format!("exp_avg_sq.{path}"), m.exp_avg_sq.clone().into_data()));
+        tensors.push((
+            format!("exp_avg_sq.{path}"),
+            m.exp_avg_sq.clone().into_data(),
+        ));
     }
     if tensors.is_empty() {
         return Ok(());
@@ -256,7 +264,9 @@ pub fn load_moments(
             .map_err(|_| bad(format!("{OPTIMIZER_FILE} has no {name}")))?;
         let shape = view.shape().to_vec();
         if shape.iter().product::<usize>() != numel {
-            return Err(bad(format!("{name} has shape {shape:?}, the parameter has {numel} elements")));
+            return Err(bad(format!(
+                "{name} has shape {shape:?}, the parameter has {numel} elements"
+            )));
         }
         let dtype = match view.dtype() {
             safetensors::Dtype::F32 => burn::tensor::DType::F32,
@@ -337,22 +347,40 @@ mod tests {
         assert_eq!(rotation(&[50, 100, 150], Some(150), 2), vec![50]);
         assert_eq!(rotation(&[50, 100], Some(50), 1), Vec::<usize>::new());
         assert_eq!(rotation(&[50, 100, 150], Some(50), 1), vec![100]);
-        assert_eq!(rotation(&[50, 100, 150], Some(100), -1), Vec::<usize>::new());
+        assert_eq!(
+            rotation(&[50, 100, 150], Some(100), -1),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
     fn python_keys_of_both_layouts() {
         let none = HashMap::new();
         let k = |p: &str, l| python_key(p, l, &none);
-        assert_eq!(k("language_model.lm_head.weight", Layout::LlavaHf), "lm_head.weight");
-        assert_eq!(k("language_model.model.norm.weight", Layout::Original), "model.norm.weight");
-        assert_eq!(k("multi_modal_projector.linear_2.bias", Layout::Original), "model.mm_projector.2.bias");
+        assert_eq!(
+            k("language_model.lm_head.weight", Layout::LlavaHf),
+            "lm_head.weight"
+        );
+        assert_eq!(
+            k("language_model.model.norm.weight", Layout::Original),
+            "model.norm.weight"
+        );
+        assert_eq!(
+            k("multi_modal_projector.linear_2.bias", Layout::Original),
+            "model.mm_projector.2.bias"
+        );
         assert_eq!(k("image_newline", Layout::Original), "model.image_newline");
         assert_eq!(
-            k("vision_tower.vision_model.post_layernorm.weight", Layout::Original),
+            k(
+                "vision_tower.vision_model.post_layernorm.weight",
+                Layout::Original
+            ),
             "model.vision_tower.vision_tower.vision_model.post_layernorm.weight"
         );
         let source = HashMap::from([("image_newline".to_string(), "image_newline".to_string())]);
-        assert_eq!(python_key("image_newline", Layout::LlavaHf, &source), "image_newline");
+        assert_eq!(
+            python_key("image_newline", Layout::LlavaHf, &source),
+            "image_newline"
+        );
     }
 }

@@ -54,10 +54,14 @@ pub enum TrainError {
         source: std::io::Error,
     },
     /// A micro-batch with no trained token (its mean loss would be NaN).
-    #[error("a batch has no trained token (every label is -100): check --max-length and the responses")]
+    #[error(
+        "a batch has no trained token (every label is -100): check --max-length and the responses"
+    )]
     NoTrainedTokens,
     /// A gradient norm that is not finite: the step is not applied.
-    #[error("the gradient norm of step {step} is {norm}: training stopped, the last checkpoint is intact")]
+    #[error(
+        "the gradient norm of step {step} is {norm}: training stopped, the last checkpoint is intact"
+    )]
     NonFinite {
         /// The optimizer step.
         step: usize,

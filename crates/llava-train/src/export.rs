@@ -9,7 +9,9 @@ use burn::tensor::{DType, Device};
 use llava_model::{LlavaConfig, ModelKwargs, get_model_tokenizer};
 
 use crate::args::{SftArgs, SftType};
-use crate::checkpoint::{self, copy_model_files, python_key, save_sharded, source_keys, write_json};
+use crate::checkpoint::{
+    self, copy_model_files, python_key, save_sharded, source_keys, write_json,
+};
 use crate::error::{Result, TrainError, io};
 use crate::params::named_tensors;
 

@@ -79,7 +79,10 @@ pub fn lm_loss(lm: &CausalLm, hidden: Tensor<3>, labels: &[Vec<i64>]) -> Result<
     let mut rows = Vec::with_capacity(b);
     let mut start = 0;
     for count in per_row {
-        let s: f64 = values[start..start + count].iter().map(|&v| f64::from(v)).sum();
+        let s: f64 = values[start..start + count]
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum();
         rows.push((s, count));
         start += count;
     }

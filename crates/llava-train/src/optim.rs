@@ -78,14 +78,18 @@ impl AdamW {
             exp_avg: grad.zeros_like(),
             exp_avg_sq: grad.zeros_like(),
         });
-        let exp_avg = moments.exp_avg.clone()
-            + (grad.clone() - moments.exp_avg).mul_scalar(1.0 - c.beta1);
+        let exp_avg =
+            moments.exp_avg.clone() + (grad.clone() - moments.exp_avg).mul_scalar(1.0 - c.beta1);
         let exp_avg_sq = moments.exp_avg_sq.mul_scalar(c.beta2)
             + (grad.clone() * grad).mul_scalar(1.0 - c.beta2);
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
         let step_size = lr / bc1;
-        let denom = exp_avg_sq.clone().sqrt().div_scalar(bc2_sqrt).add_scalar(c.epsilon);
+        let denom = exp_avg_sq
+            .clone()
+            .sqrt()
+            .div_scalar(bc2_sqrt)
+            .add_scalar(c.epsilon);
         let new = param - (exp_avg.clone() / denom).mul_scalar(step_size);
         self.state.insert(
             path.to_string(),

@@ -70,7 +70,10 @@ mod tests {
     fn stamps_and_versions() {
         let t = UNIX_EPOCH + Duration::from_secs(1_796_599_155); // 2026-12-06 23:19:15 UTC
         assert_eq!(stamp(t), "20261206-231915");
-        assert_eq!(stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229-000000");
+        assert_eq!(
+            stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "20000229-000000"
+        );
         let out = tempfile::tempdir().unwrap();
         let a = make_run_dir(out.path(), "m", true).unwrap();
         let b = make_run_dir(out.path(), "m", true).unwrap();

@@ -18,7 +18,9 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-ascii.ttf");
 pub fn series(history: &[Value]) -> BTreeMap<String, Vec<(f64, f64)>> {
     let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for line in history {
-        let Some(obj) = line.as_object() else { continue };
+        let Some(obj) = line.as_object() else {
+            continue;
+        };
         let Some(step) = obj.get("global_step").and_then(Value::as_f64) else {
             continue;
         };
@@ -42,7 +44,13 @@ pub fn series(history: &[Value]) -> BTreeMap<String, Vec<(f64, f64)>> {
             };
             let name: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             out.entry(name.trim_end_matches('_').to_string())
                 .or_default()
@@ -113,7 +121,11 @@ fn draw(path: &Path, name: &str, points: &[(f64, f64)]) -> std::result::Result<(
             .draw_series(points.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))
             .map_err(|e| err(&e))?;
     } else {
-        let raw = if name == "train_loss" { BLUE.mix(0.35) } else { BLUE.mix(1.0) };
+        let raw = if name == "train_loss" {
+            BLUE.mix(0.35)
+        } else {
+            BLUE.mix(1.0)
+        };
         chart
             .draw_series(LineSeries::new(points.iter().copied(), raw.stroke_width(2)))
             .map_err(|e| err(&e))?;
@@ -143,7 +155,15 @@ mod tests {
         let s = series(&history);
         assert_eq!(
             s.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["eval_acc", "eval_loss", "train_acc", "train_grad_norm", "train_learning_rate", "train_loss", "train_train_speed_iter_s"]
+            [
+                "eval_acc",
+                "eval_loss",
+                "train_acc",
+                "train_grad_norm",
+                "train_learning_rate",
+                "train_loss",
+                "train_train_speed_iter_s"
+            ]
         );
         assert_eq!(s["train_loss"], [(1.0, 2.0), (2.0, 1.5)]);
         let smoothed = smooth(&s["train_loss"], 0.9);

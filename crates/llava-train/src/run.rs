@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::{DType, Device};
-use llava_data::{
-    DataOptions, DatasetSpec, Encoder, ImageCache, encode_rows, load_datasets,
-};
+use llava_data::{DataOptions, DatasetSpec, Encoder, ImageCache, encode_rows, load_datasets};
 use llava_model::{ModelInfo, ModelKwargs, get_model_tokenizer};
 use llava_nn::PeftAdapter;
 use llava_template::get_template;
@@ -18,7 +16,7 @@ use crate::checkpoint::{self, ResumeState, STATE_FILE};
 use crate::error::{Result, TrainError};
 use crate::output::make_run_dir;
 use crate::targets::select_targets;
-use crate::trainer::{StepRecord, EvalRecord, Trainer, TrainerParts, attach_lora, unfreeze_full};
+use crate::trainer::{EvalRecord, StepRecord, Trainer, TrainerParts, attach_lora, unfreeze_full};
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -155,7 +153,11 @@ pub fn sft(mut args: SftArgs) -> Result<SftOutput> {
         }
         SftType::Full => llava = unfreeze_full(llava, args.freeze_vit),
     }
-    let run_dir = make_run_dir(&args.output_dir, info.model_type, args.add_output_dir_suffix)?;
+    let run_dir = make_run_dir(
+        &args.output_dir,
+        info.model_type,
+        args.add_output_dir_suffix,
+    )?;
     checkpoint::write_json(&run_dir.join("sft_args.json"), &args)?;
     tracing::info!(run = %run_dir.display(), "training");
     let resume_state = match (&resume, args.resume_only_model) {

@@ -45,7 +45,11 @@ impl Schedule {
     /// The rate of optimizer step `step` (0-based: the first step uses `lr(0)`, which is 0
     /// with any warmup, as in transformers).
     pub fn lr(&self, step: usize) -> f64 {
-        let (s, w, t) = (step as f64, self.warmup_steps as f64, self.total_steps as f64);
+        let (s, w, t) = (
+            step as f64,
+            self.warmup_steps as f64,
+            self.total_steps as f64,
+        );
         let factor = if step < self.warmup_steps {
             s / w.max(1.0)
         } else {

@@ -53,7 +53,11 @@ pub fn select_targets(
                     return Err(TrainError::Args(format!(
                         "--lora-target-modules {name}: no trainable linear layer is named so (there are: DEFAULT, ALL, {}{})",
                         names.into_iter().collect::<Vec<_>>().join(", "),
-                        if freeze_vit { "; the vision tower's need --freeze-vit false" } else { "" }
+                        if freeze_vit {
+                            "; the vision tower's need --freeze-vit false"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 chosen.extend(hits.into_iter().cloned());
@@ -66,7 +70,11 @@ pub fn select_targets(
         ));
     }
     // Keep the model's order.
-    Ok(all.iter().filter(|p| chosen.contains(*p)).cloned().collect())
+    Ok(all
+        .iter()
+        .filter(|p| chosen.contains(*p))
+        .cloned()
+        .collect())
 }
 
 fn ends_with_name(path: &str, name: &str) -> bool {
@@ -142,13 +150,23 @@ mod tests {
         let mut v = Vec::new();
         for l in 0..2 {
             for p in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                v.push(format!("vision_tower.vision_model.encoder.layers.{l}.self_attn.{p}"));
+                v.push(format!(
+                    "vision_tower.vision_model.encoder.layers.{l}.self_attn.{p}"
+                ));
             }
         }
         v.push("multi_modal_projector.linear_1".into());
         v.push("multi_modal_projector.linear_2".into());
         for l in 0..2 {
-            for p in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] {
+            for p in [
+                "self_attn.q_proj",
+                "self_attn.k_proj",
+                "self_attn.v_proj",
+                "self_attn.o_proj",
+                "mlp.gate_proj",
+                "mlp.up_proj",
+                "mlp.down_proj",
+            ] {
                 v.push(format!("language_model.model.layers.{l}.{p}"));
             }
         }
@@ -162,35 +180,67 @@ mod tests {
         let qkv = ["q_proj", "k_proj", "v_proj"];
         let d = select_targets(&all, &["DEFAULT".into()], &qkv, true).unwrap();
         assert_eq!(d.len(), 6);
-        assert!(d.iter().all(|p| p.starts_with("language_model.model.layers.")));
+        assert!(
+            d.iter()
+                .all(|p| p.starts_with("language_model.model.layers."))
+        );
         let a = select_targets(&all, &["ALL".into()], &qkv, true).unwrap();
         assert_eq!(a.len(), 2 + 14);
-        assert!(!a.iter().any(|p| p.contains("lm_head") || p.starts_with("vision_tower")));
+        assert!(
+            !a.iter()
+                .any(|p| p.contains("lm_head") || p.starts_with("vision_tower"))
+        );
         let unfrozen = select_targets(&all, &["ALL".into()], &qkv, false).unwrap();
         assert_eq!(unfrozen.len(), 8 + 2 + 14);
         let named = select_targets(&all, &["o_proj,linear_1".into()], &qkv, true).unwrap();
         assert_eq!(named.len(), 3);
-        let e = select_targets(&all, &["qkv".into()], &qkv, true).unwrap_err().to_string();
-        assert!(e.contains("qkv") && e.contains("down_proj") && e.contains("--freeze-vit false"), "{e}");
+        let e = select_targets(&all, &["qkv".into()], &qkv, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("qkv") && e.contains("down_proj") && e.contains("--freeze-vit false"),
+            "{e}"
+        );
     }
 
     #[test]
     fn peft_names_of_both_layouts_and_the_regex() {
         let p = "language_model.model.layers.0.self_attn.q_proj";
-        assert_eq!(peft_module_name(p, Layout::LlavaHf), "model.language_model.layers.0.self_attn.q_proj");
-        assert_eq!(peft_module_name(p, Layout::Original), "model.layers.0.self_attn.q_proj");
-        assert_eq!(peft_module_name("multi_modal_projector.linear_2", Layout::Original), "model.mm_projector.2");
-        assert_eq!(peft_module_name("multi_modal_projector.linear_2", Layout::LlavaHf), "model.multi_modal_projector.linear_2");
-        let names: Vec<String> = ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj", "model.mm_projector.0"]
-            .map(String::from)
-            .to_vec();
+        assert_eq!(
+            peft_module_name(p, Layout::LlavaHf),
+            "model.language_model.layers.0.self_attn.q_proj"
+        );
+        assert_eq!(
+            peft_module_name(p, Layout::Original),
+            "model.layers.0.self_attn.q_proj"
+        );
+        assert_eq!(
+            peft_module_name("multi_modal_projector.linear_2", Layout::Original),
+            "model.mm_projector.2"
+        );
+        assert_eq!(
+            peft_module_name("multi_modal_projector.linear_2", Layout::LlavaHf),
+            "model.multi_modal_projector.linear_2"
+        );
+        let names: Vec<String> = [
+            "model.layers.0.self_attn.q_proj",
+            "model.layers.1.self_attn.q_proj",
+            "model.mm_projector.0",
+        ]
+        .map(String::from)
+        .to_vec();
         let re = target_regex(&names);
-        assert_eq!(re, r"model\.layers\.\d+\.self_attn\.q_proj|model\.mm_projector\.0");
+        assert_eq!(
+            re,
+            r"model\.layers\.\d+\.self_attn\.q_proj|model\.mm_projector\.0"
+        );
         let config: llava_nn::LoraConfig = serde_json::from_value(serde_json::json!({
             "r": 8, "target_modules": re
         }))
         .unwrap();
         assert!(config.matches("model.layers.7.self_attn.q_proj"));
-        assert!(!config.matches("model.vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj"));
+        assert!(!config.matches(
+            "model.vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj"
+        ));
     }
 }

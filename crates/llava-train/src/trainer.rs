@@ -269,11 +269,7 @@ impl Trainer {
         let within = step % self.steps_per_epoch;
         let order = permutation(n, self.parts.args.seed.wrapping_add(epoch as u64));
         let batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
-        batches
-            .into_iter()
-            .skip(within * ga)
-            .take(ga)
-            .collect()
+        batches.into_iter().skip(within * ga).take(ga).collect()
     }
 
     /// Runs the remaining steps.
@@ -300,7 +296,7 @@ impl Trainer {
             let a = self.parts.args.clone();
             bar.set_position(step as u64);
             bar.set_message(format!("loss {:.4} acc {:.3}", record.loss, record.acc));
-            if step % a.logging_steps == 0 || step == 1 || step == total {
+            if step.is_multiple_of(a.logging_steps) || step == 1 || step == total {
                 let n = since_log.len() as f64;
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 let line = json!({
@@ -317,11 +313,11 @@ impl Trainer {
                 self.log(line)?;
             }
             let evaluate = !self.parts.validation.is_empty()
-                && (step % a.eval_steps == 0 || step == total);
+                && (step.is_multiple_of(a.eval_steps) || step == total);
             if evaluate {
                 self.evaluate()?;
             }
-            if step % a.save_every() == 0 || step == total {
+            if step.is_multiple_of(a.save_every()) || step == total {
                 self.save()?;
             }
         }
@@ -409,7 +405,11 @@ impl Trainer {
             let Some(grad) = accumulated.remove(&t.id) else {
                 continue;
             };
-            let grad = if coef < 1.0 { grad.mul_scalar(coef) } else { grad };
+            let grad = if coef < 1.0 {
+                grad.mul_scalar(coef)
+            } else {
+                grad
+            };
             let param = current
                 .remove(&t.id)
                 .ok_or_else(|| TrainError::Internal(format!("no value for {}", t.path)))?;

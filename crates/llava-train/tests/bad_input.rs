@@ -48,36 +48,63 @@ fn bad_rows_and_images_are_all_reported_with_line_and_field() {
     let file = data.display().to_string();
     // Malformed JSON and the missing response are found while reading.
     assert!(e.contains(&format!("{file}:2: invalid JSON")), "{e}");
-    assert!(e.contains(&format!("{file}:3, field `response`: missing")), "{e}");
+    assert!(
+        e.contains(&format!("{file}:3, field `response`: missing")),
+        "{e}"
+    );
 
     // With the rows fixed, the images are checked: both bad ones, with their lines.
     let rows = [rows[0], rows[3], rows[4]];
     std::fs::write(&data, rows.join("\n")).unwrap();
     let e = fails(args(data.to_str().unwrap(), out.path()));
     assert!(e.starts_with("2 bad dataset row(s)"), "{e}");
-    assert!(e.contains(&format!("{file}:2, field `images`: image 0: cannot read image")) && e.contains("missing.png"), "{e}");
-    assert!(e.contains(&format!("{file}:3, field `images`: image 0: cannot decode image")) && e.contains("broken.png"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "{file}:2, field `images`: image 0: cannot read image"
+        )) && e.contains("missing.png"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "{file}:3, field `images`: image 0: cannot decode image"
+        )) && e.contains("broken.png"),
+        "{e}"
+    );
 }
 
 #[test]
 fn empty_after_filtering_unknown_targets_and_unknown_names() {
     let out = tempfile::tempdir().unwrap();
-    let tiny = fixture("datasets/llava-tiny/train.jsonl").display().to_string();
+    let tiny = fixture("datasets/llava-tiny/train.jsonl")
+        .display()
+        .to_string();
     let e = fails(SftArgs {
         max_length: Some(100),
         ..args(&tiny, out.path())
     });
-    assert!(e.contains("no training row is left") && e.contains("--max-length 100"), "{e}");
+    assert!(
+        e.contains("no training row is left") && e.contains("--max-length 100"),
+        "{e}"
+    );
 
     let e = fails(SftArgs {
         lora_target_modules: vec!["q_proj".into(), "qkv_proj".into()],
         ..args(&tiny, out.path())
     });
-    assert!(e.contains("qkv_proj") && e.contains("o_proj") && e.contains("DEFAULT, ALL"), "{e}");
+    assert!(
+        e.contains("qkv_proj") && e.contains("o_proj") && e.contains("DEFAULT, ALL"),
+        "{e}"
+    );
 
     let e = fails(args("coco-fr#10", out.path()));
-    assert!(e.contains("coco-fr") && e.contains("llava-tiny, coco-en-2-mini, coco-en-2"), "{e}");
+    assert!(
+        e.contains("coco-fr") && e.contains("llava-tiny, coco-en-2-mini, coco-en-2"),
+        "{e}"
+    );
 
     let e = fails(args("coco-en-2-mini", out.path()));
-    assert!(e.contains("coco-en-2-mini") && e.contains("--dataset-dir"), "{e}");
+    assert!(
+        e.contains("coco-en-2-mini") && e.contains("--dataset-dir"),
+        "{e}"
+    );
 }

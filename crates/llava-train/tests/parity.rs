@@ -36,7 +36,12 @@ fn tensors_by_path(files: &[PathBuf]) -> HashMap<String, (Vec<usize>, Vec<f32>)>
 }
 
 /// The logits rows the reference kept, of `model_dir` (+ `adapter`) on the dataset's first row.
-fn logits_rows(model_type: &str, model_dir: &Path, adapter: Option<PathBuf>, rows: &[i64]) -> Vec<f32> {
+fn logits_rows(
+    model_type: &str,
+    model_dir: &Path,
+    adapter: Option<PathBuf>,
+    rows: &[i64],
+) -> Vec<f32> {
     let (model, tokenizer) = get_model_tokenizer(
         model_type,
         Some(DType::F32),
@@ -63,15 +68,26 @@ fn logits_rows(model_type: &str, model_dir: &Path, adapter: Option<PathBuf>, row
         max_length: None,
         truncation: TruncationStrategy::Delete,
     };
-    let sample = encoder.encode(&data[0], sizes[0].as_ref().unwrap()).unwrap().unwrap();
-    let images: Vec<_> = sample.images.iter().map(|i| cache.load(i).unwrap()).collect();
+    let sample = encoder
+        .encode(&data[0], sizes[0].as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    let images: Vec<_> = sample
+        .images
+        .iter()
+        .map(|i| cache.load(i).unwrap())
+        .collect();
     let prompt = Prompt {
         ids: sample.input_ids.clone(),
         images: processor.process(&images).unwrap(),
     };
     let (logits, _) = model.llava.forward(&[prompt]).unwrap();
     let [_, len, vocab] = logits.dims();
-    let all = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let all = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
     assert!(rows.iter().all(|&r| (r as usize) < len));
     rows.iter()
         .flat_map(|&r| all[r as usize * vocab..(r as usize + 1) * vocab].to_vec())
@@ -112,14 +128,39 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
     let result = sft(args).unwrap();
 
     // Per step: loss, grad norm before clipping (clipping is active: all are above 0.5), lr.
-    let (loss, norm, lr) = (reference.f64("loss"), reference.f64("grad_norm"), reference.f64("lr"));
+    let (loss, norm, lr) = (
+        reference.f64("loss"),
+        reference.f64("grad_norm"),
+        reference.f64("lr"),
+    );
     assert_eq!(result.records.len(), 10);
-    assert!(norm.iter().all(|&n| n > 0.5), "{name}: clipping must be active: {norm:?}");
+    assert!(
+        norm.iter().all(|&n| n > 0.5),
+        "{name}: clipping must be active: {norm:?}"
+    );
     for (i, r) in result.records.iter().enumerate() {
         let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
-        assert!(rel(r.loss, loss[i]) < 1e-4, "{name} step {}: loss {} vs {}", i + 1, r.loss, loss[i]);
-        assert!(rel(r.grad_norm, norm[i]) < 1e-4, "{name} step {}: grad norm {} vs {}", i + 1, r.grad_norm, norm[i]);
-        assert!((r.lr - lr[i]).abs() <= 1e-4 * lr[i].abs() + 1e-15, "{name} step {}: lr {} vs {}", i + 1, r.lr, lr[i]);
+        assert!(
+            rel(r.loss, loss[i]) < 1e-4,
+            "{name} step {}: loss {} vs {}",
+            i + 1,
+            r.loss,
+            loss[i]
+        );
+        assert!(
+            rel(r.grad_norm, norm[i]) < 1e-4,
+            "{name} step {}: grad norm {} vs {}",
+            i + 1,
+            r.grad_norm,
+            norm[i]
+        );
+        assert!(
+            (r.lr - lr[i]).abs() <= 1e-4 * lr[i].abs() + 1e-15,
+            "{name} step {}: lr {} vs {}",
+            i + 1,
+            r.lr,
+            lr[i]
+        );
     }
 
     // Every trained tensor after ten steps.
@@ -131,11 +172,18 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
         tensors_by_path(&files.shards)
     };
     let map = llava_key_map();
-    let finals: Vec<String> = reference.keys().into_iter().filter(|k| k.starts_with("final.")).collect();
+    let finals: Vec<String> = reference
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("final."))
+        .collect();
     assert!(!finals.is_empty());
     for key in &finals {
         let python = key.trim_start_matches("final.").replace(".default.", ".");
-        let python = python.strip_prefix("base_model.model.").map(|p| format!("base_model.model.{p}")).unwrap_or(python);
+        let python = python
+            .strip_prefix("base_model.model.")
+            .map(|p| format!("base_model.model.{p}"))
+            .unwrap_or(python);
         let path = map.map(&python);
         let (shape, expected) = reference.f32(key);
         let (our_shape, got) = ours
@@ -206,9 +254,15 @@ fn peft_reads_ours(fixture_name: &str, model_type: &str) {
     let model_dir = fixture(&format!("llava/{fixture_name}/hf"));
     let got = logits_rows(model_type, &model_dir, Some(dir.clone()), &rows);
     let e = relative_error(&got, &expected);
-    assert!(e < TOLERANCE, "{fixture_name}: logits with our adapter differ from PEFT's by {e}");
+    assert!(
+        e < TOLERANCE,
+        "{fixture_name}: logits with our adapter differ from PEFT's by {e}"
+    );
     let base = logits_rows(model_type, &model_dir, None, &rows);
-    assert!(relative_error(&base, &expected) > 1e-3, "{fixture_name}: the adapter changes nothing");
+    assert!(
+        relative_error(&base, &expected) > 1e-3,
+        "{fixture_name}: the adapter changes nothing"
+    );
 }
 
 #[test]

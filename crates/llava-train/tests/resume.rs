@@ -11,7 +11,11 @@ fn args(out: &Path) -> SftArgs {
     SftArgs {
         model_type: "llava1_6-mistral-7b-instruct-hf".into(),
         model_id_or_path: Some(fixture("llava/clip-mistral/hf").display().to_string()),
-        dataset: vec![fixture("datasets/llava-tiny/train.jsonl").display().to_string()],
+        dataset: vec![
+            fixture("datasets/llava-tiny/train.jsonl")
+                .display()
+                .to_string(),
+        ],
         dataset_test_ratio: 0.0,
         batch_size: 2,
         gradient_accumulation_steps: Some(1),
@@ -44,16 +48,27 @@ fn ten_steps_equal_five_and_a_resumed_five() {
         ..args(out.path())
     })
     .unwrap();
-    assert_ne!(resumed.run_dir, whole.run_dir, "a resumed run writes a new v<N> directory");
+    assert_ne!(
+        resumed.run_dir, whole.run_dir,
+        "a resumed run writes a new v<N> directory"
+    );
     assert_eq!(resumed.global_step, 10);
     assert_eq!(resumed.records.len(), 5);
     for (a, b) in whole.records[5..].iter().zip(&resumed.records) {
         assert_eq!(a.step, b.step);
         assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {}", a.step);
-        assert_eq!(a.grad_norm.to_bits(), b.grad_norm.to_bits(), "step {}", a.step);
+        assert_eq!(
+            a.grad_norm.to_bits(),
+            b.grad_norm.to_bits(),
+            "step {}",
+            a.step
+        );
         assert_eq!(a.lr.to_bits(), b.lr.to_bits(), "step {}", a.step);
     }
-    let (x, y) = (adapter(&tenth), adapter(resumed.last_checkpoint.as_ref().unwrap()));
+    let (x, y) = (
+        adapter(&tenth),
+        adapter(resumed.last_checkpoint.as_ref().unwrap()),
+    );
     assert_eq!(x.keys(), y.keys());
     for k in x.keys() {
         assert_eq!(x.f32(&k), y.f32(&k), "{k}");
@@ -61,7 +76,12 @@ fn ten_steps_equal_five_and_a_resumed_five() {
     // The optimizer state too.
     let (x, y) = (
         Reference::read(&tenth.join("optimizer.safetensors")),
-        Reference::read(&resumed.last_checkpoint.unwrap().join("optimizer.safetensors")),
+        Reference::read(
+            &resumed
+                .last_checkpoint
+                .unwrap()
+                .join("optimizer.safetensors"),
+        ),
     );
     for k in x.keys() {
         assert_eq!(x.f32(&k), y.f32(&k), "{k}");
@@ -78,7 +98,9 @@ fn ten_steps_equal_five_and_a_resumed_five() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("llava1_6-mistral-7b-instruct-hf") && e.contains("llava-next-72b-hf") && e.contains("checkpoint-10"),
+        e.contains("llava1_6-mistral-7b-instruct-hf")
+            && e.contains("llava-next-72b-hf")
+            && e.contains("checkpoint-10"),
         "{e}"
     );
     assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0);

@@ -26,7 +26,16 @@ fn a_short_lora_run_writes_a_checkpoint() {
     let result = sft(args).unwrap();
     eprintln!("took {:?}: {:#?}", started.elapsed(), result.records);
     let ckpt = result.last_checkpoint.unwrap();
-    for f in ["adapter_model.safetensors", "adapter_config.json", "configuration.json", "sft_args.json", "trainer_state.json", "generation_config.json", "llava_state.json", "optimizer.safetensors"] {
+    for f in [
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "configuration.json",
+        "sft_args.json",
+        "trainer_state.json",
+        "generation_config.json",
+        "llava_state.json",
+        "optimizer.safetensors",
+    ] {
         assert!(ckpt.join(f).is_file(), "{f}");
     }
     assert_eq!(result.records.len(), 2);

@@ -6,13 +6,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use llava_llm::{GenerateOptions, GenerationConfig, Generator};
-use llava_template::{
-    Conversation, Round, StreamDecoder, Template,
-};
+use llava_template::{Conversation, Round, StreamDecoder, Template};
 
 use crate::Model;
-use llava_vision::{FetchOptions, ImageInput};
 use crate::{LlavaError, Prompt, Result};
+use llava_vision::{FetchOptions, ImageInput};
 
 /// One finished round of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +261,6 @@ pub fn inference_batch(
     }
     Ok(out)
 }
-
 
 /// When neither `max_new_tokens` nor `max_length` is configured (the CLI's default too).
 const DEFAULT_MAX_NEW_TOKENS: usize = 2048;

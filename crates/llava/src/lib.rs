@@ -26,10 +26,9 @@
 
 mod inference;
 
-pub use llava_vision::{FetchOptions, ImageInput, fetch_url};
 pub use inference::{
-    Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_stream,
-    inference_batch, inference_with_info, seed_everything,
+    Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_batch,
+    inference_stream, inference_with_info, seed_everything,
 };
 pub use llava_model::{
     DeviceMapSpec, IMAGE_SENTINEL, Layout, LlavaConfig, LlavaError, LlavaNext, MODELS, Model,
@@ -37,13 +36,16 @@ pub use llava_model::{
     get_default_template_type, get_model_tokenizer, hub, llava_key_map, read_sft_args,
 };
 pub use llava_model::{HubOptions, resolve_model_dir};
+pub use llava_vision::{FetchOptions, ImageInput, fetch_url};
 
 /// Parameter dtype and progress bars: the decoder's options serve the whole model.
 pub use llava_llm::{
     DeviceMap, GenerateOptions, GenerationConfig, LoadOptions, parse_layer_ranges, sampling,
 };
 pub use llava_template::{Template, Tokenizer, get_template};
-pub use llava_train::{SftArgs, SftOutput, SftType, TrainDtype, TrainError, sft};
+pub use llava_train::{
+    ExportArgs, SftArgs, SftOutput, SftType, TrainDtype, TrainError, export, merged_dir, sft,
+};
 pub use llava_vision::{
     DecodeOptions, ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionError, open_image,
     preprocess,

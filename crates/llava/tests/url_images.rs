@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::http::{Response, serve};
-use llava::{FetchOptions, ImageInput, RgbImage, VisionError};
 use llava::DecodeOptions;
+use llava::{FetchOptions, ImageInput, RgbImage, VisionError};
 
 fn png() -> Vec<u8> {
     std::fs::read(llava_testutil::fixture("vision/images/tie_300x200.png")).unwrap()

@@ -26,10 +26,12 @@ pub fn rows(args: &Args) -> Result<Vec<Row>> {
     let trained: Option<SftArgs> = match (&args.model.ckpt_dir, args.load_dataset_config) {
         (Some(ckpt), true) => {
             let path = ckpt.join("sft_args.json");
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("--load-dataset-config needs {}", path.display())
-            })?;
-            Some(serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?)
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("--load-dataset-config needs {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
         }
         (None, true) => bail!("--load-dataset-config true needs --ckpt-dir"),
         _ => None,
@@ -74,7 +76,9 @@ pub fn rows(args: &Args) -> Result<Vec<Row>> {
         load_datasets(&options)?.validation
     };
     if validation.is_empty() {
-        bail!("no validation row: the split holds none out (--dataset-test-ratio 0?) and no --val-dataset is given");
+        bail!(
+            "no validation row: the split holds none out (--dataset-test-ratio 0?) and no --val-dataset is given"
+        );
     }
     let n = args.show_dataset_sample;
     if n >= 0 && (n as usize) < validation.len() {
@@ -82,7 +86,9 @@ pub fn rows(args: &Args) -> Result<Vec<Row>> {
         keep.sort_unstable();
         let shown = keep.into_iter().map(|i| validation[i].clone()).collect();
         if n == 10 {
-            eprintln!("You can set `--show-dataset-sample -1` to perform inference on the entire dataset.");
+            eprintln!(
+                "You can set `--show-dataset-sample -1` to perform inference on the entire dataset."
+            );
         }
         return Ok(shown);
     }

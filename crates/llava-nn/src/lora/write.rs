@@ -108,7 +108,10 @@ mod tests {
         // PEFT needs the pattern maps as objects, never null.
         let raw: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join(CONFIG_FILE)).unwrap()).unwrap();
-        assert!(raw["rank_pattern"].is_object() && raw["alpha_pattern"].is_object(), "{raw}");
+        assert!(
+            raw["rank_pattern"].is_object() && raw["alpha_pattern"].is_object(),
+            "{raw}"
+        );
         let (mut q2, mut v2) = (q.clone(), v.clone());
         q2.lora = None;
         v2.lora = None;
