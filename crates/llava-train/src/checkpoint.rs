@@ -55,30 +55,13 @@ pub fn python_key(path: &str, layout: Layout, source: &HashMap<String, String>) 
     if let Some(k) = source.get(path) {
         return k.clone();
     }
-    let (llm, lm_head) = ("language_model.model.", "language_model.lm_head");
     match layout {
-        Layout::LlavaHf => {
-            if let Some(r) = path.strip_prefix(lm_head) {
-                format!("lm_head{r}")
-            } else {
-                path.to_string()
-            }
-        }
-        Layout::Original => {
-            if let Some(r) = path.strip_prefix(llm) {
-                format!("model.{r}")
-            } else if let Some(r) = path.strip_prefix(lm_head) {
-                format!("lm_head{r}")
-            } else if let Some(r) = path.strip_prefix("multi_modal_projector.linear_1") {
-                format!("model.mm_projector.0{r}")
-            } else if let Some(r) = path.strip_prefix("multi_modal_projector.linear_2") {
-                format!("model.mm_projector.2{r}")
-            } else if let Some(r) = path.strip_prefix("vision_tower.") {
-                format!("model.vision_tower.vision_tower.{r}")
-            } else {
-                format!("model.{path}")
-            }
-        }
+        // llava-hf files keep the hub's names, which are our module paths but for the head.
+        Layout::LlavaHf => match path.strip_prefix("language_model.lm_head") {
+            Some(r) => format!("lm_head{r}"),
+            None => path.to_string(),
+        },
+        Layout::Original => crate::targets::original_name(path),
     }
 }
 

@@ -91,36 +91,39 @@ pub fn peft_module_name(path: &str, layout: Layout) -> String {
         Layout::LlavaHf => {
             if let Some(rest) = path.strip_prefix(LLM) {
                 format!("model.language_model.{rest}")
-            } else if path == "language_model.lm_head" {
-                "lm_head".into()
+            } else if let Some(rest) = path.strip_prefix("language_model.lm_head") {
+                format!("lm_head{rest}")
             } else if let Some(rest) = path.strip_prefix("vision_tower.vision_model.") {
                 format!("model.vision_tower.{rest}")
             } else {
                 format!("model.{path}")
             }
         }
-        Layout::Original => {
-            if let Some(rest) = path.strip_prefix(LLM) {
-                format!("model.{rest}")
-            } else if path == "language_model.lm_head" {
-                "lm_head".into()
-            } else if path == "multi_modal_projector.linear_1" {
-                "model.mm_projector.0".into()
-            } else if path == "multi_modal_projector.linear_2" {
-                "model.mm_projector.2".into()
-            } else if let Some(rest) = path.strip_prefix(TOWER) {
-                format!("model.vision_tower.vision_tower.{rest}")
-            } else {
-                format!("model.{path}")
-            }
-        }
+        Layout::Original => original_name(path),
+    }
+}
+
+/// The name of a module or tensor path in the original LLaVA classes (the same in memory and in
+/// their files).
+pub fn original_name(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix(LLM) {
+        format!("model.{rest}")
+    } else if let Some(rest) = path.strip_prefix("language_model.lm_head") {
+        format!("lm_head{rest}")
+    } else if let Some(rest) = path.strip_prefix("multi_modal_projector.linear_1") {
+        format!("model.mm_projector.0{rest}")
+    } else if let Some(rest) = path.strip_prefix("multi_modal_projector.linear_2") {
+        format!("model.mm_projector.2{rest}")
+    } else if let Some(rest) = path.strip_prefix(TOWER) {
+        format!("model.vision_tower.vision_tower.{rest}")
+    } else {
+        format!("model.{path}")
     }
 }
 
 /// `adapter_config.json`'s `target_modules` for the adapted `names` (PEFT names): one regex
 /// that matches exactly them, layer indices (after `layers.`) generalised, so PEFT wraps these
-/// layers and no
-/// other (a list of suffixes would also wrap the frozen tower's q/k/v).
+/// layers and no other (a list of suffixes would also wrap the frozen tower's q/k/v).
 pub fn target_regex(names: &[String]) -> String {
     let mut patterns = BTreeSet::new();
     for n in names {
