@@ -13,6 +13,7 @@ pub mod encode;
 mod error;
 pub mod images;
 pub mod load;
+pub mod parquet_rows;
 pub mod read;
 pub mod registry;
 pub mod rng;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::encode::{Encoder, Sample};
 use crate::error::{DataError, Problem, Result};
 use crate::images::ImageCache;
-use crate::read::read_file_lenient;
+use crate::read::read_file_with;
 use crate::registry;
 use crate::row::Row;
 use crate::spec::{DatasetSpec, Source};
@@ -89,7 +89,7 @@ fn read_spec(
     };
     let mut rows = Vec::new();
     for file in &files {
-        let (good, bad) = read_file_lenient(file)?;
+        let (good, bad) = read_file_with(file, &options.cache_dir.join("parquet-images"))?;
         rows.extend(good);
         problems.extend(bad);
     }

@@ -26,6 +26,18 @@ pub fn read_file(path: &Path) -> Result<Vec<Row>> {
 /// The good rows of `path` and the problems of the others. An unreadable file, or one of an
 /// unknown kind, is an error.
 pub fn read_file_lenient(path: &Path) -> Result<(Vec<Row>, Vec<Problem>)> {
+    read_file_with(path, &std::env::temp_dir().join("llava-rs-parquet-images"))
+}
+
+/// [`read_file_lenient`], with `.parquet` shards' image bytes written to `image_dir`.
+pub fn read_file_with(path: &Path, image_dir: &Path) -> Result<(Vec<Row>, Vec<Problem>)> {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return crate::parquet_rows::read_parquet(path, image_dir);
+    }
     let file_error = |message: String| DataError::File {
         path: path.to_path_buf(),
         message,
@@ -47,7 +59,7 @@ pub fn read_file_lenient(path: &Path) -> Result<(Vec<Row>, Vec<Problem>)> {
         Some("csv") => reader.csv(&text),
         _ => {
             return Err(file_error(
-                "unknown kind of file: a dataset is .jsonl (one JSON object per line), .json (an array of objects) or .csv".into(),
+                "unknown kind of file: a dataset is .jsonl (one JSON object per line), .json (an array of objects), .csv or .parquet".into(),
             ));
         }
     }

@@ -24,8 +24,9 @@ pub struct Builtin {
 pub enum BuiltinSource {
     /// Shipped inside the library: `(relative path, bytes)` of every file, the rows first.
     Embedded(&'static [(&'static str, &'static [u8])]),
-    /// A mirror directory `<dataset dir>/<name>/` of `.jsonl` / `.json` / `.csv` files with local
-    /// image paths (ms-swift's own rows point at URLs that no longer answer, issue #2596).
+    /// A mirror directory `<dataset dir>/<name>/` of `.jsonl` / `.json` / `.csv` / `.parquet` files (local
+    /// image paths or image bytes; ms-swift's own rows point at URLs that no longer answer,
+    /// issue #2596).
     Mirror,
 }
 
@@ -115,7 +116,7 @@ impl Builtin {
                 Err(DataError::Unavailable {
                     name: self.name.to_string(),
                     message: format!(
-                        "no mirror directory with .jsonl/.json/.csv rows found (looked in: {}); pass --dataset-dir <dir> holding {}/",
+                        "no mirror directory with .jsonl/.json/.csv/.parquet rows found (looked in: {}); pass --dataset-dir <dir> holding {}/",
                         if looked.is_empty() {
                             "nothing, no --dataset-dir given".to_string()
                         } else {
@@ -140,7 +141,7 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter(|p| {
             p.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "jsonl" | "json" | "csv"))
+                .is_some_and(|e| matches!(e, "jsonl" | "json" | "csv" | "parquet"))
         })
         .collect();
     files.sort();

@@ -48,7 +48,7 @@ impl DatasetSpec {
             return Err(DataError::Spec(format!("dataset {text:?} names nothing")));
         }
         let lower = body.to_ascii_lowercase();
-        let looks_like_file = [".jsonl", ".json", ".csv"]
+        let looks_like_file = [".jsonl", ".json", ".csv", ".parquet"]
             .iter()
             .any(|e| lower.ends_with(e))
             || body.contains('/')

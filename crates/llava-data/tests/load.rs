@@ -63,3 +63,66 @@ fn problems_of_every_file_come_together() {
         .to_string();
     assert!(e.contains("no --dataset"), "{e}");
 }
+
+/// Parquet shards with the images inside (the hub's form): the same rows and pixels as the
+/// `.jsonl` and its files; a caption table reads as ms-swift's COCO conversion.
+#[test]
+fn parquet_shards_with_image_bytes() {
+    let cache = tempfile::tempdir().unwrap();
+    let images = cache.path().join("parquet-images");
+    let jsonl =
+        llava_data::read::read_file(&llava_testutil::fixture("datasets/llava-tiny/train.jsonl"))
+            .unwrap();
+    let (rows, problems) = llava_data::read::read_file_with(
+        &llava_testutil::fixture("datasets/parquet/swift.parquet"),
+        &images,
+    )
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rows.len(), 3);
+    let decode = llava_vision::DecodeOptions::default();
+    for (p, j) in rows.iter().zip(&jsonl) {
+        assert_eq!((&p.query, &p.response), (&j.query, &j.response));
+        assert_eq!(p.images.len(), 1);
+        let ours = llava_vision::open_image(std::path::Path::new(&p.images[0]), &decode).unwrap();
+        let file = llava_testutil::fixture("datasets/llava-tiny").join(&j.images[0]);
+        assert_eq!(ours, llava_vision::open_image(&file, &decode).unwrap());
+    }
+    assert!(
+        rows[1]
+            .origin
+            .to_string()
+            .ends_with("swift.parquet: element 1")
+    );
+    let (captions, problems) = llava_data::read::read_file_with(
+        &llava_testutil::fixture("datasets/parquet/captions.parquet"),
+        &images,
+    )
+    .unwrap();
+    assert!(problems.is_empty());
+    assert_eq!(captions[0].query, llava_data::parquet_rows::CAPTION_QUERY);
+    assert_eq!(
+        captions[0].response, jsonl[0].response,
+        "the caption is cut at `&&`"
+    );
+    assert_eq!(
+        captions[0].images, rows[0].images,
+        "the same bytes are written once"
+    );
+    // Through --dataset, with #N, as any file.
+    let spec = format!(
+        "{}#2",
+        llava_testutil::fixture("datasets/parquet/swift.parquet").display()
+    );
+    let mut o = options(&[&spec], &[], cache.path().into());
+    o.dataset_test_ratio = 0.0;
+    assert_eq!(load_datasets(&o).unwrap().train.len(), 2);
+    // Not a parquet file.
+    let bad = cache.path().join("bad.parquet");
+    std::fs::write(&bad, b"PAR1 nothing").unwrap();
+    let e = llava_data::read::read_file(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.parquet") && e.contains("not a parquet file"),
+        "{e}"
+    );
+}
