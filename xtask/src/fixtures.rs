@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long, default_value = "python3")]
     python: String,
     /// Only these fixtures: decoder families (mistral, llama3, yi, qwen2), `vision`, LLaVA
-    /// models (clip-mistral, clip-qwen2, siglip-qwen2), `templates` or `inference`.
+    /// models (clip-mistral, clip-qwen2, siglip-qwen2), `templates`, `inference` or `training`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -89,6 +89,15 @@ pub fn run(args: Args) -> Result<()> {
         run_script(
             &args.python,
             &root.join("scripts/fixtures/make_inference_fixtures.py"),
+            &fixtures,
+            &[],
+        )?;
+    }
+    // Last: it trains from the LLaVA models and their tokenizers, and runs `llava sft`.
+    if args.only.is_empty() || args.only.iter().any(|o| o == "training") {
+        run_script(
+            &args.python,
+            &root.join("scripts/fixtures/make_training_fixtures.py"),
             &fixtures,
             &[],
         )?;
