@@ -147,6 +147,7 @@ fn sft_export_and_infer_on_the_embedded_model() {
         dataset_seed: 42,
         cache_dir: cache.path().to_path_buf(),
         dataset_dirs: vec![],
+        hub_cache: None,
     })
     .unwrap()
     .validation;

@@ -27,6 +27,8 @@ pub struct DataOptions {
     pub cache_dir: PathBuf,
     /// Directories holding mirrors of registered datasets (`<dir>/<name>/`).
     pub dataset_dirs: Vec<PathBuf>,
+    /// The hf-hub cache, where registered hub datasets are looked for last.
+    pub hub_cache: Option<PathBuf>,
 }
 
 /// Training and validation rows.
@@ -83,9 +85,11 @@ fn read_spec(
 ) -> Result<Vec<Row>> {
     let files = match &spec.source {
         Source::File(path) => vec![path.clone()],
-        Source::Name(name) => {
-            registry::find(name)?.files(&options.cache_dir, &options.dataset_dirs)?
-        }
+        Source::Name(name) => registry::find(name)?.files(
+            &options.cache_dir,
+            &options.dataset_dirs,
+            options.hub_cache.as_deref(),
+        )?,
     };
     let mut rows = Vec::new();
     for file in &files {

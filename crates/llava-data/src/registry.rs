@@ -19,6 +19,15 @@ pub struct Builtin {
     pub source: BuiltinSource,
 }
 
+/// A dataset repository on the Hugging Face hub, read from the hf-hub cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubDataset {
+    /// `owner/name`.
+    pub repo: &'static str,
+    /// The splits taken: data files whose path contains one of these words.
+    pub splits: &'static [&'static str],
+}
+
 /// Where a registered dataset's rows are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltinSource {
@@ -26,8 +35,9 @@ pub enum BuiltinSource {
     Embedded(&'static [(&'static str, &'static [u8])]),
     /// A mirror directory `<dataset dir>/<name>/` of `.jsonl` / `.json` / `.csv` / `.parquet` files (local
     /// image paths or image bytes; ms-swift's own rows point at URLs that no longer answer,
-    /// issue #2596).
-    Mirror,
+    /// issue #2596), or else the data files of a hub dataset repository already in the hf-hub
+    /// cache (its parquet shards carry the images).
+    Mirror(HubDataset),
 }
 
 macro_rules! tiny_file {
@@ -52,6 +62,10 @@ const TINY: &[(&str, &[u8])] = &[
     tiny_file!("images/7_yellow_square_350x350.png"),
 ];
 
+/// ms-swift's source of both COCO caption sets (ModelScope's id; the same id is looked up in
+/// the hf-hub cache).
+const COCO_REPO: &str = "modelscope/coco_2014_caption";
+
 /// Every registered dataset.
 pub const BUILTIN: &[Builtin] = &[
     Builtin {
@@ -64,13 +78,19 @@ pub const BUILTIN: &[Builtin] = &[
         name: "coco-en-2-mini",
         aliases: &["coco-mini-en-2"],
         about: "COCO 2014 val captions, 40,504 rows (ms-swift's LLaVA best practice)",
-        source: BuiltinSource::Mirror,
+        source: BuiltinSource::Mirror(HubDataset {
+            repo: COCO_REPO,
+            splits: &["validation"],
+        }),
     },
     Builtin {
         name: "coco-en-2",
         aliases: &[],
         about: "COCO 2014 train + val captions, 454,617 rows",
-        source: BuiltinSource::Mirror,
+        source: BuiltinSource::Mirror(HubDataset {
+            repo: COCO_REPO,
+            splits: &["train", "validation"],
+        }),
     },
 ];
 
@@ -92,16 +112,23 @@ pub fn find(name: &str) -> Result<&'static Builtin> {
 impl Builtin {
     /// The dataset files of this dataset. Embedded files are written once under `cache_dir`
     /// (a temporary directory, then a rename, so a crash never leaves half a copy); mirrors
-    /// are looked up in each of `dataset_dirs`.
-    pub fn files(&self, cache_dir: &Path, dataset_dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    /// are looked up in each of `dataset_dirs`, then in the hf-hub cache `hub_cache`.
+    pub fn files(
+        &self,
+        cache_dir: &Path,
+        dataset_dirs: &[PathBuf],
+        hub_cache: Option<&Path>,
+    ) -> Result<Vec<PathBuf>> {
         match self.source {
             BuiltinSource::Embedded(files) => {
                 let dir = materialise(self.name, files, cache_dir)?;
                 Ok(vec![dir.join(files[0].0)])
             }
-            BuiltinSource::Mirror => {
+            BuiltinSource::Mirror(hub) => {
+                let mut looked = Vec::new();
                 for root in dataset_dirs {
                     let dir = root.join(self.name);
+                    looked.push(dir.display().to_string());
                     if dir.is_dir() {
                         let files = data_files(&dir)?;
                         if !files.is_empty() {
@@ -109,25 +136,75 @@ impl Builtin {
                         }
                     }
                 }
-                let looked: Vec<String> = dataset_dirs
-                    .iter()
-                    .map(|d| d.join(self.name).display().to_string())
-                    .collect();
+                if let Some(cache) = hub_cache {
+                    let repo = cache.join(format!("datasets--{}", hub.repo.replace('/', "--")));
+                    looked.push(format!("{} (hf-hub cache of {})", repo.display(), hub.repo));
+                    let files = hub_files(&repo, hub.splits);
+                    if !files.is_empty() {
+                        return Ok(files);
+                    }
+                }
                 Err(DataError::Unavailable {
                     name: self.name.to_string(),
                     message: format!(
-                        "no mirror directory with .jsonl/.json/.csv/.parquet rows found (looked in: {}); pass --dataset-dir <dir> holding {}/",
-                        if looked.is_empty() {
-                            "nothing, no --dataset-dir given".to_string()
-                        } else {
-                            looked.join(", ")
-                        },
-                        self.name
+                        "no rows found (looked in: {}); pass --dataset-dir <dir> holding {}/ with .jsonl/.json/.csv/.parquet files, or put the hub dataset {} in the hf-hub cache",
+                        looked.join(", "),
+                        self.name,
+                        hub.repo
                     ),
                 })
             }
         }
     }
+}
+
+/// The data files of the splits `splits` in the newest snapshot of a cached hub repository.
+fn hub_files(repo: &Path, splits: &[&str]) -> Vec<PathBuf> {
+    let revision = std::fs::read_to_string(repo.join("refs").join("main")).ok();
+    let snapshots = repo.join("snapshots");
+    let snapshot = match revision {
+        Some(r) if snapshots.join(r.trim()).is_dir() => snapshots.join(r.trim()),
+        _ => match std::fs::read_dir(&snapshots) {
+            Ok(d) => match d
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.is_dir())
+            {
+                Some(p) => p,
+                None => return Vec::new(),
+            },
+            Err(_) => return Vec::new(),
+        },
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![snapshot.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_data_file(&p) {
+                let rel = p
+                    .strip_prefix(&snapshot)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .to_string();
+                if splits.iter().any(|s| rel.contains(s)) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_data_file(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "jsonl" | "json" | "csv" | "parquet"))
 }
 
 /// The dataset files directly in `dir`, sorted.
@@ -138,11 +215,7 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "jsonl" | "json" | "csv" | "parquet"))
-        })
+        .filter(|p| is_data_file(p))
         .collect();
     files.sort();
     Ok(files)
@@ -205,7 +278,7 @@ mod tests {
     fn the_tiny_dataset_is_written_once_and_a_missing_mirror_says_where_it_looked() {
         let cache = tempfile::tempdir().unwrap();
         let tiny = find("llava-tiny").unwrap();
-        let files = tiny.files(cache.path(), &[]).unwrap();
+        let files = tiny.files(cache.path(), &[], None).unwrap();
         assert_eq!(files.len(), 1);
         let rows = crate::read::read_file(&files[0]).unwrap();
         assert_eq!(rows.len(), 8);
@@ -216,15 +289,53 @@ mod tests {
                 .join(&rows[0].images[0])
                 .is_file()
         );
-        assert_eq!(tiny.files(cache.path(), &[]).unwrap(), files);
+        assert_eq!(tiny.files(cache.path(), &[], None).unwrap(), files);
         let e = find("coco-en-2-mini")
             .unwrap()
-            .files(cache.path(), &[cache.path().to_path_buf()])
+            .files(
+                cache.path(),
+                &[cache.path().to_path_buf()],
+                Some(cache.path()),
+            )
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("--dataset-dir") && e.contains("coco-en-2-mini"),
+            e.contains("--dataset-dir")
+                && e.contains("coco-en-2-mini")
+                && e.contains("modelscope/coco_2014_caption"),
             "{e}"
         );
+    }
+
+    /// A hub dataset in the hf-hub cache layout: the snapshot `refs/main` names, only the
+    /// registered splits' files.
+    #[test]
+    fn a_cached_hub_dataset_gives_its_split_files() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache.path().join("datasets--modelscope--coco_2014_caption");
+        let snap = repo.join("snapshots/abc123/coco_2014_caption");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123").unwrap();
+        for f in [
+            "train-00000-of-00002.parquet",
+            "train-00001-of-00002.parquet",
+            "validation-00000-of-00001.parquet",
+            "README.md",
+        ] {
+            std::fs::write(snap.join(f), b"").unwrap();
+        }
+        let hub = Some(cache.path());
+        let mini = find("coco-en-2-mini")
+            .unwrap()
+            .files(cache.path(), &[], hub)
+            .unwrap();
+        assert_eq!(mini.len(), 1);
+        assert!(mini[0].ends_with("validation-00000-of-00001.parquet"));
+        let all = find("coco-en-2")
+            .unwrap()
+            .files(cache.path(), &[], hub)
+            .unwrap();
+        assert_eq!(all.len(), 3);
     }
 }

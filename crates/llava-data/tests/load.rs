@@ -16,6 +16,7 @@ fn options(dataset: &[&str], val: &[&str], cache: PathBuf) -> DataOptions {
         dataset_seed: 42,
         cache_dir: cache,
         dataset_dirs: vec![],
+        hub_cache: None,
     }
 }
 

@@ -102,6 +102,7 @@ pub fn sft(mut args: SftArgs) -> Result<SftOutput> {
         dataset_seed: args.dataset_seed,
         cache_dir: cache_dir().join("datasets"),
         dataset_dirs: args.dataset_dir.clone(),
+        hub_cache: Some(llava_model::HubOptions::from_env().cache_dir),
     })?;
     let cache = ImageCache {
         dir: cache_dir().join("images"),

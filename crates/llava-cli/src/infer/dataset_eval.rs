@@ -65,6 +65,7 @@ pub fn rows(args: &Args) -> Result<Vec<Row>> {
         dataset_seed: seed,
         cache_dir: llava_train::cache_dir().join("datasets"),
         dataset_dirs,
+        hub_cache: Some(llava::HubOptions::from_env().cache_dir),
     };
     let validation = if options.dataset.is_empty() {
         let mut only_val = options.clone();
