@@ -81,6 +81,11 @@ fn sft_export_and_infer_on_the_embedded_model() {
         .collect();
     assert_eq!(steps, [1, 2, 3]);
     assert!(
+        lines[0]["memory(GiB)"].as_f64().is_some_and(|m| m > 0.0),
+        "{}",
+        lines[0]
+    );
+    assert!(
         lines
             .iter()
             .any(|l| l.get("eval_loss").is_some() && l.get("eval_acc").is_some())

@@ -310,6 +310,10 @@ impl Trainer {
                     "tokens/s": round8(tokens_seen as f64 / secs),
                 });
                 since_log.clear();
+                let mut line = line;
+                if let Some(gib) = peak_memory_gib() {
+                    line["memory(GiB)"] = json!(round8(gib));
+                }
                 self.log(line)?;
             }
             let evaluate = !self.parts.validation.is_empty()
@@ -645,6 +649,21 @@ fn step_of(path: &str) -> Option<usize> {
         .strip_prefix("checkpoint-")?
         .parse()
         .ok()
+}
+
+/// The process's peak resident memory in GiB (Linux `VmHWM`): on the CPU, what the run holds.
+/// GPU memory comes with GPU training (issue 23).
+fn peak_memory_gib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / (1024.0 * 1024.0))
 }
 
 fn round8(x: f64) -> f64 {
