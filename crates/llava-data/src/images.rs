@@ -110,9 +110,12 @@ impl ImageCache {
     /// of each row.
     pub fn check_rows(&self, rows: &[Row]) -> (Vec<Option<Vec<Size>>>, Vec<Problem>) {
         let refs: Vec<Vec<ImageRef>> = rows.iter().map(ImageRef::of_row).collect();
-        let mut distinct: Vec<&ImageRef> = refs.iter().flatten().collect();
-        distinct.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        distinct.dedup();
+        let distinct: Vec<&ImageRef> = refs
+            .iter()
+            .flatten()
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
         let checked: HashMap<&ImageRef, Result<Size, String>> = distinct
             .par_iter()
             .map(|r| {

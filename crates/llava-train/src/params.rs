@@ -2,7 +2,7 @@
 //! Every tensor is handled flattened to one dimension, so the optimizer is written once for
 //! every rank.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor, TensorData};
@@ -120,7 +120,7 @@ pub fn gradients<M: Module>(
 ) -> HashMap<ParamId, Tensor<1>> {
     struct Grabber<'a> {
         grads: &'a Gradients,
-        ids: &'a [ParamId],
+        ids: HashSet<ParamId>,
         out: HashMap<ParamId, Tensor<1>>,
     }
     impl ModuleVisitor for Grabber<'_> {
@@ -136,7 +136,7 @@ pub fn gradients<M: Module>(
     }
     let mut v = Grabber {
         grads,
-        ids,
+        ids: ids.iter().copied().collect(),
         out: HashMap::new(),
     };
     module.visit(&mut v);
@@ -145,11 +145,11 @@ pub fn gradients<M: Module>(
 
 /// The current values of `ids`, flattened (inner-backend tensors, detached).
 pub fn values<M: Module>(module: &M, ids: &[ParamId]) -> HashMap<ParamId, Tensor<1>> {
-    struct Reader<'a> {
-        ids: &'a [ParamId],
+    struct Reader {
+        ids: HashSet<ParamId>,
         out: HashMap<ParamId, Tensor<1>>,
     }
-    impl ModuleVisitor for Reader<'_> {
+    impl ModuleVisitor for Reader {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if self.ids.contains(&param.id) {
                 let v = param.val().inner();
@@ -159,7 +159,7 @@ pub fn values<M: Module>(module: &M, ids: &[ParamId]) -> HashMap<ParamId, Tensor
         }
     }
     let mut v = Reader {
-        ids,
+        ids: ids.iter().copied().collect(),
         out: HashMap::new(),
     };
     module.visit(&mut v);
