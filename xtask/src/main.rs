@@ -17,6 +17,7 @@ mod bench;
 #[cfg(feature = "cuda")]
 mod bench_ops;
 mod cuda_smoke;
+mod demo_model;
 mod device;
 mod fixtures;
 mod generate;
@@ -41,6 +42,8 @@ enum Command {
     Sft(Box<llava_cli::sft::Args>),
     /// Merge a LoRA checkpoint (ms-swift's `swift export`). A forward to `llava export`.
     Export(llava_cli::export::Args),
+    /// Render, train, evaluate and export the embedded demo model (docs/demo-model.md).
+    DemoModel(demo_model::Args),
     /// Generate from a decoder checkpoint (config.json + safetensors [+ tokenizer.json]).
     Generate(generate::Args),
     /// Regenerate the committed fixtures with transformers and PEFT.
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Infer(args) => llava_cli::run(llava_cli::Command::Infer(args)),
         Command::Sft(args) => llava_cli::run(llava_cli::Command::Sft(args)),
         Command::Export(args) => llava_cli::run(llava_cli::Command::Export(args)),
+        Command::DemoModel(args) => demo_model::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),

@@ -3,6 +3,7 @@
 //! (decision 5: rows of any aspect ratio mix, every image keeps its own tiles).
 
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 use llava_data::{ImageCache, Sample};
 use llava_llm::{DecoderInput, ForwardOptions, LogitsFor};
 use llava_model::{LlavaNext, Padding, Prompt};
@@ -26,37 +27,41 @@ pub struct Batch {
 impl Batch {
     /// Loads and processes the images of `samples`.
     pub fn new(samples: &[&Sample], cache: &ImageCache, processor: &Processor) -> Result<Self> {
-        let mut prompts = Vec::with_capacity(samples.len());
-        let mut labels = Vec::with_capacity(samples.len());
-        for s in samples {
-            let images = s
-                .images
-                .iter()
-                .map(|i| cache.load(i))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|source| TrainError::Image {
-                    origin: s.origin.to_string(),
-                    source,
-                })?;
-            let processed = processor
-                .process(&images)
-                .map_err(|source| TrainError::Image {
-                    origin: s.origin.to_string(),
-                    source,
-                })?;
-            let counted: Vec<usize> = processed.iter().map(|p| p.layout.tokens as usize).collect();
-            if counted != s.image_tokens {
-                return Err(TrainError::Internal(format!(
-                    "{}: the images give {counted:?} tokens where the check counted {:?} (was a file changed since?)",
-                    s.origin, s.image_tokens
-                )));
-            }
-            prompts.push(Prompt {
-                ids: s.input_ids.clone(),
-                images: processed,
-            });
-            labels.push(s.expanded_labels());
-        }
+        // Images decode and tile in parallel, one sample per task.
+        let loaded = samples
+            .par_iter()
+            .map(|s| -> Result<(Prompt, Vec<i64>)> {
+                let images = s
+                    .images
+                    .iter()
+                    .map(|i| cache.load(i))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|source| TrainError::Image {
+                        origin: s.origin.to_string(),
+                        source,
+                    })?;
+                let processed = processor
+                    .process(&images)
+                    .map_err(|source| TrainError::Image {
+                        origin: s.origin.to_string(),
+                        source,
+                    })?;
+                let counted: Vec<usize> =
+                    processed.iter().map(|p| p.layout.tokens as usize).collect();
+                if counted != s.image_tokens {
+                    return Err(TrainError::Internal(format!(
+                        "{}: the images give {counted:?} tokens where the check counted {:?} (was a file changed since?)",
+                        s.origin, s.image_tokens
+                    )));
+                }
+                let prompt = Prompt {
+                    ids: s.input_ids.clone(),
+                    images: processed,
+                };
+                Ok((prompt, s.expanded_labels()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (prompts, mut labels): (Vec<Prompt>, Vec<Vec<i64>>) = loaded.into_iter().unzip();
         let len = labels.iter().map(Vec::len).max().unwrap_or(0);
         for l in &mut labels {
             l.resize(len, IGNORE_INDEX);

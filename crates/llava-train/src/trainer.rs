@@ -321,8 +321,15 @@ impl Trainer {
             if evaluate {
                 self.evaluate()?;
             }
-            if step.is_multiple_of(a.save_every()) || step == total {
+            let out_of_time = a
+                .stop_after_minutes
+                .is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0);
+            if step.is_multiple_of(a.save_every()) || step == total || out_of_time {
                 self.save()?;
+            }
+            if out_of_time && step < total {
+                tracing::info!(step, total, "time limit reached: stopped after a checkpoint");
+                break;
             }
         }
         bar.finish_and_clear();
@@ -376,19 +383,21 @@ impl Trainer {
                 accumulated.insert(id, total);
             }
         }
-        let norm = accumulated
+        // One read from the device for all the squares.
+        let squares: Vec<Tensor<1>> = accumulated
             .values()
-            .map(|g| {
-                f64::from(
-                    g.clone()
-                        .cast(DType::F32)
-                        .powi_scalar(2)
-                        .sum()
-                        .into_scalar::<f32>(),
-                )
-            })
-            .sum::<f64>()
-            .sqrt();
+            .map(|g| g.clone().cast(DType::F32).powi_scalar(2).sum())
+            .collect();
+        let norm = if squares.is_empty() {
+            0.0
+        } else {
+            Tensor::cat(squares, 0)
+                .into_data()
+                .iter::<f32>()
+                .map(f64::from)
+                .sum::<f64>()
+                .sqrt()
+        };
         if !norm.is_finite() {
             return Err(TrainError::NonFinite {
                 step: step + 1,

@@ -24,7 +24,12 @@
 
 #![warn(missing_docs)]
 
+mod demo;
 mod inference;
+
+pub use demo::{evaluate_scenes, pixels};
+/// The demo model's world: rendered scenes, their questions and the scoring.
+pub use llava_scenes as scenes;
 
 pub use inference::{
     Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_batch,
