@@ -387,11 +387,35 @@ fn export(checkpoint: &Path, state: &ResumeState, table: &eval::Table, args: &Ar
         "accuracy": accuracy,
     });
     std::fs::write(tmp.join("FIXTURE.json"), serde_json::to_string_pretty(&fixture)?)?;
+    write_examples(&tmp.join("examples"))?;
     if args.export.exists() {
         std::fs::remove_dir_all(&args.export)?;
     }
     std::fs::rename(&tmp, &args.export)?;
     eprintln!("exported to {}", args.export.display());
+    Ok(())
+}
+
+/// The seed of the committed example scenes.
+pub const EXAMPLES_SEED: u64 = 77;
+
+/// The example scenes as `NN.png` with `examples.json` (image, question, true answer): the
+/// README's image, and what `scripts/fixtures/check_demo_model.py` asks transformers.
+fn write_examples(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut listed = Vec::new();
+    for (i, case) in eval::examples(EXAMPLES_SEED).iter().enumerate() {
+        let name = format!("{i:02}.png");
+        case.scene.render().save(dir.join(&name))?;
+        listed.push(json!({
+            "image": name,
+            "question": case.qa.question,
+            "answer": case.qa.answer,
+            "family": case.qa.family,
+            "held_out": case.qa.held_out,
+        }));
+    }
+    std::fs::write(dir.join("examples.json"), serde_json::to_string_pretty(&listed)?)?;
     Ok(())
 }
 

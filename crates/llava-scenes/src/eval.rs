@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::palette::Shape;
 use crate::questions::{Family, Qa, ask};
 use crate::scene::{Kind, Scene, stream};
 
@@ -116,6 +117,39 @@ pub fn cases(seed: u64, scenes: u64) -> Vec<Case> {
     out
 }
 
+/// The committed examples (`fixtures/demo-model/examples/`): first the README's scene (two to
+/// four circles among other shapes, asked "How many circles are there?"), then one scene of
+/// each group of the evaluation set of `seed`.
+pub fn examples(seed: u64) -> Vec<Case> {
+    let readme = (0..)
+        .map(|i| Scene::sample(&mut stream(seed, 1_000_000 + i), Kind::Objects))
+        .find(|s| {
+            let circles = s.objects().iter().filter(|o| o.shape == Shape::Circle).count();
+            (2..=4).contains(&circles) && s.objects().len() > circles && s.width == s.height
+        })
+        .expect("some scene has circles");
+    let circles = readme.objects().iter().filter(|o| o.shape == Shape::Circle).count();
+    let mut out = vec![Case {
+        scene: readme,
+        qa: Qa {
+            family: Family::Count,
+            held_out: false,
+            question: "How many circles are there?".into(),
+            answer: circles.to_string(),
+        },
+    }];
+    let all = cases(seed, SLOTS.len() as u64);
+    let mut groups = Vec::new();
+    for case in all {
+        let g = Group::of(&case.qa);
+        if !groups.contains(&g) {
+            groups.push(g);
+            out.push(case);
+        }
+    }
+    out
+}
+
 /// Whether `said` answers `expected`: equal after trimming spaces and a final full stop, case
 /// aside.
 pub fn matches(said: &str, expected: &str) -> bool {
@@ -208,6 +242,15 @@ mod tests {
         let again = super::cases(2026, 300);
         assert_eq!(again.len(), cases.len());
         assert!(again.iter().zip(&cases).all(|(a, b)| a.qa == b.qa && a.scene == b.scene));
+    }
+
+    #[test]
+    fn the_examples_open_with_the_readme_question_and_cover_every_group() {
+        let ex = examples(77);
+        assert_eq!(ex[0].qa.question, "How many circles are there?");
+        let n: usize = ex[0].qa.answer.parse().unwrap();
+        assert!((2..=4).contains(&n));
+        assert_eq!(ex.len(), 1 + SLOTS.len());
     }
 
     #[test]
