@@ -103,7 +103,12 @@ pub fn run(args: Args) -> Result<()> {
     let latest = latest_checkpoint(&run_dir)?;
     let finished = match &latest {
         Some((dir, state)) => {
-            eprintln!("resuming from {} (step {}/{})", dir.display(), state.global_step, state.total_steps);
+            eprintln!(
+                "resuming from {} (step {}/{})",
+                dir.display(),
+                state.global_step,
+                state.total_steps
+            );
             state.global_step >= state.total_steps
         }
         None => false,
@@ -320,7 +325,10 @@ fn latest_checkpoint(run_dir: &Path) -> Result<Option<(PathBuf, ResumeState)>> {
             continue;
         }
         let state: ResumeState = read_json(&dir.join(STATE_FILE))?;
-        if best.as_ref().is_none_or(|(_, s)| state.global_step > s.global_step) {
+        if best
+            .as_ref()
+            .is_none_or(|(_, s)| state.global_step > s.global_step)
+        {
             best = Some((dir, state));
         }
     }
@@ -386,7 +394,10 @@ fn export(checkpoint: &Path, state: &ResumeState, table: &eval::Table, args: &Ar
         "eval_scenes": args.eval_scenes,
         "accuracy": accuracy,
     });
-    std::fs::write(tmp.join("FIXTURE.json"), serde_json::to_string_pretty(&fixture)?)?;
+    std::fs::write(
+        tmp.join("FIXTURE.json"),
+        serde_json::to_string_pretty(&fixture)?,
+    )?;
     write_examples(&tmp.join("examples"))?;
     if args.export.exists() {
         std::fs::remove_dir_all(&args.export)?;
@@ -415,7 +426,10 @@ fn write_examples(dir: &Path) -> Result<()> {
             "held_out": case.qa.held_out,
         }));
     }
-    std::fs::write(dir.join("examples.json"), serde_json::to_string_pretty(&listed)?)?;
+    std::fs::write(
+        dir.join("examples.json"),
+        serde_json::to_string_pretty(&listed)?,
+    )?;
     Ok(())
 }
 

@@ -84,7 +84,11 @@ pub fn cases(seed: u64, scenes: u64) -> Vec<Case> {
             Group::Family(Family::Sum) => Kind::Sum,
             Group::Family(_) => Kind::Objects,
         };
-        let wanted = if slot == Group::Family(Family::Describe) { 1 } else { 2 };
+        let wanted = if slot == Group::Family(Family::Describe) {
+            1
+        } else {
+            2
+        };
         // Scenes that cannot be asked enough (no shape alone of its kind, say) are drawn again.
         let (scene, asked) = loop {
             let scene = Scene::sample(&mut rng, kind);
@@ -99,7 +103,9 @@ pub fn cases(seed: u64, scenes: u64) -> Vec<Case> {
                         [Family::Colour, Family::Shape, Family::Existence][rng.below(3)]
                     }
                 };
-                let Some(qa) = ask(&scene, family, &mut rng) else { continue };
+                let Some(qa) = ask(&scene, family, &mut rng) else {
+                    continue;
+                };
                 if Group::of(&qa) != slot || asked.iter().any(|a| a.question == qa.question) {
                     continue;
                 }
@@ -124,11 +130,19 @@ pub fn examples(seed: u64) -> Vec<Case> {
     let readme = (0..)
         .map(|i| Scene::sample(&mut stream(seed, 1_000_000 + i), Kind::Objects))
         .find(|s| {
-            let circles = s.objects().iter().filter(|o| o.shape == Shape::Circle).count();
+            let circles = s
+                .objects()
+                .iter()
+                .filter(|o| o.shape == Shape::Circle)
+                .count();
             (2..=4).contains(&circles) && s.objects().len() > circles && s.width == s.height
         })
         .expect("some scene has circles");
-    let circles = readme.objects().iter().filter(|o| o.shape == Shape::Circle).count();
+    let circles = readme
+        .objects()
+        .iter()
+        .filter(|o| o.shape == Shape::Circle)
+        .count();
     let mut out = vec![Case {
         scene: readme,
         qa: Qa {
@@ -175,8 +189,12 @@ impl Table {
         if matches(said, &qa.answer) {
             entry.0 += 1;
         } else if self.misses.iter().filter(|m| m.0 == group).count() < 3 {
-            self.misses
-                .push((group, qa.question.clone(), qa.answer.clone(), said.to_string()));
+            self.misses.push((
+                group,
+                qa.question.clone(),
+                qa.answer.clone(),
+                said.to_string(),
+            ));
         }
     }
 
@@ -203,7 +221,10 @@ impl Table {
 
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| question family | asked | right | accuracy | threshold |")?;
+        writeln!(
+            f,
+            "| question family | asked | right | accuracy | threshold |"
+        )?;
         writeln!(f, "|---|---|---|---|---|")?;
         for (group, &(right, asked)) in &self.groups {
             let threshold = group
@@ -217,7 +238,11 @@ impl fmt::Display for Table {
             )?;
         }
         for (group, q, expected, said) in &self.misses {
-            writeln!(f, "miss ({}): {q:?} expected {expected:?}, said {said:?}", group.name())?;
+            writeln!(
+                f,
+                "miss ({}): {q:?} expected {expected:?}, said {said:?}",
+                group.name()
+            )?;
         }
         Ok(())
     }
@@ -236,12 +261,21 @@ mod tests {
         }
         assert_eq!(per.len(), SLOTS.len(), "{per:?}");
         for (g, n) in &per {
-            let least = if *g == Group::Family(Family::Describe) { 33 } else { 60 };
+            let least = if *g == Group::Family(Family::Describe) {
+                33
+            } else {
+                60
+            };
             assert!(*n >= least, "{g:?}: {n}");
         }
         let again = super::cases(2026, 300);
         assert_eq!(again.len(), cases.len());
-        assert!(again.iter().zip(&cases).all(|(a, b)| a.qa == b.qa && a.scene == b.scene));
+        assert!(
+            again
+                .iter()
+                .zip(&cases)
+                .all(|(a, b)| a.qa == b.qa && a.scene == b.scene)
+        );
     }
 
     #[test]

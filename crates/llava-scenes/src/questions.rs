@@ -109,14 +109,28 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
     Some(match family {
         Family::Colour => {
             let o = pick_from(rng, unique_shapes(objects).collect())?;
-            let q = pick(rng, &["What colour is the {s}?", "What color is the {s}?", "Which colour is the {s}?"]);
+            let q = pick(
+                rng,
+                &[
+                    "What colour is the {s}?",
+                    "What color is the {s}?",
+                    "Which colour is the {s}?",
+                ],
+            );
             let mut a = qa(family, q.replace("{s}", o.shape.name()), o.colour.name());
             a.held_out = crate::palette::is_held_out(o.colour, o.shape);
             a
         }
         Family::Shape => {
             let o = pick_from(rng, unique_colours(objects).collect())?;
-            let q = pick(rng, &["What shape is the {c} object?", "What is the shape of the {c} object?", "Which shape is {c}?"]);
+            let q = pick(
+                rng,
+                &[
+                    "What shape is the {c} object?",
+                    "What is the shape of the {c} object?",
+                    "Which shape is {c}?",
+                ],
+            );
             let mut a = qa(family, q.replace("{c}", o.colour.name()), o.shape.name());
             a.held_out = crate::palette::is_held_out(o.colour, o.shape);
             a
@@ -132,7 +146,14 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
             } else {
                 absent_pair(rng, scene)?
             };
-            let q = pick(rng, &["Is there a {c} {s}?", "Is there a {c} {s} in the image?", "Does the image contain a {c} {s}?"]);
+            let q = pick(
+                rng,
+                &[
+                    "Is there a {c} {s}?",
+                    "Is there a {c} {s} in the image?",
+                    "Does the image contain a {c} {s}?",
+                ],
+            );
             let mut a = qa(
                 family,
                 q.replace("a {c}", &with_article(colour))
@@ -147,7 +168,14 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
                 return None;
             }
             if rng.below(3) == 0 {
-                let q = pick(rng, &["How many objects are there?", "How many shapes are in the image?", "How many objects are in the image?"]);
+                let q = pick(
+                    rng,
+                    &[
+                        "How many objects are there?",
+                        "How many shapes are in the image?",
+                        "How many objects are in the image?",
+                    ],
+                );
                 qa(family, q.to_string(), objects.len().to_string())
             } else {
                 // Mostly shapes that are there; sometimes one that is not (answer 0).
@@ -157,7 +185,14 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
                     pick(rng, objects).shape
                 };
                 let n = objects.iter().filter(|o| o.shape == shape).count();
-                let q = pick(rng, &["How many {p} are there?", "How many {p} are in the image?", "Count the {p}."]);
+                let q = pick(
+                    rng,
+                    &[
+                        "How many {p} are there?",
+                        "How many {p} are in the image?",
+                        "Count the {p}.",
+                    ],
+                );
                 qa(family, q.replace("{p}", shape.plural()), n.to_string())
             }
         }
@@ -178,7 +213,13 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
             if apart < 0.6 * (a.r + b.r) {
                 return None;
             }
-            let q = pick(rng, &["Is the {a} {w} the {b}?", "Is the {a} {w} the {b} in the image?"]);
+            let q = pick(
+                rng,
+                &[
+                    "Is the {a} {w} the {b}?",
+                    "Is the {a} {w} the {b} in the image?",
+                ],
+            );
             qa(
                 family,
                 q.replace("{a}", &name(&a))
@@ -188,25 +229,63 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
             )
         }
         Family::Digit => match scene.content {
-            Content::Text { text: Text::Digit(d), .. } => {
-                let q = pick(rng, &["What digit is written?", "Which digit is shown?", "What digit is in the image?"]);
+            Content::Text {
+                text: Text::Digit(d),
+                ..
+            } => {
+                let q = pick(
+                    rng,
+                    &[
+                        "What digit is written?",
+                        "Which digit is shown?",
+                        "What digit is in the image?",
+                    ],
+                );
                 qa(family, q.to_string(), d.to_string())
             }
-            Content::Text { text: Text::Number(n), .. } => {
-                let q = pick(rng, &["What number is written?", "What number is shown in the image?", "Read the number."]);
+            Content::Text {
+                text: Text::Number(n),
+                ..
+            } => {
+                let q = pick(
+                    rng,
+                    &[
+                        "What number is written?",
+                        "What number is shown in the image?",
+                        "Read the number.",
+                    ],
+                );
                 qa(family, q.to_string(), n.to_string())
             }
             _ => return None,
         },
         Family::Sum => match scene.content {
-            Content::Text { text: Text::Sum(a, b), .. } => {
-                let q = pick(rng, &["What is the calculation result?", "What is the sum?", "What does the sum equal?", "Calculate the result."]);
+            Content::Text {
+                text: Text::Sum(a, b),
+                ..
+            } => {
+                let q = pick(
+                    rng,
+                    &[
+                        "What is the calculation result?",
+                        "What is the sum?",
+                        "What does the sum equal?",
+                        "Calculate the result.",
+                    ],
+                );
                 qa(family, q.to_string(), (a + b).to_string())
             }
             _ => return None,
         },
         Family::Describe => {
-            let q = pick(rng, &["Describe the image.", "What is in the image?", "Describe this picture."]);
+            let q = pick(
+                rng,
+                &[
+                    "Describe the image.",
+                    "What is in the image?",
+                    "Describe this picture.",
+                ],
+            );
             qa(family, q.to_string(), caption(scene))
         }
     })
@@ -281,7 +360,9 @@ fn absent_pair(rng: &mut SplitMix64, scene: &Scene) -> Option<(Colour, Shape)> {
             1 => (near.colour, pick(rng, &Shape::ALL)),
             _ => (pick(rng, &Colour::ALL), pick(rng, &Shape::ALL)),
         };
-        let there = objects.iter().any(|o| o.colour == colour && o.shape == shape);
+        let there = objects
+            .iter()
+            .any(|o| o.colour == colour && o.shape == shape);
         if there || (!allow_held_out && crate::palette::is_held_out(colour, shape)) {
             continue;
         }
@@ -303,7 +384,10 @@ pub fn caption(scene: &Scene) -> String {
                 Text::Number(n) => format!("The number {n}"),
                 Text::Sum(a, b) => format!("The sum {a}+{b}"),
             };
-            format!("{what} written in {} on a {background} background.", colour.name())
+            format!(
+                "{what} written in {} on a {background} background.",
+                colour.name()
+            )
         }
         Content::Objects(objects) => {
             let mut groups: Vec<(Colour, Shape, usize, f32)> = Vec::new();
@@ -394,7 +478,9 @@ mod tests {
         let mut rng = SplitMix64::new(0);
         for _ in 0..200 {
             for family in families(&s) {
-                let Some(qa) = ask(&s, family, &mut rng) else { continue };
+                let Some(qa) = ask(&s, family, &mut rng) else {
+                    continue;
+                };
                 let q = &qa.question;
                 let a = qa.answer.as_str();
                 match family {
@@ -439,7 +525,14 @@ mod tests {
             for f in families(&s) {
                 if let Some(qa) = ask(&s, f, &mut rng) {
                     seen.insert(f);
-                    if let (Family::Sum, Content::Text { text: Text::Sum(a, b), .. }) = (f, &s.content) {
+                    if let (
+                        Family::Sum,
+                        Content::Text {
+                            text: Text::Sum(a, b),
+                            ..
+                        },
+                    ) = (f, &s.content)
+                    {
                         assert_eq!(qa.answer, (a + b).to_string());
                     }
                 }

@@ -99,8 +99,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write_training_set(dir.path(), 3, 20).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let rows: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 20);
         for (i, row) in rows.iter().enumerate() {
             let image = row["images"][0].as_str().unwrap();

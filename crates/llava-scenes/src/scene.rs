@@ -122,9 +122,13 @@ impl Scene {
         let (width, height) = pick(rng, &SIZES);
         let background = pick(rng, &Background::ALL);
         let content = match kind {
-            Kind::Objects | Kind::HeldOut => {
-                Content::Objects(objects(rng, width, height, background, kind == Kind::HeldOut))
-            }
+            Kind::Objects | Kind::HeldOut => Content::Objects(objects(
+                rng,
+                width,
+                height,
+                background,
+                kind == Kind::HeldOut,
+            )),
             Kind::Digit | Kind::Number | Kind::Sum => {
                 let written = match kind {
                     Kind::Digit => Text::Digit(rng.below(10) as u8),
@@ -253,7 +257,13 @@ fn objects(
     out
 }
 
-fn text(rng: &mut SplitMix64, width: u32, height: u32, background: Background, text: Text) -> Content {
+fn text(
+    rng: &mut SplitMix64,
+    width: u32,
+    height: u32,
+    background: Background,
+    text: Text,
+) -> Content {
     let colour = loop {
         let c = pick(rng, &Colour::ALL);
         if c.shows_on(background) {
@@ -261,7 +271,8 @@ fn text(rng: &mut SplitMix64, width: u32, height: u32, background: Background, t
         }
     };
     let written = text.written();
-    let fits = |s: u32| font::text_width(&written, s) + 8 <= width && font::GLYPH_H * s + 8 <= height;
+    let fits =
+        |s: u32| font::text_width(&written, s) + 8 <= width && font::GLYPH_H * s + 8 <= height;
     let max = (3..=6).rev().find(|&s| fits(s)).unwrap_or(2);
     let scale = 3.min(max) + rng.below((max.saturating_sub(3) + 1) as usize) as u32;
     let w = font::text_width(&written, scale);
@@ -284,12 +295,10 @@ fn inside(shape: Shape, u: f32, v: f32) -> bool {
         Shape::Circle => u * u + v * v <= 1.0,
         Shape::Square => u.abs() <= 0.78 && v.abs() <= 0.78,
         Shape::Diamond => u.abs() + v.abs() <= 1.0,
-        Shape::Cross => {
-            (u.abs() <= 0.3 && v.abs() <= 0.92) || (v.abs() <= 0.3 && u.abs() <= 0.92)
-        }
+        Shape::Cross => (u.abs() <= 0.3 && v.abs() <= 0.92) || (v.abs() <= 0.3 && u.abs() <= 0.92),
         Shape::Triangle => {
             // Apex up, base at v = 0.8; its sides through (0, −1) and (±0.95, 0.8).
-            v <= 0.8 && v >= -1.0 && u.abs() <= 0.95 * (v + 1.0) / 1.8
+            (-1.0..=0.8).contains(&v) && u.abs() <= 0.95 * (v + 1.0) / 1.8
         }
         Shape::Star => in_polygon(&star(), u, v),
     }
@@ -340,8 +349,8 @@ fn fill(image: &mut RgbImage, o: &Object, ink: [u8; 3]) {
             }
             let a = hits as f32 / 16.0;
             let p = image.get_pixel_mut(px, py);
-            for c in 0..3 {
-                p.0[c] = (p.0[c] as f32 * (1.0 - a) + ink[c] as f32 * a).round() as u8;
+            for (c, &i) in p.0.iter_mut().zip(&ink) {
+                *c = (*c as f32 * (1.0 - a) + i as f32 * a).round() as u8;
             }
         }
     }
@@ -353,7 +362,13 @@ mod tests {
 
     #[test]
     fn scenes_are_reproducible_from_seed_and_index() {
-        for kind in [Kind::Objects, Kind::HeldOut, Kind::Digit, Kind::Number, Kind::Sum] {
+        for kind in [
+            Kind::Objects,
+            Kind::HeldOut,
+            Kind::Digit,
+            Kind::Number,
+            Kind::Sum,
+        ] {
             let a = Scene::sample(&mut stream(7, 3), kind);
             let b = Scene::sample(&mut stream(7, 3), kind);
             assert_eq!(a, b);
@@ -413,7 +428,10 @@ mod tests {
         for i in 0..200 {
             for kind in [Kind::Digit, Kind::Number, Kind::Sum] {
                 let s = Scene::sample(&mut stream(2, i), kind);
-                let Content::Text { text, scale, x, y, .. } = s.content else {
+                let Content::Text {
+                    text, scale, x, y, ..
+                } = s.content
+                else {
                     panic!("a text scene")
                 };
                 assert!(scale >= 3, "{s:?}");

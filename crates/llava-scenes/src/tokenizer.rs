@@ -24,7 +24,13 @@ pub struct TokenizerError(String);
 /// The text the tokenizer learns from: `scenes` scenes' questions (every family) with answers,
 /// their captions, and the template's words.
 pub fn corpus(seed: u64, scenes: u64) -> Vec<String> {
-    let kinds = [Kind::Objects, Kind::Objects, Kind::Digit, Kind::Number, Kind::Sum];
+    let kinds = [
+        Kind::Objects,
+        Kind::Objects,
+        Kind::Digit,
+        Kind::Number,
+        Kind::Sum,
+    ];
     let mut out = Vec::new();
     for i in 0..scenes {
         let mut rng = stream(seed, i);
@@ -54,9 +60,7 @@ pub fn train(corpus: &[String], vocab_size: usize) -> Result<Tokenizer, Tokenize
     let mut tokenizer = Tokenizer::new(BPE::default());
     tokenizer.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
     tokenizer.with_decoder(Some(ByteLevel::default()));
-    tokenizer
-        .train(&mut trainer, corpus.iter())
-        .map_err(err)?;
+    tokenizer.train(&mut trainer, corpus.iter()).map_err(err)?;
     tokenizer.add_special_tokens(&[AddedToken::from(IMAGE_TOKEN, true)]);
     let bos = tokenizer
         .token_to_id("<s>")

@@ -3,12 +3,12 @@
 //! (decision 5: rows of any aspect ratio mix, every image keeps its own tiles).
 
 use burn::tensor::Tensor;
-use rayon::prelude::*;
 use llava_data::{ImageCache, Sample};
 use llava_llm::{DecoderInput, ForwardOptions, LogitsFor};
 use llava_model::{LlavaNext, Padding, Prompt};
 use llava_template::IGNORE_INDEX;
 use llava_vision::Processor;
+use rayon::prelude::*;
 
 use crate::error::{Result, TrainError};
 use crate::loss::{LossParts, lm_loss};

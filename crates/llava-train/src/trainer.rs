@@ -328,7 +328,11 @@ impl Trainer {
                 self.save()?;
             }
             if out_of_time && step < total {
-                tracing::info!(step, total, "time limit reached: stopped after a checkpoint");
+                tracing::info!(
+                    step,
+                    total,
+                    "time limit reached: stopped after a checkpoint"
+                );
                 break;
             }
         }

@@ -4,7 +4,7 @@
 use llava_scenes::{Case, Table};
 use llava_template::Template;
 
-use crate::{GenerationConfig, RgbImage, ImageInput, InferArgs, Model, Result, inference_batch};
+use crate::{GenerationConfig, ImageInput, InferArgs, Model, Result, RgbImage, inference_batch};
 
 /// Answers `cases` greedily, `batch` at a time, and returns the scored table. `progress` is
 /// called after each batch with the number answered.
