@@ -11,6 +11,12 @@ source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 WORK=/tmp/demo-work
 mkdir -p "$WORK/run"
+# Weights to start from instead of random ones (a checkpoint's model files; fresh optimizer
+# and schedule), where the carry limit leaves no room for a whole checkpoint.
+if [ -d .carry/demo-init ]; then
+  mkdir -p "$WORK/init" && cp .carry/demo-init/* "$WORK/init/"
+  echo "starting from the weights in .carry/demo-init"
+fi
 if [ -d .carry/demo-run ]; then
   cp -r .carry/demo-run/. "$WORK/run/"
   echo "resuming from: $(ls "$WORK/run")"

@@ -121,7 +121,8 @@ fn sft_export_and_infer_on_the_embedded_model() {
     let a = greedy(dir, &ckpt, &image);
     let b = greedy(dir, &merged, &image);
     assert_eq!(a["token_ids"], b["token_ids"], "adapter {a} vs merged {b}");
-    assert_eq!(a["token_ids"].as_array().unwrap().len(), 12);
+    let n = a["token_ids"].as_array().unwrap().len();
+    assert!((1..=12).contains(&n), "{a}");
 
     // The validation rows the split held out, answered with their labels.
     let out = llava(dir)
