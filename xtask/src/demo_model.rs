@@ -44,7 +44,7 @@ pub struct Args {
     /// Seeds the scenes, the tokenizer's corpus, the initial weights and the training order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Training images (one row of 2–4 questions each).
+    /// Training images (one row of 3–6 questions each).
     #[arg(long, default_value_t = 60_000)]
     pub images: u64,
     /// Epochs over the rows.
@@ -62,6 +62,9 @@ pub struct Args {
     /// Stop training after this many minutes with a checkpoint (run the command again to go on).
     #[arg(long)]
     pub stop_after_minutes: Option<f64>,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 500)]
+    pub save_steps: usize,
     /// Seed of the evaluation scenes (never a training seed).
     #[arg(long, default_value_t = 2026)]
     pub eval_seed: u64,
@@ -136,7 +139,7 @@ pub fn run(args: Args) -> Result<()> {
             max_grad_norm: 1.0,
             gradient_accumulation_steps: Some(1),
             logging_steps: 25,
-            save_steps: Some(500),
+            save_steps: Some(args.save_steps),
             save_total_limit: 2,
             stop_after_minutes: args.stop_after_minutes,
             resume_from_checkpoint: latest.as_ref().map(|(d, _)| d.clone()),

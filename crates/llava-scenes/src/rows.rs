@@ -1,5 +1,6 @@
 //! Training sets on disk: rendered scenes as PNG files and ms-swift rows (`query`, `response`,
-//! `history`, `images`) that ask several questions about each image, one round each.
+//! `history`, `images`) that ask several questions about each image (3–6 rounds of distinct
+//! question families, as many as the scene has), one round each.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,8 @@ pub fn training_example(seed: u64, index: u64) -> (Scene, Vec<Qa>) {
     let mut rng = stream(seed, index);
     let kind = TRAINING_KINDS[rng.below(TRAINING_KINDS.len())];
     let scene = Scene::sample(&mut rng, kind);
-    let rounds = 2 + rng.below(3);
+    // Rounds are cheap beside the image's tokens: more of them teach more per rendered image.
+    let rounds = 3 + rng.below(4);
     let qas = conversation(&scene, &mut rng, rounds);
     (scene, qas)
 }

@@ -260,13 +260,21 @@ pub fn load_moments(
         let data = TensorData::from_bytes_vec(view.data().to_vec(), [numel], dtype);
         Ok(Tensor::<1>::from_data(data, (device, dtype)))
     };
+    let names: std::collections::BTreeSet<&str> = file.names().into_iter().collect();
     let mut out = BTreeMap::new();
     for (p, &numel) in expected {
+        let (avg, avg_sq) = (format!("exp_avg.{p}"), format!("exp_avg_sq.{p}"));
+        // A parameter that never had a gradient (the tower's last layer when the features come
+        // from the one before) has no moments yet, as in torch's AdamW; one moment alone is a
+        // damaged file.
+        if !names.contains(avg.as_str()) && !names.contains(avg_sq.as_str()) {
+            continue;
+        }
         out.insert(
             p.clone(),
             Moments {
-                exp_avg: read(&format!("exp_avg.{p}"), numel)?,
-                exp_avg_sq: read(&format!("exp_avg_sq.{p}"), numel)?,
+                exp_avg: read(&avg, numel)?,
+                exp_avg_sq: read(&avg_sq, numel)?,
             },
         );
     }
@@ -322,6 +330,37 @@ pub fn rotation(steps: &[usize], best: Option<usize>, limit: i64) -> Vec<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_of_parameters_without_gradients_are_absent_not_an_error() {
+        let device = Device::flex();
+        let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::from(v), &device);
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = BTreeMap::new();
+        state.insert(
+            "a".to_string(),
+            Moments {
+                exp_avg: t(&[1.0, 2.0]),
+                exp_avg_sq: t(&[3.0, 4.0]),
+            },
+        );
+        save_moments(dir.path(), &state).unwrap();
+        let expected: BTreeMap<String, usize> = [("a".into(), 2), ("b".into(), 3)].into();
+        let loaded = load_moments(dir.path(), &device, &expected).unwrap();
+        assert_eq!(loaded.keys().collect::<Vec<_>>(), vec!["a"]);
+        let sq = loaded["a"]
+            .exp_avg_sq
+            .clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert_eq!(sq, vec![3.0, 4.0]);
+        // One moment without the other is a damaged file.
+        let half = [("exp_avg.b".to_string(), t(&[0.0; 3]).into_data())];
+        save_safetensors(&dir.path().join(OPTIMIZER_FILE), &half, None).unwrap();
+        let err = load_moments(dir.path(), &device, &expected).unwrap_err();
+        assert!(err.to_string().contains("exp_avg_sq.b"), "{err}");
+    }
 
     #[test]
     fn rotation_keeps_the_best_and_the_latest() {
