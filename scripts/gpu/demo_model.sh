@@ -14,8 +14,11 @@ source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 WORK=/tmp/demo-work
 mkdir -p "$WORK/run" "$OUT/demo-run"
+# Carried weights go over the seed's own init stage (tokenizer and configs), made in a work
+# directory of its own so that this one still renders all of its training scenes.
 if [ -d .carry/demo-init ]; then
-  mkdir -p "$WORK/init" && cp .carry/demo-init/* "$WORK/init/"
+  /tmp/bin/xtask demo-model --work /tmp/demo-init-gen --images 1 --init-only >/dev/null || exit 1
+  mkdir -p "$WORK/init" && cp /tmp/demo-init-gen/init/* "$WORK/init/" && cp .carry/demo-init/* "$WORK/init/"
   echo "starting from the weights in .carry/demo-init"
 fi
 # The newest complete checkpoint (they are renamed into place whole) into $OUT.
