@@ -9,6 +9,11 @@
 # them; carry them as .carry/demo-init into the next call, or go on here on the CPU.
 # If the CUDA run fails at once, the rest of the call trains on the machine's CPU cores.
 # Usage: MINUTES=3 scripts/gpu/demo_model.sh [extra `cargo xtask demo-model` flags]
+# PROBE="32 128" first trains each batch size for PROBE_S seconds (default 40) on scenes of
+# their own and writes its steady rate (steps/s after step 25, from logging.jsonl) and the
+# trainer's phase split to $OUT/probe.log; that time comes off MINUTES. With TRAIN_S, IMAGES
+# and BATCH set, the epochs of the main run are those the probe's rate for BATCH fits into
+# TRAIN_S seconds (the value is printed, to repeat in the calls that resume it).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -34,13 +39,41 @@ copy_latest() {
 ( while sleep 5; do copy_latest; done ) &
 watcher=$!
 train() {
-  RUST_BACKTRACE=1 /tmp/bin/xtask demo-model --work "$WORK" --device "$1" \
+  RUST_LOG=llava_train=info RUST_BACKTRACE=1 /tmp/bin/xtask demo-model --work "$WORK" --device "$1" \
     --stop-after-minutes "$2" --export "$WORK/export" "${@:3}" 2>&1 \
-    | grep -v '^Train:' | tee -a "$OUT/demo_model.log"
+    | grep --line-buffered -v '^Train:' | sed -u 's/\x1b\[[0-9;]*m//g' | tee -a "$OUT/demo_model.log"
   return "${PIPESTATUS[0]}"
 }
+# Steps per second between the first log line at or after step 25 and the last one.
+rate() {
+  python3 - "$1" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"train_speed(iter/s)"' in l]
+pts = [(r["global_step"], r["global_step"] / r["train_speed(iter/s)"]) for r in rows]
+late = [p for p in pts if p[0] >= 25]
+print(f"{(late[-1][0] - late[0][0]) / (late[-1][1] - late[0][1]):.3f}" if len(late) > 1 else "0")
+PY
+}
 start=$SECONDS
-train cuda "${MINUTES:-3}" "$@"
+for bs in ${PROBE:-}; do
+  RUST_LOG=llava_train=info /tmp/bin/xtask demo-model --work "/tmp/probe-$bs" --device cuda --images 20000 \
+    --epochs 1 --batch-size "$bs" --stop-after-minutes "$(python3 -c "print(${PROBE_S:-40} / 60)")" \
+    --export "/tmp/probe-$bs/export" 2>&1 | grep --line-buffered -v '^Train:' | sed -u 's/\x1b\[[0-9;]*m//g' \
+    | grep 'phase' >> "$OUT/probe.log"
+  r=$(rate "/tmp/probe-$bs/run/logging.jsonl")
+  echo "batch $bs: $r steps/s, $(python3 -c "print(round($r * $bs))") rows/s" | tee -a "$OUT/probe.log"
+  [ "$bs" = "${BATCH:-}" ] && main_rate=$r
+done
+minutes=$(python3 -c "print(${MINUTES:-3} - ($SECONDS - $start) / 60)")
+extra=()
+if [ -n "${BATCH:-}" ]; then extra+=(--batch-size "$BATCH"); fi
+if [ -n "${IMAGES:-}" ]; then extra+=(--images "$IMAGES"); fi
+if [ -n "${TRAIN_S:-}" ] && [ -n "${main_rate:-}" ]; then
+  epochs=$(python3 -c "print(max(1, int($main_rate * $BATCH * $TRAIN_S / $IMAGES)))")
+  echo "epochs: $epochs (from $main_rate steps/s at batch $BATCH over $TRAIN_S s)" | tee -a "$OUT/probe.log"
+  extra+=(--epochs "$epochs")
+fi
+train cuda "$minutes" "${extra[@]}" "$@"
 rc=$?
 echo "demo-model (cuda): exit $rc after $((SECONDS - start)) s" | tee -a "$OUT/demo_model.log"
 if [ "$rc" -ne 0 ] && [ "$((SECONDS - start))" -lt 90 ] && ! ls -d "$WORK"/run/checkpoint-* >/dev/null 2>&1; then
@@ -51,4 +84,5 @@ fi
 kill "$watcher" 2>/dev/null
 copy_latest
 [ -f "$WORK/eval.md" ] && cp "$WORK/eval.md" "$OUT/"
+[ -d "$WORK/export" ] && tar cf "$OUT/export.tar" -C "$WORK" export
 ls -l "$OUT" "$OUT/demo-run"

@@ -100,6 +100,40 @@ pub struct Trainer {
     pub records: Vec<StepRecord>,
     /// Evaluations.
     pub evals: Vec<EvalRecord>,
+    /// Seconds spent in each phase of the steps since the last log line.
+    phases: PhaseTimes,
+}
+
+/// Where the time of the steps goes (wall clock on the host; the device runs behind it until a
+/// value is read back: after each micro-batch's forward, for the per-row losses, and for the
+/// gradient norm, which waits for the backward pass).
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseTimes {
+    steps: usize,
+    /// Images decoded and tiled, ids and labels laid out.
+    prepare: f64,
+    /// Forward passes and the loss read back.
+    forward: f64,
+    /// Backward passes queued and gradients accumulated.
+    backward: f64,
+    /// The gradient norm read back (waits for the backward pass) and the updates queued.
+    update: f64,
+}
+
+impl PhaseTimes {
+    fn report(&mut self) {
+        let n = self.steps.max(1) as f64;
+        let ms = |s: f64| (s / n * 1e4).round() / 10.0;
+        tracing::info!(
+            steps = self.steps,
+            prepare_ms = ms(self.prepare),
+            forward_ms = ms(self.forward),
+            backward_ms = ms(self.backward),
+            norm_update_ms = ms(self.update),
+            "mean step time by phase"
+        );
+        *self = Self::default();
+    }
 }
 
 /// Attaches fresh adapters (PEFT's initialisation, drawn from `seed`) to `targets`, after
@@ -190,6 +224,7 @@ impl Trainer {
             source_keys,
             records: Vec::new(),
             evals: Vec::new(),
+            phases: PhaseTimes::default(),
         };
         trainer.restore()?;
         Ok(trainer)
@@ -315,6 +350,7 @@ impl Trainer {
                     line["memory(GiB)"] = json!(round8(gib));
                 }
                 self.log(line)?;
+                self.phases.report();
             }
             let evaluate = !self.parts.validation.is_empty()
                 && (step.is_multiple_of(a.eval_steps) || step == total);
@@ -355,6 +391,7 @@ impl Trainer {
     /// One optimizer step.
     fn step(&mut self) -> Result<StepRecord> {
         let step = self.global_step;
+        let clock = Instant::now();
         let micro = self.micro_batches(step);
         let batches = micro
             .iter()
@@ -363,6 +400,7 @@ impl Trainer {
                 Batch::new(&samples, &self.parts.cache, &self.parts.processor)
             })
             .collect::<Result<Vec<_>>>()?;
+        self.phases.prepare += clock.elapsed().as_secs_f64();
         let tokens: usize = batches.iter().map(|b| b.tokens).sum();
         if tokens == 0 {
             return Err(TrainError::NoTrainedTokens);
@@ -374,9 +412,12 @@ impl Trainer {
         let mut accumulated: HashMap<ParamId, Tensor<1>> = HashMap::new();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for batch in &batches {
+            let clock = Instant::now();
             let parts = batch.loss(&self.model)?;
             loss_sum += parts.rows.iter().map(|r| r.0).sum::<f64>();
             correct += parts.correct;
+            self.phases.forward += clock.elapsed().as_secs_f64();
+            let clock = Instant::now();
             let loss = parts.sum.div_scalar(tokens as f64);
             let grads = loss.backward();
             for (id, g) in gradients(&self.model, &grads, &self.ids) {
@@ -386,7 +427,9 @@ impl Trainer {
                 };
                 accumulated.insert(id, total);
             }
+            self.phases.backward += clock.elapsed().as_secs_f64();
         }
+        let clock = Instant::now();
         // One read from the device for all the squares.
         let squares: Vec<Tensor<1>> = accumulated
             .values()
@@ -434,6 +477,8 @@ impl Trainer {
         }
         // The clone shares the tensors; the old values go when the new ones are written.
         self.model = write_back(self.model.clone(), updates);
+        self.phases.update += clock.elapsed().as_secs_f64();
+        self.phases.steps += 1;
         self.global_step += 1;
         Ok(StepRecord {
             step: self.global_step,
