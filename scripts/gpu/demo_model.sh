@@ -44,16 +44,7 @@ train() {
     | grep --line-buffered -v '^Train:' | sed -u 's/\x1b\[[0-9;]*m//g' | tee -a "$OUT/demo_model.log"
   return "${PIPESTATUS[0]}"
 }
-# Steps per second between the first log line at or after step 25 and the last one.
-rate() {
-  python3 - "$1" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"train_speed(iter/s)"' in l]
-pts = [(r["global_step"], r["global_step"] / r["train_speed(iter/s)"]) for r in rows]
-late = [p for p in pts if p[0] >= 25]
-print(f"{(late[-1][0] - late[0][0]) / (late[-1][1] - late[0][1]):.3f}" if len(late) > 1 else "0")
-PY
-}
+rate() { python3 "$(dirname "$0")/steady_rate.py" "$1"; }
 start=$SECONDS
 for bs in ${PROBE:-}; do
   RUST_LOG=llava_train=info /tmp/bin/xtask demo-model --work "/tmp/probe-$bs" --device cuda --images 20000 \

@@ -3,7 +3,6 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::module::linear;
 use burn::tensor::{DType, Device, Tensor};
 
 /// Builds a [`Linear`] without an adapter.
@@ -100,8 +99,8 @@ impl LoraFactors {
     fn delta<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let a = self.lora_a.val();
         let x = self.dropout.forward(x.cast(a.dtype()));
-        let h = linear(x, a.transpose(), None);
-        linear(h, self.lora_b.val().transpose(), None).mul_scalar(self.scaling)
+        let h = llava_ops::linear(x, a, None);
+        llava_ops::linear(h, self.lora_b.val(), None).mul_scalar(self.scaling)
     }
 
     /// The dense update `s·B·A`, `[d_output, d_input]`, in f32.

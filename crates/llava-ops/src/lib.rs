@@ -7,12 +7,15 @@
 //!   ([`choice`]; burn 0.22 without autotune launches one default kernel per op whatever the
 //!   shape, docs/cuda.md);
 //! - everywhere else, and always under autodiff ([`route`]), the [`reference`] path: burn's
-//!   ops with transformers' roundings, which the CPU parity tests exercise.
+//!   ops with transformers' roundings, which the CPU parity tests exercise. Under autodiff the
+//!   ops with a parameter shared by all rows lay the rows out in chunks first, so that the
+//!   parameter's gradient sums in wide stages (`chunked`).
 //!
 //! Every switch between them is a field of [`options::KernelOptions`] (docs/knobs.md).
 
 mod attention;
 pub mod choice;
+mod chunked;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
@@ -29,7 +32,7 @@ pub use error::OpsError;
 pub use graph::{
     RecordError, Recording, free_memory, graph_replay_available, overwrite, overwrite_int, record,
 };
-pub use linear::{linear, linear_group, matmul, matmul_wide, swiglu};
+pub use linear::{linear, linear_group, matmul, matmul_wide, patch_linear, swiglu};
 pub use options::{Kernel, KernelOptions};
 pub use rows::{
     add_rms_norm, argmax_last, gelu, layer_norm, max_last, mean_last, quick_gelu, rms_norm,

@@ -57,6 +57,17 @@ pub fn linear<const D: usize>(
     reference::linear(x, weight, bias)
 }
 
+/// `x · weightᵀ` (weight `[d_output, d_input]`) rounded to `x`'s dtype, then `+ bias` in that
+/// dtype: a convolution's rounding (PyTorch's CUDA convolution adds its bias after the rounded
+/// output), for patch embeddings computed as one product over flattened patches.
+pub fn patch_linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    reference::patch_linear(x, weight, bias)
+}
+
 /// `[x · w_iᵀ (+ b_i)]` for `layers` (weight `[d_output, d_input]`, optional bias) that read the
 /// same `x`: a layer's q/k/v or gate/up projections, each equal to [`linear`].
 ///

@@ -6,6 +6,8 @@
 
 use burn::tensor::{DType, Int, Tensor};
 
+use crate::chunked;
+
 /// See [`crate::matmul`].
 pub fn matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
     lhs.matmul(rhs)
@@ -24,6 +26,16 @@ pub fn linear<const D: usize>(
     bias: Option<Tensor<1>>,
 ) -> Tensor<D> {
     let dtype = x.dtype();
+    if let Some(split) = chunked::split_of(&x) {
+        return match bias {
+            Some(b) if matches!(dtype, DType::BF16 | DType::F16) => {
+                let wide = weight.cast(DType::F32).transpose();
+                chunked::linear(x.cast(DType::F32), wide, Some(b.cast(DType::F32)), split)
+                    .cast(dtype)
+            }
+            bias => chunked::linear(x, weight.transpose(), bias, split),
+        };
+    }
     match bias {
         Some(b) if matches!(dtype, DType::BF16 | DType::F16) => {
             let wide = |t: Tensor<2>| t.cast(DType::F32);
@@ -87,9 +99,14 @@ pub fn layer_norm<const D: usize>(
     let centred = x - mean;
     let var = crate::mean_last(centred.clone().square());
     let normed = centred * var.add_scalar(eps).sqrt().recip();
-    let w = weight.cast(DType::F32).unsqueeze::<D>();
-    let b = bias.cast(DType::F32).unsqueeze::<D>();
-    (normed * w + b).cast(dtype)
+    let (w, b) = (weight.cast(DType::F32), bias.cast(DType::F32));
+    if let Some(split) = chunked::split_of(&normed) {
+        let dims = normed.dims();
+        let y = chunked::chunked(normed, split) * chunked::spread(w, split)
+            + chunked::spread(b, split);
+        return chunked::unchunked(y, dims).cast(dtype);
+    }
+    (normed * w.unsqueeze::<D>() + b.unsqueeze::<D>()).cast(dtype)
 }
 
 /// See [`crate::rms_norm`].
@@ -98,7 +115,26 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Te
     let x = x.cast(DType::F32);
     let mean_square = crate::mean_last(x.clone().square());
     let normed = x * mean_square.add_scalar(eps).sqrt().recip();
-    normed.cast(dtype) * weight.cast(dtype).unsqueeze::<D>()
+    let normed = normed.cast(dtype);
+    let weight = weight.cast(dtype);
+    if let Some(split) = chunked::split_of(&normed) {
+        let dims = normed.dims();
+        let y = chunked::chunked(normed, split) * chunked::spread(weight, split);
+        return chunked::unchunked(y, dims);
+    }
+    normed * weight.unsqueeze::<D>()
+}
+
+/// See [`crate::patch_linear`].
+pub fn patch_linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    match chunked::split_of(&x) {
+        Some(split) => chunked::linear(x, weight.transpose(), bias, split),
+        None => burn::tensor::module::linear(x, weight.transpose(), bias),
+    }
 }
 
 /// See [`crate::add_rms_norm`].

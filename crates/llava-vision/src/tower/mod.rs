@@ -172,9 +172,9 @@ impl VisionTower {
             .reshape([n, g * g, c * p * p]);
         let weight = emb.patch_embedding.weight.val().reshape([d, c * p * p]);
         let bias = emb.patch_embedding.bias.as_ref().map(|b| b.val());
-        // burn's linear, not llava-ops': PyTorch's CUDA convolution adds its bias after the
-        // rounded output (SigLIP's patch embedding), as this does.
-        let mut h = burn::tensor::module::linear(patches, weight.transpose(), bias);
+        // Not `linear`: PyTorch's CUDA convolution adds its bias after the rounded output
+        // (SigLIP's patch embedding), as `patch_linear` does.
+        let mut h = llava_ops::patch_linear(patches, weight, bias);
         if let Some(cls) = &emb.class_embedding {
             let cls = cls.val().reshape([1, 1, d]).expand([n, 1, d]);
             h = Tensor::cat(vec![cls, h], 1);
