@@ -340,7 +340,11 @@ impl LlavaNext {
                 projected.clone().select(0, index)
             };
             let n = members.len();
-            let packed = pack_images(own.reshape([n, patches, tokens, d]), &first.layout, newline.clone());
+            let packed = pack_images(
+                own.reshape([n, patches, tokens, d]),
+                &first.layout,
+                newline.clone(),
+            );
             let per_image = packed.dims()[1];
             let expected = first.layout.tokens as usize;
             if per_image != expected {
@@ -496,9 +500,9 @@ impl LlavaNext {
                     history.extend(std::iter::repeat_n(id as u32, n));
                 }
             } else if is_run(t) {
-                let r = image_rows
-                    .next()
-                    .ok_or_else(|| LlavaError::Input(format!("prompt {p}: more image tokens than rows")))?;
+                let r = image_rows.next().ok_or_else(|| {
+                    LlavaError::Input(format!("prompt {p}: more image tokens than rows"))
+                })?;
                 plan.push(Source::Image(r));
                 history.push(t as u32);
             } else {

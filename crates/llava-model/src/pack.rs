@@ -62,15 +62,10 @@ pub fn pack_images(features: Tensor<4>, layout: &ImageLayout, newline: Tensor<1>
         map = wide.matmul(cols_w.transpose().unsqueeze::<4>()).cast(dtype);
     }
     let with_newline = Tensor::cat(
-        vec![
-            map,
-            newline.reshape([1, d, 1, 1]).expand([n, d, fh, 1]),
-        ],
+        vec![map, newline.reshape([1, d, 1, 1]).expand([n, d, fh, 1])],
         3,
     );
-    let rows_out = with_newline
-        .reshape([n, d, fh * (fw + 1)])
-        .swap_dims(1, 2);
+    let rows_out = with_newline.reshape([n, d, fh * (fw + 1)]).swap_dims(1, 2);
     Tensor::cat(vec![base, rows_out], 1)
 }
 

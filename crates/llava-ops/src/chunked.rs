@@ -124,7 +124,11 @@ mod tests {
     fn chunked_linear_has_burns_values_and_gradients() {
         let device = Device::flex().autodiff();
         let init = |shape: Vec<usize>| {
-            Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, 1.0), &device)
+            Tensor::<1>::random(
+                [shape.iter().product::<usize>()],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
         };
         let x0 = init(vec![8, 1024, 6]).reshape([8, 1024, 6]);
         let w0 = init(vec![6, 5]).reshape([6, 5]);
@@ -173,16 +177,26 @@ mod tests {
             let v = v0.clone().detach().require_grad();
             let y = if spread_it {
                 let split = split_of(&x).expect("split");
-                unchunked(chunked(x.clone(), split) * spread(v.clone(), split), x.dims())
+                unchunked(
+                    chunked(x.clone(), split) * spread(v.clone(), split),
+                    x.dims(),
+                )
             } else {
                 x.clone() * v.clone().unsqueeze::<3>()
             };
             let grads = (y.clone() * y).sum().backward();
-            v.grad(&grads).unwrap().into_data().iter::<f32>().collect::<Vec<_>>()
+            v.grad(&grads)
+                .unwrap()
+                .into_data()
+                .iter::<f32>()
+                .collect::<Vec<_>>()
         };
         let (ours, burns) = (grad(true), grad(false));
         for (a, b) in ours.iter().zip(&burns) {
-            assert!((a - b).abs() <= 2e-5 * b.abs().max(1.0), "{ours:?} vs {burns:?}");
+            assert!(
+                (a - b).abs() <= 2e-5 * b.abs().max(1.0),
+                "{ours:?} vs {burns:?}"
+            );
         }
     }
 }

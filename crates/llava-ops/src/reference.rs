@@ -102,8 +102,8 @@ pub fn layer_norm<const D: usize>(
     let (w, b) = (weight.cast(DType::F32), bias.cast(DType::F32));
     if let Some(split) = chunked::split_of(&normed) {
         let dims = normed.dims();
-        let y = chunked::chunked(normed, split) * chunked::spread(w, split)
-            + chunked::spread(b, split);
+        let y =
+            chunked::chunked(normed, split) * chunked::spread(w, split) + chunked::spread(b, split);
         return chunked::unchunked(y, dims).cast(dtype);
     }
     (normed * w.unsqueeze::<D>() + b.unsqueeze::<D>()).cast(dtype)
