@@ -29,7 +29,7 @@ pub use error::{LlavaError, Result};
 pub use hub::{HubOptions, resolve_model_dir};
 pub use keys::llava_key_map;
 pub use model::{IMAGE_SENTINEL, LlavaNext, Padding, PreparedBatch, Prompt};
-pub use pack::{bilinear_weights, pack_image};
+pub use pack::{bilinear_weights, pack_image, pack_images};
 pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};
 pub use projector::Projector;
 #[cfg(feature = "random-weights")]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::module::{Initializer, Module, Param};
-use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use llava_checkpoint::{CheckpointError, CheckpointFiles, KeyMap, LoadReport, load_module};
 use llava_llm::{
     CausalLm, DecoderInput, DeviceMap, ForwardOptions, GenerateOptions, Generator, LoadOptions,
@@ -14,7 +14,7 @@ use llava_llm::{
 use llava_nn::{Linear, PeftAdapter};
 use llava_vision::{ProcessedImage, Processor, ProcessorConfig, RgbImage, VisionTower};
 
-use crate::{Projector, pack_image};
+use crate::{Projector, pack_images};
 
 use crate::config::{Layout, LlavaConfig};
 use crate::keys::{ignorable, llava_key_map};
@@ -72,6 +72,15 @@ pub struct PreparedBatch {
     pub history: Vec<Vec<u32>>,
     /// Per row, the feature rows of each image.
     pub image_tokens: Vec<Vec<usize>>,
+}
+
+/// Where one position of a prepared row comes from in the gather table.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The `k`-th text token of the batch.
+    Text(usize),
+    /// Row `r` of the images' feature table.
+    Image(usize),
 }
 
 impl LlavaNext {
@@ -244,14 +253,32 @@ impl LlavaNext {
     /// Each image's feature rows `[tokens, text hidden]`: all tiles of all images go through the
     /// tower and projector together, then each image is packed by its own layout.
     pub fn image_features(&self, images: &[&ProcessedImage]) -> Result<Vec<Tensor<2>>> {
-        if images.is_empty() {
+        let Some((table, spans)) = self.image_feature_rows(images)? else {
             return Ok(Vec::new());
+        };
+        let d = table.dims()[1];
+        Ok(spans
+            .into_iter()
+            .map(|(start, n)| table.clone().slice([start..start + n, 0..d]))
+            .collect())
+    }
+
+    /// The images' feature rows as one table `[Σ tokens, text hidden]` and each image's
+    /// `(first row, rows)` in it (`None` for no image). All tiles go through the tower and
+    /// projector together; the images of one layout are packed together ([`pack_images`]), so
+    /// a batch costs a few launches per layout rather than per image.
+    pub fn image_feature_rows(
+        &self,
+        images: &[&ProcessedImage],
+    ) -> Result<Option<(Tensor<2>, Vec<(usize, usize)>)>> {
+        if images.is_empty() {
+            return Ok(None);
         }
         let device = self.device();
         let side = self.config.vision.image_size;
         let plane = 3 * side * side;
         let mut values = Vec::new();
-        let mut counts = Vec::with_capacity(images.len());
+        let mut firsts = Vec::with_capacity(images.len());
         for (i, image) in images.iter().enumerate() {
             let patches = image.patches();
             if image.pixel_values.len() != patches * plane {
@@ -260,10 +287,10 @@ impl LlavaNext {
                     image.pixel_values.len()
                 )));
             }
+            firsts.push(values.len() / plane);
             values.extend_from_slice(&image.pixel_values);
-            counts.push(patches);
         }
-        let total: usize = counts.iter().sum();
+        let total = values.len() / plane;
         let pixels =
             Tensor::<4>::from_data(TensorData::new(values, [total, 3, side, side]), &device);
         let (tower, projector, select) = (
@@ -279,26 +306,60 @@ impl LlavaNext {
                 "the tower gives {tokens} tokens per tile where packing needs {grid}×{grid}"
             )));
         }
+        // Images that pack alike (same patches, grid, crop and downscale), in first-seen order.
+        let mut groups: Vec<(&ProcessedImage, Vec<usize>)> = Vec::new();
+        for (i, image) in images.iter().enumerate() {
+            let alike = |g: &&mut (&ProcessedImage, Vec<usize>)| {
+                let (a, b) = (&g.0.layout, &image.layout);
+                g.0.patches() == image.patches()
+                    && (a.grid, a.unpadded, a.features, a.downscaled)
+                        == (b.grid, b.unpadded, b.features, b.downscaled)
+            };
+            match groups.iter_mut().find(alike) {
+                Some(g) => g.1.push(i),
+                None => groups.push((image, vec![i])),
+            }
+        }
         let newline = self.image_newline.val();
-        let mut out = Vec::with_capacity(images.len());
+        let mut spans = vec![(0, 0); images.len()];
+        let mut tables = Vec::with_capacity(groups.len());
         let mut start = 0;
-        for (image, count) in images.iter().zip(counts) {
-            let own = projected
-                .clone()
-                .slice([start..start + count, 0..tokens, 0..d]);
-            start += count;
-            let rows = pack_image(own, &image.layout, newline.clone());
-            let expected = image.layout.tokens as usize;
-            if rows.dims()[0] != expected {
+        for (first, members) in &groups {
+            let patches = first.patches();
+            let own = if groups.len() == 1 && members.len() * patches == total {
+                projected.clone()
+            } else {
+                let rows: Vec<i64> = members
+                    .iter()
+                    .flat_map(|&m| (firsts[m]..firsts[m] + patches).map(|r| r as i64))
+                    .collect();
+                let index = Tensor::<1, Int>::from_data(
+                    TensorData::new(rows, [members.len() * patches]),
+                    &device,
+                );
+                projected.clone().select(0, index)
+            };
+            let n = members.len();
+            let packed = pack_images(
+                own.reshape([n, patches, tokens, d]),
+                &first.layout,
+                newline.clone(),
+            );
+            let per_image = packed.dims()[1];
+            let expected = first.layout.tokens as usize;
+            if per_image != expected {
                 return Err(LlavaError::Input(format!(
-                    "packed {} feature rows where the layout counts {expected} (layout {:?})",
-                    rows.dims()[0],
-                    image.layout
+                    "packed {per_image} feature rows where the layout counts {expected} (layout {:?})",
+                    first.layout
                 )));
             }
-            out.push(rows);
+            for (k, &m) in members.iter().enumerate() {
+                spans[m] = (start + k * per_image, per_image);
+            }
+            start += n * per_image;
+            tables.push(packed.reshape([n * per_image, d]));
         }
-        Ok(out)
+        Ok(Some((Tensor::cat(tables, 0), spans)))
     }
 
     /// Embeds every prompt, writes its images' features at their placeholders, and left-pads
@@ -309,84 +370,108 @@ impl LlavaNext {
 
     /// [`Self::prepare`] with the padding on either side. Training pads on the right, so every
     /// row's positions start at 0 and the plain causal mask is exact without a key mask.
+    ///
+    /// The batch is one gather from one table (every text token embedded in one call, then
+    /// the images' feature rows, then a zero row for the padding), whatever the number of
+    /// rows and images, so a batch costs the same few launches forward and backward.
     pub fn prepare_padded(&self, prompts: &[Prompt], padding: Padding) -> Result<PreparedBatch> {
         if prompts.is_empty() {
             return Err(LlavaError::Input("no prompt".into()));
         }
         let images: Vec<&ProcessedImage> = prompts.iter().flat_map(|p| p.images.iter()).collect();
-        let mut features = self.image_features(&images)?.into_iter();
-        let dtype = self.language_model.model.embed_tokens.weight.val().dtype();
-        let mut rows = Vec::with_capacity(prompts.len());
+        let features = self.image_feature_rows(&images)?;
+        let spans: &[(usize, usize)] = features.as_ref().map_or(&[], |f| &f.1);
+        let mut text_ids: Vec<i64> = Vec::new();
+        let mut plans = Vec::with_capacity(prompts.len());
         let mut history = Vec::with_capacity(prompts.len());
         let mut image_tokens = Vec::with_capacity(prompts.len());
+        let mut next = 0;
         for (p, prompt) in prompts.iter().enumerate() {
-            let own: Vec<Tensor<2>> = features.by_ref().take(prompt.images.len()).collect();
-            image_tokens.push(own.iter().map(|f| f.dims()[0]).collect());
-            let (seq, hist) = self.splice(p, prompt, own, dtype)?;
-            rows.push(seq);
+            let own = &spans[next..next + prompt.images.len()];
+            next += prompt.images.len();
+            image_tokens.push(own.iter().map(|&(_, n)| n).collect());
+            let (plan, hist) = self.plan(p, prompt, own, &mut text_ids)?;
+            plans.push(plan);
             history.push(hist);
         }
-        let len = rows.iter().map(|r| r.dims()[0]).max().unwrap_or(0);
+        let len = plans.iter().map(Vec::len).max().unwrap_or(0);
         let d = self.config.text.hidden_size;
         let device = self.device();
-        let mut mask = Vec::with_capacity(rows.len());
-        let padded: Vec<Tensor<3>> = rows
-            .into_iter()
-            .map(|r| {
-                let n = r.dims()[0];
-                let r = if n < len {
-                    let pad = Tensor::<2>::zeros([len - n, d], &device).cast(dtype);
-                    match padding {
-                        Padding::Left => Tensor::cat(vec![pad, r], 0),
-                        Padding::Right => Tensor::cat(vec![r, pad], 0),
-                    }
-                } else {
-                    r
-                };
-                mask.push(match padding {
-                    Padding::Left => (0..len).map(|i| i >= len - n).collect(),
-                    Padding::Right => (0..len).map(|i| i < n).collect(),
-                });
-                r.unsqueeze::<3>()
-            })
-            .collect();
+        let dtype = self.language_model.model.embed_tokens.weight.val().dtype();
+        let text = text_ids.len();
+        let mut parts = Vec::with_capacity(3);
+        if text > 0 {
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(text_ids, [1, text]), &device);
+            parts.push(self.language_model.embed(ids).reshape([text, d]));
+        }
+        let image_rows = features.as_ref().map_or(0, |f| f.0.dims()[0]);
+        if let Some((table, _)) = features {
+            parts.push(table.cast(dtype));
+        }
+        parts.push(Tensor::<2>::zeros([1, d], &device).cast(dtype));
+        let table = Tensor::cat(parts, 0);
+        let zero = (text + image_rows) as i64;
+        let at = |source: &Source| match *source {
+            Source::Text(k) => k as i64,
+            Source::Image(r) => (text + r) as i64,
+        };
+        let mut index = Vec::with_capacity(plans.len() * len);
+        let mut mask = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            let pad = len - plan.len();
+            match padding {
+                Padding::Left => {
+                    index.extend(std::iter::repeat_n(zero, pad));
+                    index.extend(plan.iter().map(at));
+                    mask.push((0..len).map(|i| i >= pad).collect());
+                }
+                Padding::Right => {
+                    index.extend(plan.iter().map(at));
+                    index.extend(std::iter::repeat_n(zero, pad));
+                    mask.push((0..len).map(|i| i < plan.len()).collect());
+                }
+            }
+        }
+        let rows = plans.len();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows * len]), &device);
         Ok(PreparedBatch {
-            embeds: Tensor::cat(padded, 0),
+            embeds: table.select(0, index).reshape([rows, len, d]),
             attention_mask: mask,
             history,
             image_tokens,
         })
     }
 
-    /// One prompt's `[len, hidden]` sequence and its penalty history.
-    fn splice(
+    /// Where each position of prompt `p` comes from (its text ids appended to `text_ids`, its
+    /// images' rows `own` in the feature table) and its penalty history.
+    fn plan(
         &self,
         p: usize,
         prompt: &Prompt,
-        feats: Vec<Tensor<2>>,
-        dtype: DType,
-    ) -> Result<(Tensor<2>, Vec<u32>)> {
+        own: &[(usize, usize)],
+        text_ids: &mut Vec<i64>,
+    ) -> Result<(Vec<Source>, Vec<u32>)> {
         let vocab = self.config.text.vocab_size as i64;
         let image_id = self.config.image_token_index.map(i64::from);
         let is_run = |t: i64| Some(t) == image_id;
         let sentinels = prompt.ids.iter().filter(|&&t| t == IMAGE_SENTINEL).count();
         let run_tokens = prompt.ids.iter().filter(|&&t| is_run(t)).count();
-        let rows: usize = feats.iter().map(|f| f.dims()[0]).sum();
+        let rows: usize = own.iter().map(|&(_, n)| n).sum();
         if sentinels > 0 && run_tokens > 0 {
             return Err(LlavaError::Input(format!(
                 "prompt {p} mixes {IMAGE_SENTINEL} sentinels and image_token_index placeholders"
             )));
         }
-        if sentinels > 0 && sentinels != feats.len() {
+        if sentinels > 0 && sentinels != own.len() {
             return Err(LlavaError::Input(format!(
                 "prompt {p} has {sentinels} image placeholder(s) ({IMAGE_SENTINEL}) but {} image(s)",
-                feats.len()
+                own.len()
             )));
         }
         if sentinels == 0 && run_tokens != rows {
             return Err(LlavaError::Input(format!(
                 "prompt {p} has {run_tokens} image tokens but its {} image(s) give {rows} feature rows",
-                feats.len()
+                own.len()
             )));
         }
         if let Some(&bad) = prompt
@@ -401,56 +486,32 @@ impl LlavaNext {
         if prompt.ids.is_empty() {
             return Err(LlavaError::Input(format!("prompt {p} is empty")));
         }
-        let all = (!feats.is_empty()).then(|| Tensor::cat(feats.clone(), 0).cast(dtype));
-        let device = self.device();
-        let mut pieces = Vec::new();
-        let mut history = Vec::new();
-        let mut text: Vec<i64> = Vec::new();
-        let mut cursor = 0;
+        // The prompt's image rows in order, for runs of placeholders that span images.
+        let mut image_rows = own.iter().flat_map(|&(start, n)| start..start + n);
+        let mut plan = Vec::with_capacity(prompt.ids.len() + rows);
+        let mut history = Vec::with_capacity(prompt.ids.len() + rows);
         let mut next_image = 0;
-        let flush = |text: &mut Vec<i64>, pieces: &mut Vec<Tensor<2>>| {
-            if !text.is_empty() {
-                let n = text.len();
-                let ids = Tensor::<2, Int>::from_data(
-                    TensorData::new(std::mem::take(text), [1, n]),
-                    &device,
-                );
-                pieces.push(
-                    self.language_model
-                        .embed(ids)
-                        .reshape([n, self.config.text.hidden_size]),
-                );
-            }
-        };
-        let mut i = 0;
-        while i < prompt.ids.len() {
-            let t = prompt.ids[i];
+        for &t in &prompt.ids {
             if t == IMAGE_SENTINEL {
-                flush(&mut text, &mut pieces);
-                let f = feats[next_image].clone().cast(dtype);
+                let (start, n) = own[next_image];
                 next_image += 1;
+                plan.extend((start..start + n).map(Source::Image));
                 if let Some(id) = image_id {
-                    history.extend(std::iter::repeat_n(id as u32, f.dims()[0]));
+                    history.extend(std::iter::repeat_n(id as u32, n));
                 }
-                pieces.push(f);
-                i += 1;
             } else if is_run(t) {
-                flush(&mut text, &mut pieces);
-                let n = prompt.ids[i..].iter().take_while(|&&x| is_run(x)).count();
-                let all = all.as_ref().expect("counts checked above");
-                let d = self.config.text.hidden_size;
-                pieces.push(all.clone().slice([cursor..cursor + n, 0..d]));
-                history.extend(std::iter::repeat_n(t as u32, n));
-                cursor += n;
-                i += n;
-            } else {
-                text.push(t);
+                let r = image_rows.next().ok_or_else(|| {
+                    LlavaError::Input(format!("prompt {p}: more image tokens than rows"))
+                })?;
+                plan.push(Source::Image(r));
                 history.push(t as u32);
-                i += 1;
+            } else {
+                plan.push(Source::Text(text_ids.len()));
+                text_ids.push(t);
+                history.push(t as u32);
             }
         }
-        flush(&mut text, &mut pieces);
-        Ok((Tensor::cat(pieces, 0), history))
+        Ok((plan, history))
     }
 
     /// Logits `[batch, len, vocab]` for every position of the left-padded batch.

@@ -8,15 +8,26 @@ use llava_vision::ImageLayout;
 ///
 /// A single-patch input (no tiles) gives the base rows and one newline, as transformers does.
 pub fn pack_image(features: Tensor<3>, layout: &ImageLayout, newline: Tensor<1>) -> Tensor<2> {
-    let [patches, tokens, d] = features.dims();
+    let d = features.dims()[2];
+    let rows = pack_images(features.unsqueeze::<4>(), layout, newline);
+    let n = rows.dims()[1];
+    rows.reshape([n, d])
+}
+
+/// [`pack_image`] for `n` images of the same layout at once: `[n, 1 + tiles, s², D]` →
+/// `[n, layout.tokens, D]` (the same ops with a leading dim, so a batch's images of one layout
+/// take one launch per op, not one per image).
+pub fn pack_images(features: Tensor<4>, layout: &ImageLayout, newline: Tensor<1>) -> Tensor<3> {
+    let [n, patches, tokens, d] = features.dims();
     let s = (tokens as f64).sqrt().round() as usize;
-    let newline = newline.cast(features.dtype()).reshape([1, d]);
+    let newline = newline.cast(features.dtype());
+    let row_newlines = |count: usize| newline.clone().reshape([1, 1, d]).expand([n, count, d]);
     let base = features
         .clone()
-        .slice([0..1, 0..tokens, 0..d])
-        .reshape([tokens, d]);
+        .slice([0..n, 0..1, 0..tokens, 0..d])
+        .reshape([n, tokens, d]);
     if patches == 1 {
-        return Tensor::cat(vec![base, newline], 0);
+        return Tensor::cat(vec![base, row_newlines(1)], 1);
     }
     let (rows, cols) = (layout.grid.0 as usize, layout.grid.1 as usize);
     let (h0, w0) = (rows * s, cols * s);
@@ -27,16 +38,16 @@ pub fn pack_image(features: Tensor<3>, layout: &ImageLayout, newline: Tensor<1>)
     }
     if fw == 0 {
         // Every column cropped away (a 10×500 image): only the newlines remain.
-        return Tensor::cat(vec![base, newline.expand([fh, d])], 0);
+        return Tensor::cat(vec![base, row_newlines(fh)], 1);
     }
-    // [R·C, s², D] → [R, C, s, s, D] → [D, R, s, C, s] → [D, R·s, C·s].
+    // [n, R·C, s², D] → [n, R, C, s, s, D] → [n, D, R, s, C, s] → [n, D, R·s, C·s].
     let map = features
-        .slice([1..patches, 0..tokens, 0..d])
-        .reshape([rows, cols, s, s, d])
-        .permute([4, 0, 2, 1, 3])
-        .reshape([d, h0, w0]);
+        .slice([0..n, 1..patches, 0..tokens, 0..d])
+        .reshape([n, rows, cols, s, s, d])
+        .permute([0, 5, 1, 3, 2, 4])
+        .reshape([n, d, h0, w0]);
     let (top, left) = ((h0 - h) / 2, (w0 - w) / 2);
-    let mut map = map.slice([0..d, top..top + h, left..left + w]);
+    let mut map = map.slice([0..n, 0..d, top..top + h, left..left + w]);
     if layout.downscaled {
         let device = map.device();
         let dtype = map.dtype();
@@ -46,19 +57,16 @@ pub fn pack_image(features: Tensor<3>, layout: &ImageLayout, newline: Tensor<1>)
             Tensor::<2>::from_data(TensorData::new(bilinear_weights(w, fw), [fw, w]), &device);
         // In f32 and rounded once, as PyTorch's interpolate accumulates.
         let wide = rows_w
-            .unsqueeze::<3>()
+            .unsqueeze::<4>()
             .matmul(map.cast(burn::tensor::DType::F32));
-        map = wide.matmul(cols_w.transpose().unsqueeze::<3>()).cast(dtype);
+        map = wide.matmul(cols_w.transpose().unsqueeze::<4>()).cast(dtype);
     }
     let with_newline = Tensor::cat(
-        vec![
-            map,
-            newline.transpose().reshape([d, 1, 1]).expand([d, fh, 1]),
-        ],
-        2,
+        vec![map, newline.reshape([1, d, 1, 1]).expand([n, d, fh, 1])],
+        3,
     );
-    let rows_out = with_newline.reshape([d, fh * (fw + 1)]).transpose();
-    Tensor::cat(vec![base, rows_out], 0)
+    let rows_out = with_newline.reshape([n, d, fh * (fw + 1)]).swap_dims(1, 2);
+    Tensor::cat(vec![base, rows_out], 1)
 }
 
 /// The `[output, input]` matrix of PyTorch's `interpolate(mode="bilinear",
