@@ -1,6 +1,7 @@
 //! Fine-tuning equal to a plain PyTorch loop with PEFT and transformers
 //! (`scripts/fixtures/make_training_fixtures.py`): for LoRA on the LLM's q/k/v, LoRA on every
-//! linear of the LLM and the projector, and full fine-tuning, on both decoder families, ten
+//! linear of the LLM and the projector, and full fine-tuning, on both decoder families (and
+//! full fine-tuning with the vision tower trained too, `--freeze-vit false`), ten
 //! optimizer steps of batch 2 with gradient accumulation 2 and clipping active give the same
 //! per-step loss, gradient norm and learning rate (1e-4 relative), the same trained tensors
 //! (1e-4 relative, ‖ours − reference‖ / ‖reference‖ per tensor), and the same logits (1e-4 of
@@ -108,6 +109,7 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
         model_id_or_path: Some(model_dir.display().to_string()),
         dtype: TrainDtype::F32,
         sft_type: if lora { SftType::Lora } else { SftType::Full },
+        freeze_vit: mode != "full-vit",
         dataset: vec![tiny_dataset().display().to_string()],
         dataset_test_ratio: 0.0,
         batch_size: 2,
@@ -178,6 +180,7 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
         .filter(|k| k.starts_with("final."))
         .collect();
     assert!(!finals.is_empty());
+    let mut failures = Vec::new();
     for key in &finals {
         let python = key.trim_start_matches("final.").replace(".default.", ".");
         let python = python
@@ -192,11 +195,20 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
         assert_eq!(*our_shape, shape, "{name}: {path}");
         let e = relative_error_l2(got, &expected);
         let worst = relative_error(got, &expected);
-        assert!(
-            e < f64::from(TOLERANCE),
-            "{name}: {path} differs by {e:.3e} (worst element {worst:.3e} of the largest)"
-        );
+        // A key bias's gradient is zero in exact arithmetic (softmax ignores the q·b shift
+        // every key shares), so AdamW's normalised step follows rounding noise on both sides.
+        let tolerance = if path.ends_with("self_attn.k_proj.bias") {
+            1e-3
+        } else {
+            f64::from(TOLERANCE)
+        };
+        if e >= tolerance {
+            failures.push(format!(
+                "{path} differs by {e:.3e} (worst element {worst:.3e} of the largest)"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{name}:\n{}", failures.join("\n"));
     if lora {
         // Exactly the reference's adapted modules are in our file.
         assert_eq!(ours.len(), finals.len(), "{name}: adapter tensors");
@@ -227,6 +239,13 @@ fn lora_all_mistral() {
 #[test]
 fn full_mistral() {
     check("mistral full", "clip-mistral", "full");
+}
+
+/// The tower trained too (`--freeze-vit false`), as the demo model is: its backward (patch
+/// embedding, CLIP attention and MLP, the anyres packing) against torch's.
+#[test]
+fn full_vit_mistral() {
+    check("mistral full with the tower", "clip-mistral", "full-vit");
 }
 
 #[test]
