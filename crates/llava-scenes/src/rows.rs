@@ -1,7 +1,8 @@
 //! Training sets on disk: rendered scenes as PNG files and ms-swift rows (`query`, `response`,
-//! `history`, `images`) that ask several questions about each image (3–6 rounds of distinct
-//! question families, as many as the scene has), one round each.
+//! `history`, `images`) that ask several questions about each image (6–10 rounds: every
+//! family the scene has, then more about its other objects).
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use llava_data::rng::SplitMix64;
 use rayon::prelude::*;
 use serde_json::json;
 
+use crate::palette::{Colour, Shape};
 use crate::questions::{Family, Qa, ask, families};
 use crate::scene::{Kind, Scene, stream};
 
@@ -27,7 +29,10 @@ const TRAINING_KINDS: [Kind; 10] = [
     Kind::Sum,
 ];
 
-/// Up to `rounds` questions of distinct families about `scene`, in random order.
+/// Up to `rounds` questions about `scene`, in random order: each family the scene has once,
+/// then more of the families that can ask about another object (colour, shape, existence,
+/// count, position), never about the same subject twice, so that no answer can be copied
+/// from an earlier round.
 pub fn conversation(scene: &Scene, rng: &mut SplitMix64, rounds: usize) -> Vec<Qa> {
     let mut left: Vec<Family> = families(scene);
     let mut out = Vec::new();
@@ -38,7 +43,49 @@ pub fn conversation(scene: &Scene, rng: &mut SplitMix64, rounds: usize) -> Vec<Q
             out.push(qa);
         }
     }
+    let again: Vec<Family> = families(scene)
+        .into_iter()
+        .filter(|f| !matches!(f, Family::Describe | Family::Digit | Family::Sum))
+        .collect();
+    let mut seen: HashSet<(Family, Vec<&'static str>)> = out.iter().map(subject).collect();
+    let mut tries = 0;
+    while out.len() < rounds && !again.is_empty() && tries < 4 * rounds {
+        tries += 1;
+        let family = again[rng.below(again.len())];
+        if let Some(qa) = ask(scene, family, rng)
+            && seen.insert(subject(&qa))
+        {
+            out.push(qa);
+        }
+    }
     out
+}
+
+/// What a question is about: its family and the colours and shapes it names (`all` for a
+/// count of every object), whatever the paraphrase or the relation asked.
+fn subject(qa: &Qa) -> (Family, Vec<&'static str>) {
+    let mut words: Vec<&'static str> = qa
+        .question
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter_map(|w| {
+            if w == "objects" || w == "shapes" {
+                return Some("all");
+            }
+            Colour::ALL
+                .iter()
+                .map(|c| c.name())
+                .chain(Shape::ALL.iter().map(|s| s.name()))
+                .find(|n| *n == w)
+                .or_else(|| {
+                    Shape::ALL
+                        .iter()
+                        .find(|s| s.plural() == w)
+                        .map(|s| s.name())
+                })
+        })
+        .collect();
+    words.sort_unstable();
+    (qa.family, words)
 }
 
 /// Scene `index` of the training set of `seed` and its questions.
@@ -46,8 +93,8 @@ pub fn training_example(seed: u64, index: u64) -> (Scene, Vec<Qa>) {
     let mut rng = stream(seed, index);
     let kind = TRAINING_KINDS[rng.below(TRAINING_KINDS.len())];
     let scene = Scene::sample(&mut rng, kind);
-    // Rounds are cheap beside the image's tokens: more of them teach more per rendered image.
-    let rounds = 3 + rng.below(4);
+    // Rounds are cheap beside the image's ~300 tokens: more of them teach more per image.
+    let rounds = 6 + rng.below(5);
     let qas = conversation(&scene, &mut rng, rounds);
     (scene, qas)
 }
@@ -115,5 +162,44 @@ mod tests {
             assert_eq!(row["history"].as_array().unwrap().len(), qas.len() - 1);
             assert!(qas.iter().all(|qa| !qa.held_out));
         }
+    }
+
+    #[test]
+    fn shape_scenes_get_more_rounds_but_never_one_subject_twice() {
+        let mut long = 0;
+        for i in 0..200 {
+            let (scene, qas) = training_example(5, i);
+            let subjects: HashSet<_> = qas.iter().map(subject).collect();
+            assert_eq!(subjects.len(), qas.len(), "{:?}", qas);
+            if scene.objects().len() >= 3 && qas.len() > 6 {
+                long += 1;
+            }
+            assert!(qas.len() <= 10);
+        }
+        assert!(
+            long > 40,
+            "{long} scenes of 3+ objects with more than 6 rounds"
+        );
+        let q = |family, question: &str| Qa {
+            family,
+            held_out: false,
+            question: question.into(),
+            answer: String::new(),
+        };
+        assert_eq!(
+            subject(&q(Family::Count, "Count the circles.")),
+            subject(&q(Family::Count, "How many circles are in the image?"))
+        );
+        assert_eq!(
+            subject(&q(Family::Count, "How many shapes are in the image?")),
+            (Family::Count, vec!["all"])
+        );
+        assert_eq!(
+            subject(&q(
+                Family::Position,
+                "Is the red star above the blue circle?"
+            )),
+            (Family::Position, vec!["blue", "circle", "red", "star"])
+        );
     }
 }
