@@ -33,13 +33,21 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Logs to stderr at `warn` (or `RUST_LOG`'s filter).
+/// Logs to stderr at `warn` (or `RUST_LOG`'s filter), in colour only on a terminal; and a
+/// closed stdout (`llava infer --list-models | head -1`) ends the program quietly, as Unix tools
+/// do, where Rust's default would panic in the next `println!`.
 pub fn init_logging() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

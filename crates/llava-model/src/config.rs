@@ -338,7 +338,24 @@ enum Pinpoints {
 impl Pinpoints {
     fn resolve(&self, tile: u32, path: &Path) -> Result<Vec<[u32; 2]>> {
         match self {
-            Self::Pixels(pairs) if !pairs.is_empty() => Ok(pairs.clone()),
+            Self::Pixels(pairs) if !pairs.is_empty() => {
+                // The tiles are cut whole from the chosen resolution (anyres), so a side of 0 or
+                // one that is not a multiple of the tile has no grid.
+                if let Some((i, pair)) = pairs
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.iter().any(|&side| side == 0 || side % tile != 0))
+                {
+                    return Err(config_error(
+                        path,
+                        format!(
+                            "image_grid_pinpoints[{i}] = {pair:?}: every side must be a positive \
+                             multiple of the vision tower's image_size ({tile} px)"
+                        ),
+                    ));
+                }
+                Ok(pairs.clone())
+            }
             Self::Pixels(_) => Err(config_error(path, "image_grid_pinpoints is empty".into())),
             Self::Grid(text) => grid_pinpoints(text, tile).ok_or_else(|| {
                 config_error(path, format!("image_grid_pinpoints: cannot read {text:?}"))
@@ -490,6 +507,9 @@ fn grid_pinpoints(text: &str, tile: u32) -> Option<Vec<[u32; 2]>> {
     } else {
         cells.iter().map(|c| parse(c)).collect::<Option<_>>()?
     };
+    if grids.iter().flatten().any(|&n| n == 0) {
+        return None;
+    }
     Some(grids.iter().map(|[a, b]| [a * tile, b * tile]).collect())
 }
 

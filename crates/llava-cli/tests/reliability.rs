@@ -1,0 +1,134 @@
+//! Bad input and shared resources as users meet them (issue 25's battery): each case asserts
+//! the exit status and the key words of the message.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn llava_infer() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llava"));
+    c.arg("infer");
+    c
+}
+
+/// Four REPLs started together with one `--result-dir`, 200 turns each: every turn is one
+/// valid JSON line, and none is lost or interleaved with another run's.
+#[test]
+fn parallel_repls_share_a_result_directory_safely() {
+    const RUNS: usize = 4;
+    const TURNS: usize = 200;
+    let results = tempfile::tempdir().unwrap();
+    let mut script = String::new();
+    for i in 0..TURNS {
+        script.push_str(&format!("turn {i}\n\nclear\n"));
+    }
+    script.push_str("quit\n");
+    let children: Vec<_> = (0..RUNS)
+        .map(|_| {
+            let mut child = llava_infer()
+                .args(["--do-sample", "false", "--max-new-tokens", "2"])
+                .arg("--result-dir")
+                .arg(results.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let script = script.clone();
+            std::thread::spawn(move || stdin.write_all(script.as_bytes()).unwrap());
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut queries = Vec::new();
+    let files = std::fs::read_dir(results.path()).unwrap();
+    let mut n_files = 0;
+    for file in files.flatten() {
+        n_files += 1;
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let row: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("{} line {}: {e}: {line:?}", file.path().display(), i + 1)
+            });
+            queries.push(row["query"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(n_files, RUNS, "one result file per run");
+    assert_eq!(queries.len(), RUNS * TURNS);
+    for i in 0..TURNS {
+        let n = queries
+            .iter()
+            .filter(|q| **q == format!("turn {i}"))
+            .count();
+        assert_eq!(n, RUNS, "turn {i}");
+    }
+}
+
+fn config_with(dir: &Path, key: &str, value: Value) {
+    let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let path = dir.join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config[key] = value;
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+/// Pinpoints with a zero side, or sides that are not whole tiles, are refused at load with the
+/// key named (they used to panic in the resampler or leak a layout dump).
+#[test]
+fn bad_pinpoints_are_refused_naming_the_key() {
+    for pinpoints in [
+        serde_json::json!([[0, 30], [30, 0]]),
+        serde_json::json!([[100, 100]]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        config_with(dir.path(), "image_grid_pinpoints", pinpoints.clone());
+        let out = llava_infer()
+            .args(["--model-type", "llava1_6-mistral-7b-instruct-hf"])
+            .arg("--model-id-or-path")
+            .arg(dir.path())
+            .args(["--query", "hi", "--max-new-tokens", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{pinpoints}: {stderr}");
+        assert!(stderr.contains("image_grid_pinpoints[0]"), "{stderr}");
+        assert!(stderr.contains("config.json"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// `llava infer --list-models | head -1`: the closed pipe ends the program quietly.
+#[test]
+#[cfg(unix)]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = llava_infer()
+        .arg("--list-models")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    // Killed by SIGPIPE as `ls | head` is, or done before the pipe closed.
+    assert!(
+        out.status.signal() == Some(13) || out.status.success(),
+        "{:?}",
+        out.status
+    );
+}
