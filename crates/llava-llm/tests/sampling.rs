@@ -124,6 +124,41 @@ fn greedy_takes_the_first_maximum() {
     );
 }
 
+/// Broken scores stop generation with an error naming the row, greedy or sampled (they used
+/// to answer token 0 over and over), and a temperature that is 0 in f32 is refused up front.
+#[test]
+fn non_finite_scores_are_an_error_not_token_zero() {
+    let rows = |second: f32| {
+        Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 0.0, -1.0, 2.0, second, 2.0, 2.0], [2, 4]),
+            &device(),
+        )
+    };
+    let sampled = SamplingParams {
+        do_sample: true,
+        top_k: 0,
+        ..SamplingParams::default()
+    };
+    for params in [SamplingParams::greedy(), sampled.clone()] {
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut sampler = Sampler::new(params.clone(), 0).unwrap();
+            let err = sampler.next_tokens(rows(bad), &[]).unwrap_err().to_string();
+            assert!(err.contains("row 1") && err.contains("not finite"), "{err}");
+        }
+        let mut sampler = Sampler::new(params, 0).unwrap();
+        assert_eq!(sampler.next_tokens(rows(0.5), &[]).unwrap().len(), 2);
+    }
+    let tiny = SamplingParams {
+        temperature: 1e-300,
+        ..sampled
+    };
+    let err = Sampler::new(tiny, 0).unwrap_err().to_string();
+    assert!(
+        err.contains("temperature 1e-300") && err.contains("greedy"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_fixed_seed_reproduces_the_same_samples() {
     let p = Processors::load();

@@ -55,6 +55,15 @@ impl SamplingParams {
                     self.temperature
                 ));
             }
+            // Scores are f32: a temperature that is 0 there divides them into infinities.
+            if (self.temperature as f32) < f32::MIN_POSITIVE {
+                return bad(format!(
+                    "temperature {:e} is below the smallest f32 the scores are divided in \
+                     ({:e}); use greedy decoding (do_sample false) instead",
+                    self.temperature,
+                    f32::MIN_POSITIVE
+                ));
+            }
             if self.top_p.is_nan() || self.top_p <= 0.0 || self.top_p > 1.0 {
                 return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
             }
@@ -111,9 +120,17 @@ impl Sampler {
     /// One token per row: the argmax (first index on ties), or a draw from the softmax.
     pub fn choose(&mut self, scores: Tensor<2>) -> Result<Vec<u32>> {
         let [batch, vocab] = scores.dims();
-        let ids = if self.params.do_sample {
+        // A row whose scores are broken (NaN, +inf: broken weights, or a temperature that
+        // overflows the scores) is flagged by adding `vocab` to its id, so that the one read
+        // of the ids also tells; torch's sampler raises there.
+        let (ids, broken) = if self.params.do_sample {
             let cdf = softmax(scores, 1).cumsum(1);
             let total = cdf.clone().narrow(1, vocab - 1, 1);
+            let broken = total
+                .clone()
+                .is_nan()
+                .bool_or(total.clone().lower_equal_elem(0.0))
+                .reshape([batch]);
             let draws: Vec<f32> = (0..batch).map(|_| self.rng.random::<f32>()).collect();
             let u = Tensor::<2>::from_data(
                 TensorData::new(draws, [batch, 1]),
@@ -121,16 +138,32 @@ impl Sampler {
             ) * total;
             // The first index whose cumulative probability exceeds u: entries removed by the
             // processors (probability 0) can never be that index.
-            cdf.lower_equal(u.expand([batch, vocab]))
+            let ids = cdf
+                .lower_equal(u.expand([batch, vocab]))
                 .int()
                 .sum_dim(1)
-                .clamp_max(vocab as i64 - 1)
+                .clamp_max(vocab as i64 - 1);
+            (ids, broken)
         } else {
-            llava_ops::argmax_last(scores)
+            let broken = scores
+                .clone()
+                .is_nan()
+                .bool_or(scores.clone().equal_elem(f32::INFINITY))
+                .any_dim(1)
+                .reshape([batch]);
+            (llava_ops::argmax_last(scores), broken)
         };
-        let ids = ids
+        let flagged = ids.reshape([batch]) + broken.int() * (vocab as i64);
+        let ids = flagged
             .try_into_vec_as::<i64>()
             .map_err(|e| LlmError::Device(format!("reading the chosen token ids: {e:?}")))?;
+        if let Some(row) = ids.iter().position(|&id| id >= vocab as i64) {
+            return Err(LlmError::Generation(format!(
+                "row {row}: the scores are not finite (NaN or infinity), so no token can be \
+                 chosen; the weights hold NaN/inf, or the temperature {} overflows them",
+                self.params.temperature
+            )));
+        }
         Ok(ids.into_iter().map(|id| id as u32).collect())
     }
 
