@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
     /// Tokens to generate (default: generation_config.json's, else 32).
-    #[arg(long)]
+    #[arg(long, value_parser = llava_cli::args::at_least_one)]
     max_new_tokens: Option<usize>,
     /// A PEFT LoRA adapter directory to apply.
     #[arg(long)]
@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
     greedy: bool,
     /// Sample with this temperature (0 means greedy, as ms-swift treats it).
-    #[arg(long)]
+    #[arg(long, value_parser = llava_cli::args::temperature)]
     temperature: Option<f64>,
     /// Keep the k most likely tokens when sampling (transformers' default 50; 0 disables).
     #[arg(long)]

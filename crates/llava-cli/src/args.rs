@@ -260,3 +260,36 @@ mod tests {
         assert!(matches!(map, Some(DeviceMapSpec::Auto(_))));
     }
 }
+
+/// clap's parser for counts that must be at least 1 (`--max-new-tokens 0` generates nothing).
+pub fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// clap's parser for a temperature: a finite number ≥ 0 (0 means greedy, as ms-swift treats it).
+pub fn temperature(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        Ok(t) => Err(format!(
+            "{t} is not a temperature (a finite number >= 0; 0 is greedy)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod parser_tests {
+    #[test]
+    fn counts_and_temperatures() {
+        assert_eq!(super::at_least_one("3"), Ok(3));
+        assert!(super::at_least_one("0").is_err());
+        assert_eq!(super::temperature("0"), Ok(0.0));
+        assert!(super::temperature("-1").is_err());
+        assert!(super::temperature("NaN").is_err());
+        assert!(super::temperature("inf").is_err());
+    }
+}

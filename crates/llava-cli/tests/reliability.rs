@@ -132,3 +132,21 @@ fn a_closed_stdout_ends_quietly() {
         out.status
     );
 }
+
+/// Settings that can only give nothing or nonsense are refused before any loading.
+#[test]
+fn empty_or_impossible_generation_settings_are_refused() {
+    for (flag, words) in [
+        ("--max-new-tokens=0", "at least 1"),
+        ("--temperature=-1", "not a temperature"),
+        ("--temperature=NaN", "not a temperature"),
+    ] {
+        let out = llava_infer()
+            .args(["--query", "hi", flag])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(words), "{flag}: {stderr}");
+    }
+}

@@ -19,13 +19,13 @@ pub struct Args {
     #[arg(long)]
     pub system: Option<String>,
     /// New tokens per answer, at most.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = crate::args::at_least_one)]
     pub max_new_tokens: usize,
     /// Sample (`false`: greedy).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
     pub do_sample: bool,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, value_parser = crate::args::temperature)]
     pub temperature: f64,
     /// Keep the k most likely tokens.
     #[arg(long, default_value_t = 20)]
