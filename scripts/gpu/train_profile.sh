@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# On the GPU machine: the speed of a demo-model training step and where it goes. For each
-# value of $AB (default "0 1", values of LLAVA_GRAD_CHUNKS) trains the recipe at batch $BATCH
-# (default 128) for $AB_S seconds (default 40) on scenes of its own and writes the steady rate
-# (steps/s after step 25, scripts/gpu/steady_rate.py) and the trainer's phase split to
-# $OUT/train_profile.txt; then, with autotuning done, one run of $PROFILE_S seconds (default
-# 45) with cubecl's kernel profiler on (it waits for each kernel, so steps are slower there)
-# at LLAVA_GRAD_CHUNKS=$PROFILE_CHUNKS (default 1), its kernels' summed times appended
-# (scripts/gpu/profile_summary.py).
+# On the GPU machine: the speed of a demo-model training step and where it goes. Trains the
+# recipe at batch $BATCH (default 128) for $RATE_S seconds (default 40) on scenes of its own
+# and writes the steady rate (steps/s after step 25, scripts/gpu/steady_rate.py) and the
+# trainer's phase split to $OUT/train_profile.txt; then, with autotuning done, one run of
+# $PROFILE_S seconds (default 45) with cubecl's kernel profiler on (it waits for each kernel,
+# so steps are slower there), its kernels' summed times appended
+# (scripts/gpu/profile_summary.py). Extra environment for both runs (an A/B's switch) goes
+# before the command as usual.
 # Usage: BATCH=128 scripts/gpu/train_profile.sh [extra `cargo xtask demo-model` flags]
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
@@ -22,14 +22,10 @@ run() { # work dir, seconds, extra env...
     | grep --line-buffered -v '^Train:' | sed -u 's/\x1b\[[0-9;]*m//g' | grep 'phase' | tail -2 >> "$log"
 }
 EXTRA=("$@")
-for chunks in ${AB:-0 1}; do
-  echo "LLAVA_GRAD_CHUNKS=$chunks:" >> "$log"
-  run "/tmp/ab-$chunks" "${AB_S:-40}" LLAVA_GRAD_CHUNKS="$chunks"
-  echo "LLAVA_GRAD_CHUNKS=$chunks: $(python3 "$here/steady_rate.py" "/tmp/ab-$chunks/run/logging.jsonl") steps/s at batch ${BATCH:-128}" | tee -a "$log"
-done
+run /tmp/rate "${RATE_S:-40}"
+echo "$(python3 "$here/steady_rate.py" /tmp/rate/run/logging.jsonl) steps/s at batch ${BATCH:-128}" | tee -a "$log"
 rm -rf /tmp/train-profile /tmp/train-profile.log
-echo "profiled, LLAVA_GRAD_CHUNKS=${PROFILE_CHUNKS:-1}:" >> "$log"
-run /tmp/train-profile "${PROFILE_S:-45}" LLAVA_GRAD_CHUNKS="${PROFILE_CHUNKS:-1}" \
-  CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=/tmp/train-profile.log
+echo "profiled:" >> "$log"
+run /tmp/train-profile "${PROFILE_S:-45}" CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=/tmp/train-profile.log
 python3 "$here/profile_summary.py" /tmp/train-profile.log 45 >> "$log"
 cat "$log"

@@ -40,10 +40,10 @@ pub(crate) fn split_rows(total: usize) -> Option<Split> {
         })
 }
 
-/// The split of `x`'s rows when `x` is tracked for gradients (on an autodiff device) and
-/// `KernelOptions::grad_chunks` is on, else `None`.
+/// The split of `x`'s rows when `x` is tracked for gradients (on an autodiff device), else
+/// `None`.
 pub(crate) fn split_of<const D: usize>(x: &Tensor<D>) -> Option<Split> {
-    if D < 2 || !x.device().is_autodiff() || !crate::options::current().grad_chunks {
+    if D < 2 || !x.device().is_autodiff() {
         return None;
     }
     let dims = x.dims();

@@ -274,9 +274,6 @@ pub struct KernelOptions {
     /// `LLAVA_ATTN_SCORE_MIB`: the most f32 attention scores one chunk of queries of the
     /// reference attention holds, in MiB.
     pub attention_score_mib: usize,
-    /// `LLAVA_GRAD_CHUNKS`: under autodiff, rows laid out in chunks before a parameter shared
-    /// by every row, so its gradient sums in wide stages (`1`/`0`; an open A/B).
-    pub grad_chunks: bool,
 }
 
 impl Default for KernelOptions {
@@ -292,7 +289,6 @@ impl Default for KernelOptions {
             cublas_check: false,
             matmul: MatmulLists::default(),
             attention_score_mib: 256,
-            grad_chunks: true,
         }
     }
 }
@@ -304,7 +300,6 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("LLAVA_OPS_STATS", "off | launch | 1 | sync"),
     ("LLAVA_GRAPH", "1 | 0"),
     ("LLAVA_GRAPH_SPLIT", "1 | 0"),
-    ("LLAVA_GRAD_CHUNKS", "1 | 0"),
     ("LLAVA_CUBLAS", "1 | 0"),
     ("LLAVA_CUBLAS_MIN_MFLOP", "a number ≥ 0"),
     ("LLAVA_CUBLAS_CHECK", "1 | 0"),
@@ -432,7 +427,6 @@ impl KernelOptions {
                 }
                 "LLAVA_GRAPH" => o.graph_replay = flag(name, value)?,
                 "LLAVA_GRAPH_SPLIT" => o.graph_split = flag(name, value)?,
-                "LLAVA_GRAD_CHUNKS" => o.grad_chunks = flag(name, value)?,
                 "LLAVA_CUBLAS" => o.cublas = flag(name, value)?,
                 "LLAVA_CUBLAS_CHECK" => o.cublas_check = flag(name, value)?,
                 "LLAVA_CUBLAS_MIN_MFLOP" => {
@@ -517,9 +511,6 @@ impl KernelOptions {
         if self.attention_score_mib != d.attention_score_mib {
             parts.push(format!("attention_score_mib {}", self.attention_score_mib));
         }
-        if self.grad_chunks != d.grad_chunks {
-            parts.push(format!("grad_chunks {}", self.grad_chunks));
-        }
         if parts.is_empty() {
             "defaults".into()
         } else {
@@ -596,7 +587,6 @@ mod tests {
             ("LLAVA_MATMUL_LARGE", "tma_mma"),
             ("LLAVA_MATMUL_BATCHED", "auto,gemm"),
             ("LLAVA_ATTN_SCORE_MIB", "64"),
-            ("LLAVA_GRAD_CHUNKS", "0"),
         ])
         .unwrap();
         assert_eq!(o.off, BTreeSet::from([Kernel::Gemv, Kernel::FlashPrefill]));
@@ -616,7 +606,6 @@ mod tests {
             ])
         );
         assert_eq!(o.attention_score_mib, 64);
-        assert!(!o.grad_chunks);
         let burn = KernelOptions::from_vars([("LLAVA_OPS", "burn")]).unwrap();
         assert!(!burn.kernel_on(Kernel::Rope));
     }

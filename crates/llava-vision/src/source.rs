@@ -22,14 +22,19 @@ pub enum ImageInput {
 }
 
 impl ImageInput {
-    /// A URL when `text` starts with `http://` or `https://`, else a path (surrounding
-    /// whitespace removed, as ms-swift does).
+    /// A URL when `text` starts with `http://` or `https://` (in any case, as schemes are), the
+    /// path of a `file://` URL, else a path (surrounding whitespace removed, as ms-swift does).
+    /// A path that starts with another scheme (`ftp://`) fails to load naming the scheme.
     pub fn parse(text: &str) -> Self {
         let text = text.trim();
-        if text.starts_with("http://") || text.starts_with("https://") {
-            Self::Url(text.to_string())
-        } else {
-            Self::Path(PathBuf::from(text))
+        match scheme(text) {
+            Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+                Self::Url(text.to_string())
+            }
+            Some(s) if s.eq_ignore_ascii_case("file") => {
+                Self::Path(PathBuf::from(&text[s.len() + "://".len()..]))
+            }
+            _ => Self::Path(PathBuf::from(text)),
         }
     }
 
@@ -45,7 +50,18 @@ impl ImageInput {
     /// Decoded RGB pixels.
     pub fn load(&self, decode: &DecodeOptions, fetch: &FetchOptions) -> Result<RgbImage> {
         match self {
-            Self::Path(path) => Ok(open_image(path, decode)?),
+            Self::Path(path) => {
+                if let Some(s) = path.to_str().and_then(scheme) {
+                    return Err(VisionError::Fetch {
+                        url: path.display().to_string(),
+                        message: format!(
+                            "the scheme {s}:// is not supported (http://, https:// and \
+                             file:// are)"
+                        ),
+                    });
+                }
+                Ok(open_image(path, decode)?)
+            }
             Self::Url(url) => {
                 let bytes = fetch_url(url, fetch)?;
                 Ok(decode_image(&bytes, url, decode)?)
@@ -73,11 +89,26 @@ impl From<RgbImage> for ImageInput {
     }
 }
 
+/// `scheme` of `scheme://…`: letters, digits, `+`, `-`, `.` after a letter (RFC 3986), two or
+/// more of them so that a Windows drive (`C://`) is not one.
+fn scheme(text: &str) -> Option<&str> {
+    let (s, _) = text.split_once("://")?;
+    let mut chars = s.chars();
+    let first = chars.next()?;
+    (s.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+    .then_some(s)
+}
+
 /// Limits on fetching an image by URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
     /// Connecting, and then each read, must finish within this.
     pub timeout: Duration,
+    /// The whole fetch (connecting, redirects and the body) must finish within this, so that
+    /// a server trickling a byte at a time cannot hold a run forever.
+    pub deadline: Duration,
     /// Largest body accepted, in bytes.
     pub max_bytes: u64,
 }
@@ -86,6 +117,7 @@ impl Default for FetchOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(120),
             max_bytes: 64 << 20,
         }
     }
@@ -100,19 +132,24 @@ pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(options.timeout)
         .timeout_read(options.timeout)
+        .timeout(options.deadline)
         .redirects(5)
         .build();
     let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::Status(code, _) => fail(format!("HTTP status {code}")),
         ureq::Error::Transport(t) => fail(t.to_string()),
     })?;
+    // ureq reports a missing Content-Type as text/plain: look at the header itself.
+    let declared = response.header("Content-Type").is_some();
     let content_type = response.content_type().to_ascii_lowercase();
-    // Object stores often serve images untyped; anything named as another kind is refused.
+    // Object stores often serve images untyped (or with no type at all); anything named as
+    // another kind is refused.
     let typed_image = content_type.starts_with("image/");
-    let untyped = matches!(
-        content_type.as_str(),
-        "application/octet-stream" | "binary/octet-stream"
-    );
+    let untyped = !declared
+        || matches!(
+            content_type.as_str(),
+            "application/octet-stream" | "binary/octet-stream"
+        );
     if !typed_image && !untyped {
         return Err(fail(format!(
             "content type {content_type:?} is not an image"
@@ -133,7 +170,16 @@ pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
         .into_reader()
         .take(options.max_bytes + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(format!("reading the body: {e}")))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                fail(format!(
+                    "reading the body: timed out ({:?} per read, {:?} in all)",
+                    options.timeout, options.deadline
+                ))
+            } else {
+                fail(format!("reading the body: {e}"))
+            }
+        })?;
     if bytes.len() as u64 > options.max_bytes {
         return Err(fail(format!(
             "the body exceeds the limit of {} bytes",
