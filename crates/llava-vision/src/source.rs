@@ -129,10 +129,10 @@ pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
         url: url.to_string(),
         message,
     };
+    let started = std::time::Instant::now();
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(options.timeout)
         .timeout_read(options.timeout)
-        .timeout(options.deadline)
         .redirects(5)
         .build();
     let response = agent.get(url).call().map_err(|e| match e {
@@ -165,21 +165,35 @@ pub fn fetch_url(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
             options.max_bytes
         )));
     }
+    // ureq's overall timeout would replace the per-read one, so the deadline is kept here,
+    // between reads (each read waits at most `timeout`).
     let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(options.max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
+    let mut reader = response.into_reader().take(options.max_bytes + 1);
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
                 fail(format!(
-                    "reading the body: timed out ({:?} per read, {:?} in all)",
-                    options.timeout, options.deadline
+                    "reading the body: timed out ({:?} per read)",
+                    options.timeout
                 ))
             } else {
                 fail(format!("reading the body: {e}"))
             }
         })?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        if started.elapsed() > options.deadline {
+            return Err(fail(format!(
+                "timed out: {} bytes in {:?}, past the deadline of {:?} for the whole fetch",
+                bytes.len(),
+                started.elapsed(),
+                options.deadline
+            )));
+        }
+    }
     if bytes.len() as u64 > options.max_bytes {
         return Err(fail(format!(
             "the body exceeds the limit of {} bytes",

@@ -144,3 +144,72 @@ fn corrupt_bytes_from_a_url_name_the_url() {
         "{err}"
     );
 }
+
+/// A server that trickles a byte every 100 ms never trips the per-read timeout; the overall
+/// deadline ends the fetch, with both limits in the message.
+#[test]
+fn a_trickling_server_meets_the_overall_deadline() {
+    let body = png();
+    let base = serve(move |_| Response {
+        trickle: Some(Duration::from_millis(100)),
+        ..Response::ok("image/png", body.clone())
+    });
+    let options = FetchOptions {
+        timeout: Duration::from_secs(2),
+        deadline: Duration::from_millis(800),
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err = message(fetch(&format!("{base}/trickle.png"), &options));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("trickle.png"), "{err}");
+    assert!(err.to_lowercase().contains("timed out"), "{err}");
+}
+
+/// Schemes are case-insensitive, `file://` is a path, another scheme is named as unsupported,
+/// and a response with no Content-Type is taken as untyped bytes (ureq would call it
+/// text/plain).
+#[test]
+fn schemes_and_a_missing_content_type() {
+    let body = png();
+    let base = serve(move |r| match r.path.as_str() {
+        "/untyped" => Response {
+            status: 200,
+            body: body.clone(),
+            ..Response::default()
+        },
+        _ => Response::ok("image/png", body.clone()),
+    });
+    let options = FetchOptions::default();
+    let expected = llava::open_image(
+        &llava_testutil::fixture("vision/images/tie_300x200.png"),
+        &DecodeOptions::default(),
+    )
+    .unwrap();
+    let upper = base.replace("http://", "HTTP://");
+    assert!(matches!(
+        ImageInput::parse(&format!("{upper}/cat.png")),
+        ImageInput::Url(_)
+    ));
+    assert_eq!(
+        fetch(&format!("{upper}/cat.png"), &options).unwrap(),
+        expected
+    );
+    assert_eq!(
+        fetch(&format!("{base}/untyped"), &options).unwrap(),
+        expected
+    );
+    let file = llava_testutil::fixture("vision/images/tie_300x200.png");
+    let url = format!("file://{}", file.display());
+    assert_eq!(ImageInput::parse(&url), ImageInput::Path(file.clone()));
+    assert_eq!(fetch(&url, &options).unwrap(), expected);
+    let err = message(fetch("ftp://example.com/cat.png", &options));
+    assert!(
+        err.contains("ftp://") && err.contains("not supported"),
+        "{err}"
+    );
+}

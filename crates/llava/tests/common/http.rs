@@ -23,6 +23,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Wait this long before answering (a slow server).
     pub delay: Duration,
+    /// Send the body one byte at a time with this pause between bytes (a trickling server).
+    pub trickle: Option<Duration>,
 }
 
 impl Response {
@@ -32,6 +34,7 @@ impl Response {
             headers: vec![("Content-Type".into(), content_type.into())],
             body,
             delay: Duration::ZERO,
+            trickle: None,
         }
     }
 
@@ -89,6 +92,15 @@ fn answer(stream: TcpStream, handler: &dyn Fn(&Request) -> Response) -> std::io:
         write!(out, "Content-Length: {}\r\n", response.body.len())?;
     }
     write!(out, "Connection: close\r\n\r\n")?;
-    out.write_all(&response.body)?;
+    match response.trickle {
+        Some(pause) => {
+            for byte in &response.body {
+                out.write_all(&[*byte])?;
+                out.flush()?;
+                std::thread::sleep(pause);
+            }
+        }
+        None => out.write_all(&response.body)?,
+    }
     out.flush()
 }
