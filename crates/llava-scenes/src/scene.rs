@@ -232,10 +232,12 @@ fn objects(
             pair
         };
         let large = rng.below(2) == 0;
+        // Two to four of the tower's 14-pixel patches across, so that a shape's outline
+        // spans several patches of a tile (half as many in the base image).
         let r = if large {
-            uniform(rng, 17.0, 22.0)
+            uniform(rng, 20.0, 26.0)
         } else {
-            uniform(rng, 10.0, 13.5)
+            uniform(rng, 13.0, 17.0)
         };
         let x = uniform(rng, r + 3.0, width as f32 - r - 3.0);
         let y = uniform(rng, r + 3.0, height as f32 - r - 3.0);
@@ -273,8 +275,11 @@ fn text(
     let written = text.written();
     let fits =
         |s: u32| font::text_width(&written, s) + 8 <= width && font::GLYPH_H * s + 8 <= height;
-    let max = (3..=6).rev().find(|&s| fits(s)).unwrap_or(2);
-    let scale = 3.min(max) + rng.below((max.saturating_sub(3) + 1) as usize) as u32;
+    // Font pixels of 5–10 image pixels where the text fits (a glyph 25–50 pixels wide, two
+    // or more patches), smaller only where it does not (a sum in a portrait image).
+    let max = (3..=10).rev().find(|&s| fits(s)).unwrap_or(2);
+    let min = 5.min(max);
+    let scale = min + rng.below((max - min + 1) as usize) as u32;
     let w = font::text_width(&written, scale);
     let h = font::GLYPH_H * scale;
     let x = 4 + rng.below((width - w - 8 + 1) as usize) as u32;
