@@ -150,3 +150,40 @@ fn empty_or_impossible_generation_settings_are_refused() {
         assert!(stderr.contains(words), "{flag}: {stderr}");
     }
 }
+
+/// One-shot mode honours `--result-dir` (one line, as a REPL turn), and `--images` takes a
+/// path with a comma in it, space separated or repeated.
+#[test]
+fn one_shot_saves_its_result_and_images_may_hold_commas() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("a,b.png");
+    std::fs::copy(
+        llava_testutil::fixtures().join("vision/images/tie_300x200.png"),
+        &image,
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = llava_infer()
+        .args(["--query", "What is it?", "--max-new-tokens", "2"])
+        .args(["--do-sample", "false", "--images"])
+        .arg(&image)
+        .arg(&image)
+        .arg("--result-dir")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let files: Vec<_> = std::fs::read_dir(&results).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0]["query"], "What is it?");
+    let images = rows[0]["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{text}");
+    assert!(images[0].as_str().unwrap().ends_with("a,b.png"), "{text}");
+}

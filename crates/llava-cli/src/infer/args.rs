@@ -49,14 +49,17 @@ pub struct Args {
     /// directory's `infer_result/` for the embedded model).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
     pub save_result: bool,
-    /// Where the result file goes instead of `<ckpt or model dir>/infer_result`.
+    /// Where the result file goes instead of `<ckpt or model dir>/infer_result`. One-shot
+    /// mode (`--query`) writes its answer there too, as one line, only when this is given
+    /// (and `--save-result` is not false).
     #[arg(long)]
     pub result_dir: Option<PathBuf>,
     /// One-shot mode: answer this query and exit (no REPL).
     #[arg(long)]
     pub query: Option<String>,
-    /// One-shot mode: the query's images (paths or URLs), comma separated.
-    #[arg(long, value_delimiter = ',', requires = "query")]
+    /// One-shot mode: the query's images (paths or URLs), space separated or the flag
+    /// repeated (`--images a.png b.png`, as ms-swift's lists), so a path may hold a comma.
+    #[arg(long, num_args = 1.., action = ArgAction::Append, requires = "query")]
     pub images: Vec<String>,
     /// One-shot mode: `text` (the answer) or `json`
     /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).

@@ -191,11 +191,24 @@ fn one_shot(
     query: &str,
     base: InferArgs,
 ) -> Result<()> {
+    let images: Vec<ImageInput> = args.images.iter().map(|i| ImageInput::parse(i)).collect();
+    let system = base.system.clone();
     let inputs = InferArgs {
-        images: args.images.iter().map(|i| ImageInput::parse(i)).collect(),
+        images: images.clone(),
         ..base
     };
     let (response, _, info) = inference_with_info(model, template, query, inputs)?;
+    if let (true, Some(dir)) = (args.save_result, &args.result_dir) {
+        let mut results = result_file::ResultFile::create(dir)?;
+        results.append(
+            system.as_deref(),
+            query,
+            &response,
+            &llava::History::default(),
+            &images,
+        )?;
+        eprintln!("save_result_path: {}", results.path().display());
+    }
     let mut out = std::io::stdout().lock();
     if args.output_format == "json" {
         let value = json!({
