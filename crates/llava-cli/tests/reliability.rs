@@ -187,3 +187,36 @@ fn one_shot_saves_its_result_and_images_may_hold_commas() {
     assert_eq!(images.len(), 2, "{text}");
     assert!(images[0].as_str().unwrap().ends_with("a,b.png"), "{text}");
 }
+
+/// A line that is not UTF-8 is refused and the session goes on; an unfinished multi-line
+/// input at the end of the input is dropped, not answered or recorded.
+#[test]
+fn odd_repl_input_is_refused_line_by_line() {
+    let results = tempfile::tempdir().unwrap();
+    let mut child = llava_infer()
+        .args(["--do-sample", "false", "--max-new-tokens", "2"])
+        .arg("--result-dir")
+        .arg(results.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = b"bad \xff\xfe line\nfirst\n\n".to_vec();
+    input.extend_from_slice(b"multi-line\nnever\nfinished");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    let files: Vec<_> = std::fs::read_dir(results.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let queries: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["query"].to_string())
+        .collect();
+    assert_eq!(queries, vec!["\"first\"".to_string()], "{text}");
+}

@@ -65,11 +65,18 @@ pub fn run(
         };
         write!(out, "{prompt}")?;
         out.flush()?;
-        let Some(text) = (match mode {
-            Mode::Single => read_line(input)?,
-            Mode::Multi => read_multi_line(input)?,
-        }) else {
-            break;
+        let read = match mode {
+            Mode::Single => read_line(input),
+            Mode::Multi => read_multi_line(input),
+        };
+        let text = match read {
+            Ok(Some(text)) => text,
+            Ok(None) => break,
+            Err(e) if e.is::<NotUtf8>() => {
+                writeln!(log, "{e}")?;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         if reading_system {
             reading_system = false;
@@ -117,7 +124,14 @@ pub fn run(
         }
         write!(out, "Input a media path or URL <<< ")?;
         out.flush()?;
-        let media = read_line(input)?.unwrap_or_default();
+        let media = match read_line(input) {
+            Ok(media) => media.unwrap_or_default(),
+            Err(e) if e.is::<NotUtf8>() => {
+                writeln!(log, "{e}; the query is dropped")?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         // An empty answer continues without an image (ms-swift 2.0.5 crashed here).
         let images: Vec<ImageInput> = media
             .split(',')
@@ -173,20 +187,36 @@ fn answer(
     }
 }
 
+/// A line of input that is not UTF-8: it is refused, and the session goes on.
+#[derive(Debug)]
+struct NotUtf8;
+
+impl std::fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the input line is not valid UTF-8 and was ignored")
+    }
+}
+
+impl std::error::Error for NotUtf8 {}
+
+/// One line without its end (`None` at the end of the input; [`NotUtf8`] for a line that is
+/// not text, which is consumed whole).
 fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
-    let mut line = String::new();
-    if input.read_line(&mut line)? == 0 {
+    let mut bytes = Vec::new();
+    if input.read_until(b'\n', &mut bytes)? == 0 {
         return Ok(None);
     }
+    let line = String::from_utf8(bytes).map_err(|_| NotUtf8)?;
     Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
 }
 
-/// Lines until one ends with `#` (removed); joined with newlines.
+/// Lines until one ends with `#` (removed); joined with newlines. An unfinished input at the
+/// end of the input is dropped, not answered.
 fn read_multi_line(input: &mut impl BufRead) -> Result<Option<String>> {
     let mut lines = Vec::new();
     loop {
         let Some(line) = read_line(input)? else {
-            return Ok((!lines.is_empty()).then(|| lines.join("\n")));
+            return Ok(None);
         };
         if let Some(last) = line.strip_suffix('#') {
             lines.push(last.to_string());
