@@ -220,3 +220,35 @@ fn odd_repl_input_is_refused_line_by_line() {
         .collect();
     assert_eq!(queries, vec!["\"first\"".to_string()], "{text}");
 }
+
+/// A model type of another decoder family than the checkpoint's is refused with the types
+/// that fit listed (it used to run with the wrong template).
+#[test]
+fn a_model_type_of_another_family_is_refused() {
+    let fixtures = llava_testutil::fixtures();
+    for (model_type, dir, fits) in [
+        (
+            "llava-next-72b-hf",
+            "llava/clip-mistral/hf",
+            "llava1_6-mistral-7b-instruct-hf",
+        ),
+        (
+            "llava1_6-mistral-7b-instruct-hf",
+            "llava/clip-qwen2/hf",
+            "llava-next-72b-hf",
+        ),
+    ] {
+        let out = llava_infer()
+            .args(["--model-type", model_type, "--model-id-or-path"])
+            .arg(fixtures.join(dir))
+            .args(["--query", "hi", "--max-new-tokens", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{model_type}: {stderr}");
+        assert!(
+            stderr.contains(model_type) && stderr.contains(fits),
+            "{model_type}: {stderr}"
+        );
+    }
+}

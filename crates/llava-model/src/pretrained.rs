@@ -86,6 +86,7 @@ pub fn get_model_tokenizer(
     }
     let dir = resolve_model_dir(&source, &hub)?;
     let config = LlavaConfig::from_dir(&dir)?;
+    info.check_fits(&config, &dir)?;
     if config.layout != info.layout {
         tracing::warn!(
             model_type = info.model_type,

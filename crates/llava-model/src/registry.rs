@@ -230,6 +230,43 @@ impl ModelInfo {
 }
 
 impl ModelInfo {
+    /// The decoder family its template is written for (`mistral`, `llama` for Yi and Llama 3,
+    /// `qwen2` for Qwen1.5/2), as `config.json`'s text `model_type` names it.
+    pub fn decoder_family(&self) -> &'static str {
+        if self.template_type.contains("mistral") {
+            "mistral"
+        } else if self.template_type.contains("qwen") {
+            "qwen2"
+        } else {
+            "llama"
+        }
+    }
+
+    /// Refuses a checkpoint whose decoder is of another family than this type's (a Qwen type
+    /// on a Mistral checkpoint would run with the wrong template), listing the types that fit.
+    pub fn check_fits(&self, config: &LlavaConfig, dir: &Path) -> Result<()> {
+        let family = config.text.model_type.as_str();
+        if !matches!(family, "mistral" | "llama" | "qwen2") || family == self.decoder_family() {
+            return Ok(());
+        }
+        let fitting: Vec<&str> = MODELS
+            .iter()
+            .filter(|m| m.layout == config.layout && m.decoder_family() == family)
+            .map(|m| m.model_type)
+            .collect();
+        Err(LlavaError::File(llava_checkpoint::FileError::Config {
+            path: dir.join("config.json"),
+            message: format!(
+                "--model-type {} is for a {} decoder (template {}), but this checkpoint's \
+                 decoder is {family}; model types that fit it: {}",
+                self.model_type,
+                self.decoder_family(),
+                self.template_type,
+                fitting.join(", ")
+            ),
+        }))
+    }
+
     /// The model type of the checkpoint in `dir`, read from its `config.json`: the layout, the
     /// text model's family, the tower, and the vocabulary (Llama 3's 128k against Yi's 64k).
     /// Types that differ only in size (llava-next-72b and -110b, OneVision's three) behave the
