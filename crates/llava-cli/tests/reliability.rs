@@ -252,3 +252,78 @@ fn a_model_type_of_another_family_is_refused() {
         );
     }
 }
+
+/// `--ckpt-dir ADAPTER` alone finds the base in `adapter_config.json` as PEFT does (it used
+/// to answer from the embedded model); an adapter with no base named, or a directory that
+/// is neither an adapter nor a model, is refused saying what was looked for.
+#[test]
+fn ckpt_dir_alone_reads_the_adapters_base() {
+    let fixtures = llava_testutil::fixtures();
+    let base = fixtures.join("llava/clip-mistral/hf");
+    let adapter = |base_name: Value| {
+        let dir = tempfile::tempdir().unwrap();
+        let src = fixtures.join("training/clip-mistral/ours");
+        std::fs::copy(
+            src.join("adapter_model.safetensors"),
+            dir.path().join("adapter_model.safetensors"),
+        )
+        .unwrap();
+        let mut config: Value = serde_json::from_str(
+            &std::fs::read_to_string(src.join("adapter_config.json")).unwrap(),
+        )
+        .unwrap();
+        config["base_model_name_or_path"] = base_name;
+        std::fs::write(dir.path().join("adapter_config.json"), config.to_string()).unwrap();
+        dir
+    };
+    let answer = |extra: &[&std::ffi::OsStr]| {
+        let out = llava_infer()
+            .args(extra)
+            .args([
+                "--query",
+                "hi",
+                "--max-new-tokens",
+                "6",
+                "--do-sample",
+                "false",
+            ])
+            .args(["--output-format", "json"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let named = adapter(Value::from(base.display().to_string()));
+    let alone = answer(&["--ckpt-dir".as_ref(), named.path().as_os_str()]);
+    assert_eq!(alone.0, Some(0), "{}", alone.2);
+    let explicit = answer(&[
+        "--ckpt-dir".as_ref(),
+        named.path().as_os_str(),
+        "--model-id-or-path".as_ref(),
+        base.as_os_str(),
+    ]);
+    assert_eq!(explicit.0, Some(0), "{}", explicit.2);
+    let ids = |s: &str| serde_json::from_str::<Value>(s.trim()).unwrap()["token_ids"].clone();
+    assert_eq!(ids(&alone.1), ids(&explicit.1));
+    let embedded = answer(&[]);
+    assert_ne!(
+        ids(&alone.1),
+        ids(&embedded.1),
+        "the adapter's base, not the embedded model"
+    );
+
+    let unnamed = adapter(Value::Null);
+    let (code, _, stderr) = answer(&["--ckpt-dir".as_ref(), unnamed.path().as_os_str()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("base_model_name_or_path"), "{stderr}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = answer(&["--ckpt-dir".as_ref(), empty.path().as_os_str()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("adapter_config.json") && stderr.contains("config.json"),
+        "{stderr}"
+    );
+}

@@ -65,10 +65,33 @@ fn target(args: &Args) -> Result<Target> {
                 })?;
             }
         }
-        if ckpt.join("adapter_config.json").is_file() {
+        let adapter_config = ckpt.join("adapter_config.json");
+        if adapter_config.is_file() {
             t.adapter = Some(ckpt.clone());
-        } else {
+            // The adapter's base, as ms-swift and PEFT find it, when nothing else named it.
+            if t.source.is_none() {
+                let text = std::fs::read_to_string(&adapter_config)
+                    .with_context(|| format!("reading {}", adapter_config.display()))?;
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not JSON", adapter_config.display()))?;
+                match value["base_model_name_or_path"].as_str() {
+                    Some(base) if !base.is_empty() => t.source = Some(base.to_string()),
+                    _ => bail!(
+                        "--ckpt-dir {}: a LoRA adapter whose base model is named neither in \
+                         sft_args.json (model_id_or_path) nor in adapter_config.json \
+                         (base_model_name_or_path); pass --model-id-or-path",
+                        ckpt.display()
+                    ),
+                }
+            }
+        } else if ckpt.join("config.json").is_file() {
             t.source = Some(ckpt.display().to_string());
+        } else {
+            bail!(
+                "--ckpt-dir {}: neither a LoRA adapter (adapter_config.json) nor a model \
+                 (config.json) is there",
+                ckpt.display()
+            );
         }
         t.result_base = Some(ckpt.clone());
     }
