@@ -144,8 +144,42 @@ pub fn decode_image(
     Ok(to_rgb(image, options.alpha))
 }
 
+/// 16-bit images in 8 bits as Pillow opens them, so that `convert("RGB")` (transformers'
+/// `load_image`) and we see the same bytes: 16-bit grey is Pillow's `I;16`, whose conversion
+/// clips at 255; 16-bit grey + alpha, RGB and RGBA keep the high byte of each sample (its PNG
+/// raw modes `LA;16B`, `RGB;16B`, `RGBA;16B`). The image crate would scale by 255/65535 instead.
+fn pillow_8bit(image: DynamicImage) -> DynamicImage {
+    fn high(v: u16) -> u8 {
+        (v >> 8) as u8
+    }
+    match image {
+        DynamicImage::ImageLuma16(b) => DynamicImage::ImageLuma8(image::ImageBuffer::from_fn(
+            b.width(),
+            b.height(),
+            |x, y| image::Luma([b.get_pixel(x, y).0[0].min(255) as u8]),
+        )),
+        DynamicImage::ImageLumaA16(b) => DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(
+            b.width(),
+            b.height(),
+            |x, y| image::LumaA(b.get_pixel(x, y).0.map(high)),
+        )),
+        DynamicImage::ImageRgb16(b) => DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(
+            b.width(),
+            b.height(),
+            |x, y| image::Rgb(b.get_pixel(x, y).0.map(high)),
+        )),
+        DynamicImage::ImageRgba16(b) => DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(
+            b.width(),
+            b.height(),
+            |x, y| image::Rgba(b.get_pixel(x, y).0.map(high)),
+        )),
+        other => other,
+    }
+}
+
 /// RGB bytes of a decoded image.
 fn to_rgb(image: DynamicImage, alpha: AlphaMode) -> RgbImage {
+    let image = pillow_8bit(image);
     let (width, height) = (image.width(), image.height());
     let pixels = if image.color().has_alpha() && alpha == AlphaMode::CompositeOnWhite {
         let rgba = image.into_rgba8();

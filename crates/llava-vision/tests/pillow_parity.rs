@@ -133,3 +133,30 @@ fn normalisation_matches_transformers() {
         }
     }
 }
+
+/// PNG modes whose 8-bit RGB is not obvious (16-bit grey, grey + alpha, RGB, RGBA; a palette
+/// with transparency; 8-bit grey + alpha) give Pillow's `convert("RGB")` bytes exactly.
+#[test]
+fn odd_png_modes_convert_as_pillow_does() {
+    let dir = fixtures().join("modes");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rgb.json")).unwrap()).unwrap();
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 6);
+    for (name, case) in cases {
+        let image = open_image(&dir.join(name), &Default::default()).unwrap();
+        let size = case["size"].as_array().unwrap();
+        assert_eq!(
+            (image.width as u64, image.height as u64),
+            (size[0].as_u64().unwrap(), size[1].as_u64().unwrap()),
+            "{name}"
+        );
+        let rgb: Vec<u8> = case["rgb"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        assert_eq!(image.pixels, rgb, "{name} ({})", case["mode"]);
+    }
+}

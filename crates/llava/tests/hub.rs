@@ -139,6 +139,7 @@ fn downloads_from_the_endpoint_into_the_cache() {
             ],
             body: body[start..=end].to_vec(),
             delay: std::time::Duration::ZERO,
+            trickle: None,
         }
     });
     let cache = tempfile::tempdir().unwrap();
