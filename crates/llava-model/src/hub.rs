@@ -4,8 +4,11 @@
 //! progress bar, unless `HF_HUB_OFFLINE` is set. No git, no Python.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use hf_hub::api::sync::ApiBuilder;
+use hf_hub::api::sync::{ApiBuilder, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
 use crate::{LlavaError, Result};
@@ -49,6 +52,9 @@ pub struct HubOptions {
     pub endpoint: Option<String>,
     /// Progress bars while downloading.
     pub progress: bool,
+    /// A download that receives nothing for this long is abandoned with an error (hf-hub's
+    /// client has no read timeout, so a stalled endpoint would hang the run).
+    pub stall_timeout: Duration,
 }
 
 impl HubOptions {
@@ -68,6 +74,7 @@ impl HubOptions {
             offline,
             endpoint: var("HF_ENDPOINT"),
             progress: true,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 
@@ -107,8 +114,13 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
         let api = builder
             .build()
             .map_err(|e| hub_error(id_or_path, "", &e.to_string(), options))?;
-        let api_repo = api.repo(repo);
-        Box::new(move |file: &str| api_repo.get(file).map_err(|e| Unavailable(e.to_string())))
+        let cache = Cache::new(options.cache_dir.clone());
+        let api_repo = Arc::new(api.repo(repo.clone()));
+        let (stall, progress) = (options.stall_timeout, options.progress);
+        Box::new(move |file: &str| match cached_file(&cache, &repo, file) {
+            Some(path) => Ok(path),
+            None => watched_download(&api_repo, file, stall, progress),
+        })
     };
     let mut dir = None;
     for file in REQUIRED {
@@ -144,6 +156,93 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
         }
     }
     Ok(dir.expect("REQUIRED is not empty"))
+}
+
+/// Downloads `file` on a thread of its own and waits while bytes keep coming: a download
+/// that receives nothing for `stall` (the metadata request included) is abandoned with an
+/// error; its thread is left to the process's end.
+fn watched_download(
+    api_repo: &Arc<ApiRepo>,
+    file: &str,
+    stall: Duration,
+    progress: bool,
+) -> std::result::Result<PathBuf, Unavailable> {
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let watch = Watch {
+        start,
+        last: last.clone(),
+        bar: progress.then(indicatif::ProgressBar::hidden),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (repo, name) = (api_repo.clone(), file.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(repo.download_with_progress(&name, watch));
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(result) => return result.map_err(|e| Unavailable(e.to_string())),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Unavailable(
+                    "the download thread ended without a result".into(),
+                ));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let quiet = start
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                if quiet > stall {
+                    return Err(Unavailable(format!(
+                        "{}: the download stalled (nothing received for {stall:?})",
+                        api_repo.url(file)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// hf-hub's progress callbacks: when bytes last came (for the stall watchdog), and a bar.
+struct Watch {
+    start: Instant,
+    last: Arc<AtomicU64>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Watch {
+    fn touch(&self) {
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl hf_hub::api::Progress for Watch {
+    fn init(&mut self, size: usize, filename: &str) {
+        self.touch();
+        if let Some(bar) = &mut self.bar {
+            *bar = indicatif::ProgressBar::new(size as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(filename.to_string());
+        }
+    }
+
+    fn update(&mut self, size: usize) {
+        self.touch();
+        if let Some(bar) = &self.bar {
+            bar.inc(size as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
 }
 
 /// A file of the cached snapshot for the repository's revision (a branch or tag through

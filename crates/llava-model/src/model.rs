@@ -23,6 +23,10 @@ use crate::{LlavaError, Result};
 /// Original LLaVA's image placeholder in token ids: one per image, replaced by all its rows.
 pub const IMAGE_SENTINEL: i64 = -200;
 
+/// Image feature rows as one table `[Σ tokens, text hidden]`, and each image's
+/// `(first row, rows)` in it.
+pub type FeatureRows = (Tensor<2>, Vec<(usize, usize)>);
+
 /// LLaVA-NeXT / OneVision with transformers' module names.
 #[derive(Module, Debug)]
 pub struct LlavaNext {
@@ -267,10 +271,7 @@ impl LlavaNext {
     /// `(first row, rows)` in it (`None` for no image). All tiles go through the tower and
     /// projector together; the images of one layout are packed together ([`pack_images`]), so
     /// a batch costs a few launches per layout rather than per image.
-    pub fn image_feature_rows(
-        &self,
-        images: &[&ProcessedImage],
-    ) -> Result<Option<(Tensor<2>, Vec<(usize, usize)>)>> {
+    pub fn image_feature_rows(&self, images: &[&ProcessedImage]) -> Result<Option<FeatureRows>> {
         if images.is_empty() {
             return Ok(None);
         }

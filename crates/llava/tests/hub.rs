@@ -22,6 +22,7 @@ fn options(cache: &Path, offline: bool) -> HubOptions {
         offline,
         endpoint: None,
         progress: false,
+        stall_timeout: std::time::Duration::from_secs(30),
     }
 }
 
@@ -166,4 +167,32 @@ fn downloads_from_the_endpoint_into_the_cache() {
         err.contains("config.json") && err.contains("HF_ENDPOINT"),
         "{err}"
     );
+}
+
+/// A hub that accepts the connection and then sends nothing: the download is abandoned
+/// after the stall timeout with an error naming the URL and HF_HUB_OFFLINE (hf-hub's client
+/// alone would wait forever).
+#[test]
+fn a_stalled_hub_is_an_error_not_a_hang() {
+    let endpoint = serve(|_| Response {
+        delay: std::time::Duration::from_secs(20),
+        ..Response::status(200)
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let mut online = options(cache.path(), false);
+    online.endpoint = Some(endpoint);
+    online.stall_timeout = std::time::Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let err = resolve_model_dir("llava-hf/tiny-stalled", &online).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("stalled") && text.contains("config.json"),
+        "{text}"
+    );
+    assert!(text.contains("HF_HUB_OFFLINE"), "{text}");
 }
