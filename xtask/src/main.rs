@@ -61,8 +61,12 @@ enum Command {
     Sweep(sweep::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     llava_cli::init_logging();
+    llava_cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     llava_ops::options::install(None)?;
     match Cli::parse().command {
         Command::Infer(args) => llava_cli::run(llava_cli::Command::Infer(args)),

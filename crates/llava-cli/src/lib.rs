@@ -33,6 +33,33 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// `err` as one line: its message, then each cause the message does not already hold (our
+/// error types print their OS cause in their own message, which anyhow's `Caused by:` would
+/// repeat).
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
+}
+
+/// What a binary's `main` returns for `result`: errors printed as one line (`Error: …`) on
+/// stderr, exit status 1.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs to stderr at `warn` (or `RUST_LOG`'s filter), in colour only on a terminal; and a
 /// closed stdout (`llava infer --list-models | head -1`) ends the program quietly, as Unix tools
 /// do, where Rust's default would panic in the next `println!`.

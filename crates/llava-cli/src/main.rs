@@ -13,7 +13,7 @@ struct Cli {
     command: llava_cli::Command,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     llava_cli::init_logging();
-    llava_cli::run(Cli::parse().command)
+    llava_cli::exit_code(llava_cli::run(Cli::parse().command))
 }

@@ -327,3 +327,42 @@ fn ckpt_dir_alone_reads_the_adapters_base() {
         "{stderr}"
     );
 }
+
+/// An I/O error prints as one line with its cause once (anyhow's `Caused by:` used to repeat
+/// the OS error our message already holds).
+#[test]
+fn errors_are_one_line_with_the_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("config.json"), "{ not json").unwrap();
+    let out = llava_infer()
+        .args([
+            "--model-type",
+            "llava1_6-mistral-7b-instruct-hf",
+            "--model-id-or-path",
+        ])
+        .arg(&model)
+        .args(["--query", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("config.json"), "{stderr}");
+    assert!(!stderr.contains("Caused by"), "{stderr}");
+    let missing = dir.path().join("absent.png");
+    let out = llava_infer()
+        .args(["--query", "hi", "--max-new-tokens", "1", "--images"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("absent.png"), "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}

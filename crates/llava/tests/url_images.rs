@@ -213,3 +213,16 @@ fn schemes_and_a_missing_content_type() {
         "{err}"
     );
 }
+
+/// A redirect loop ends after the client's five redirects with an error naming the URL.
+#[test]
+fn a_redirect_loop_is_an_error() {
+    let base = serve(|r| Response {
+        status: 302,
+        headers: vec![("Location".into(), r.path.clone())],
+        ..Response::default()
+    });
+    let err = message(fetch(&format!("{base}/loop.png"), &FetchOptions::default()));
+    assert!(err.contains("loop.png"), "{err}");
+    assert!(err.to_lowercase().contains("redirect"), "{err}");
+}
