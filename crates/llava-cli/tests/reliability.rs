@@ -366,3 +366,65 @@ fn errors_are_one_line_with_the_cause_once() {
     assert!(stderr.contains("absent.png"), "{stderr}");
     assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
 }
+
+/// Silent garbage made loud: a checkpoint with NaN weights and a temperature that is 0 in f32
+/// stop with an error instead of answering token 0 over and over with exit 0.
+#[test]
+fn nan_weights_and_a_vanishing_temperature_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    // The LM head's weights (f32) overwritten with NaN, in place.
+    let path = dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let entry = &header["language_model.lm_head.weight"];
+    assert_eq!(entry["dtype"], "F32");
+    let offsets = entry["data_offsets"].as_array().unwrap();
+    let (start, end) = (
+        8 + n + offsets[0].as_u64().unwrap() as usize,
+        8 + n + offsets[1].as_u64().unwrap() as usize,
+    );
+    for chunk in bytes[start..end].chunks_exact_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let out = llava_infer()
+        .args([
+            "--model-type",
+            "llava1_6-mistral-7b-instruct-hf",
+            "--model-id-or-path",
+        ])
+        .arg(dir.path())
+        .args([
+            "--query",
+            "hi",
+            "--max-new-tokens",
+            "4",
+            "--do-sample",
+            "false",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not finite"), "{stderr}");
+
+    let out = llava_infer()
+        .args([
+            "--query",
+            "hi",
+            "--max-new-tokens",
+            "4",
+            "--temperature",
+            "1e-300",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("temperature 1e-300"), "{stderr}");
+}
