@@ -281,6 +281,15 @@ pub fn temperature(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// clap's parser for a duration in seconds: a finite number > 0.
+pub fn seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        Ok(t) => Err(format!("{t} is not a duration (seconds, > 0)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod parser_tests {
     #[test]
@@ -291,5 +300,7 @@ mod parser_tests {
         assert!(super::temperature("-1").is_err());
         assert!(super::temperature("NaN").is_err());
         assert!(super::temperature("inf").is_err());
+        assert_eq!(super::seconds("0.5"), Ok(0.5));
+        assert!(super::seconds("0").is_err());
     }
 }

@@ -61,6 +61,15 @@ pub struct Args {
     /// repeated (`--images a.png b.png`, as ms-swift's lists), so a path may hold a comma.
     #[arg(long, num_args = 1.., action = ArgAction::Append, requires = "query")]
     pub images: Vec<String>,
+    /// Image URLs: seconds to connect, and for each read.
+    #[arg(long, default_value_t = 30.0, value_parser = crate::args::seconds)]
+    pub image_timeout: f64,
+    /// Image URLs: seconds for the whole fetch (a server trickling bytes is cut off).
+    #[arg(long, default_value_t = 120.0, value_parser = crate::args::seconds)]
+    pub image_deadline: f64,
+    /// Image URLs: the largest body accepted, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = crate::args::at_least_one)]
+    pub image_max_mib: usize,
     /// One-shot mode: `text` (the answer) or `json`
     /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "query")]

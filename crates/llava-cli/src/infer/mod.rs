@@ -165,6 +165,11 @@ pub fn run(args: Args) -> Result<()> {
         system: t.system.clone(),
         generation_config: Some(generation_config(&args)),
         stop_words: args.stop_words.clone(),
+        fetch: llava::FetchOptions {
+            timeout: std::time::Duration::from_secs_f64(args.image_timeout),
+            deadline: std::time::Duration::from_secs_f64(args.image_deadline),
+            max_bytes: (args.image_max_mib as u64) << 20,
+        },
         ..InferArgs::default()
     };
     if let Some(query) = &args.query {
