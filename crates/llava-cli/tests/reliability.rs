@@ -428,3 +428,38 @@ fn nan_weights_and_a_vanishing_temperature_are_errors() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("temperature 1e-300"), "{stderr}");
 }
+
+/// `--max-image-pixels` lowers the decoding limit: an image over it is refused naming the
+/// image and the limit, before any pixel is decoded.
+#[test]
+fn the_image_pixel_limit_is_a_flag() {
+    let image = llava_testutil::fixtures().join("vision/images/tie_300x200.png");
+    let run = |limit: &str| {
+        llava_infer()
+            .args([
+                "--query",
+                "hi",
+                "--max-new-tokens",
+                "1",
+                "--do-sample",
+                "false",
+            ])
+            .args(["--max-image-pixels", limit, "--images"])
+            .arg(&image)
+            .output()
+            .unwrap()
+    };
+    let out = run("50000");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tie_300x200.png") && stderr.contains("50000"),
+        "{stderr}"
+    );
+    let out = run("60000");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -53,7 +53,8 @@ pub struct HubOptions {
     /// Progress bars while downloading.
     pub progress: bool,
     /// A download that receives nothing for this long is abandoned with an error (hf-hub's
-    /// client has no read timeout, so a stalled endpoint would hang the run).
+    /// client has no read timeout, so a stalled endpoint would hang the run);
+    /// `HF_HUB_DOWNLOAD_TIMEOUT` (seconds, huggingface_hub's variable), else 60 s.
     pub stall_timeout: Duration,
 }
 
@@ -74,7 +75,7 @@ impl HubOptions {
             offline,
             endpoint: var("HF_ENDPOINT"),
             progress: true,
-            stall_timeout: Duration::from_secs(60),
+            stall_timeout: stall_timeout(var("HF_HUB_DOWNLOAD_TIMEOUT").as_deref()),
         }
     }
 
@@ -156,6 +157,14 @@ pub fn resolve_model_dir(id_or_path: &str, options: &HubOptions) -> Result<PathB
         }
     }
     Ok(dir.expect("REQUIRED is not empty"))
+}
+
+/// `HF_HUB_DOWNLOAD_TIMEOUT`'s seconds (a positive number), else 60 s.
+fn stall_timeout(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }
 
 /// Downloads `file` on a thread of its own and waits while bytes keep coming: a download
@@ -323,4 +332,17 @@ fn looks_like_repo_id(id: &str) -> bool {
         })
     };
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_timeout_reads_huggingface_hubs_variable() {
+        assert_eq!(stall_timeout(None), Duration::from_secs(60));
+        assert_eq!(stall_timeout(Some(" 2.5 ")), Duration::from_millis(2500));
+        assert_eq!(stall_timeout(Some("0")), Duration::from_secs(60));
+        assert_eq!(stall_timeout(Some("soon")), Duration::from_secs(60));
+    }
 }

@@ -41,6 +41,8 @@ pub struct InferArgs {
     pub stop_words: Vec<String>,
     /// Limits on images fetched by URL.
     pub fetch: FetchOptions,
+    /// Limits on decoding images (`None`: the model's processor's, Pillow's pixel limit).
+    pub decode: Option<llava_vision::DecodeOptions>,
 }
 
 /// New text of a streamed answer.
@@ -129,7 +131,9 @@ fn prepare(model: &Model, template: &Template, query: &str, args: &InferArgs) ->
         rounds,
     })?;
 
-    let decode = model.llava.processor().decode_options();
+    let decode = args
+        .decode
+        .unwrap_or_else(|| model.llava.processor().decode_options());
     let inputs: Vec<&ImageInput> = args
         .history
         .iter()

@@ -70,6 +70,10 @@ pub struct Args {
     /// Image URLs: the largest body accepted, in MiB.
     #[arg(long, default_value_t = 64, value_parser = crate::args::at_least_one)]
     pub image_max_mib: usize,
+    /// Images: the most pixels one may have (default Pillow's decompression-bomb limit,
+    /// 178,956,970), checked on the header before decoding.
+    #[arg(long)]
+    pub max_image_pixels: Option<u64>,
     /// One-shot mode: `text` (the answer) or `json`
     /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "query")]

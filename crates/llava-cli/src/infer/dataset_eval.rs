@@ -108,7 +108,9 @@ pub fn run(
     let cache = ImageCache {
         dir: llava_train::cache_dir().join("images"),
         fetch: base.fetch.clone(),
-        decode: model.llava.processor().decode_options(),
+        decode: base
+            .decode
+            .unwrap_or_else(|| model.llava.processor().decode_options()),
     };
     let mut results = ResultFile::create(result_dir)?;
     let mut out = std::io::stdout().lock();

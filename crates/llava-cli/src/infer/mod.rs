@@ -170,6 +170,12 @@ pub fn run(args: Args) -> Result<()> {
             deadline: std::time::Duration::from_secs_f64(args.image_deadline),
             max_bytes: (args.image_max_mib as u64) << 20,
         },
+        decode: args
+            .max_image_pixels
+            .map(|max_pixels| llava::DecodeOptions {
+                max_pixels,
+                ..model.llava.processor().decode_options()
+            }),
         ..InferArgs::default()
     };
     if let Some(query) = &args.query {
