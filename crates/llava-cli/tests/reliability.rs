@@ -462,4 +462,102 @@ fn the_image_pixel_limit_is_a_flag() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let out = llava_infer()
+        .args([
+            "--query",
+            "hi",
+            "--max-new-tokens",
+            "1",
+            "--max-image-side",
+            "299",
+        ])
+        .arg("--images")
+        .arg(&image)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tie_300x200.png") && stderr.contains("299"),
+        "{stderr}"
+    );
+}
+
+/// Damaged checkpoints through the binary: an empty config.json, a missing tokenizer and a
+/// truncated weights file each end with exit 1 and the file named.
+#[test]
+fn damaged_checkpoints_name_the_file() {
+    let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
+    let damaged = |damage: &dyn Fn(&Path)| {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&src).unwrap().flatten() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        damage(dir.path());
+        let out = llava_infer()
+            .args([
+                "--model-type",
+                "llava1_6-mistral-7b-instruct-hf",
+                "--model-id-or-path",
+            ])
+            .arg(dir.path())
+            .args(["--query", "hi", "--max-new-tokens", "1"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stderr) = damaged(&|d| std::fs::write(d.join("config.json"), "").unwrap());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("config.json"), "{stderr}");
+    let (code, stderr) = damaged(&|d| std::fs::remove_file(d.join("tokenizer.json")).unwrap());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("tokenizer"), "{stderr}");
+    let (code, stderr) = damaged(&|d| {
+        let path = d.join("model.safetensors");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    });
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("model.safetensors"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Warnings carry no colour codes when stderr is not a terminal, and the prompt-too-long
+/// message is one clean line (no doubled spaces).
+#[test]
+fn messages_are_plain_text_in_pipes() {
+    // An original-layout model type on the llava-hf checkpoint: loaded as it is, with a warning.
+    let out = llava_infer()
+        .args([
+            "--model-type",
+            "llava1d6-mistral-7b-instruct",
+            "--model-id-or-path",
+        ])
+        .arg(llava_testutil::fixtures().join("llava/clip-mistral/hf"))
+        .args(["--query", "hi", "--max-new-tokens", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("layout"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+
+    let out = llava_infer()
+        .args(["--query", &"word ".repeat(10_000), "--max-new-tokens", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("Error: ")).unwrap();
+    assert!(
+        line.contains("tokens long") && line.contains("context"),
+        "{line}"
+    );
+    assert!(!line.contains("  "), "{line:?}");
 }

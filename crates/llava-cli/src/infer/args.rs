@@ -74,6 +74,10 @@ pub struct Args {
     /// 178,956,970), checked on the header before decoding.
     #[arg(long)]
     pub max_image_pixels: Option<u64>,
+    /// Images: the longest side one may have, in pixels (default 16,384), checked on the
+    /// header before decoding.
+    #[arg(long)]
+    pub max_image_side: Option<u32>,
     /// One-shot mode: `text` (the answer) or `json`
     /// (`{"response", "token_ids", "prompt_tokens", "image_tokens"}`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "query")]

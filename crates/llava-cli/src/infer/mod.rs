@@ -170,12 +170,14 @@ pub fn run(args: Args) -> Result<()> {
             deadline: std::time::Duration::from_secs_f64(args.image_deadline),
             max_bytes: (args.image_max_mib as u64) << 20,
         },
-        decode: args
-            .max_image_pixels
-            .map(|max_pixels| llava::DecodeOptions {
-                max_pixels,
-                ..model.llava.processor().decode_options()
-            }),
+        decode: (args.max_image_pixels.is_some() || args.max_image_side.is_some()).then(|| {
+            let own = model.llava.processor().decode_options();
+            llava::DecodeOptions {
+                max_pixels: args.max_image_pixels.unwrap_or(own.max_pixels),
+                max_side: args.max_image_side.unwrap_or(own.max_side),
+                ..own
+            }
+        }),
         ..InferArgs::default()
     };
     if let Some(query) = &args.query {
