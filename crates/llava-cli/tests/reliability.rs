@@ -27,15 +27,7 @@ fn parallel_repls_share_a_result_directory_safely() {
     script.push_str("quit\n");
     let children: Vec<_> = (0..RUNS)
         .map(|_| {
-            let mut child = llava_infer()
-                .args(["--do-sample", "false", "--max-new-tokens", "2"])
-                .arg("--result-dir")
-                .arg(results.path())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut child = repl(results.path(), Stdio::null());
             let mut stdin = child.stdin.take().unwrap();
             let script = script.clone();
             std::thread::spawn(move || stdin.write_all(script.as_bytes()).unwrap());
@@ -74,11 +66,30 @@ fn parallel_repls_share_a_result_directory_safely() {
     }
 }
 
-fn config_with(dir: &Path, key: &str, value: Value) {
+/// A copy of the llava-hf clip-mistral fixture in a directory of its own, to damage.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
     let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
     for entry in std::fs::read_dir(&src).unwrap().flatten() {
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
     }
+    dir
+}
+
+/// A REPL writing its results to `results`, its stdin, stdout and stderr piped.
+fn repl(results: &Path, stdout: Stdio) -> std::process::Child {
+    llava_infer()
+        .args(["--do-sample", "false", "--max-new-tokens", "2"])
+        .arg("--result-dir")
+        .arg(results)
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn config_with(dir: &Path, key: &str, value: Value) {
     let path = dir.join("config.json");
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     config[key] = value;
@@ -93,7 +104,7 @@ fn bad_pinpoints_are_refused_naming_the_key() {
         serde_json::json!([[0, 30], [30, 0]]),
         serde_json::json!([[100, 100]]),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = fixture_copy();
         config_with(dir.path(), "image_grid_pinpoints", pinpoints.clone());
         let out = llava_infer()
             .args(["--model-type", "llava1_6-mistral-7b-instruct-hf"])
@@ -193,15 +204,7 @@ fn one_shot_saves_its_result_and_images_may_hold_commas() {
 #[test]
 fn odd_repl_input_is_refused_line_by_line() {
     let results = tempfile::tempdir().unwrap();
-    let mut child = llava_infer()
-        .args(["--do-sample", "false", "--max-new-tokens", "2"])
-        .arg("--result-dir")
-        .arg(results.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = repl(results.path(), Stdio::piped());
     let mut input = b"bad \xff\xfe line\nfirst\n\n".to_vec();
     input.extend_from_slice(b"multi-line\nnever\nfinished");
     child.stdin.take().unwrap().write_all(&input).unwrap();
@@ -371,11 +374,7 @@ fn errors_are_one_line_with_the_cause_once() {
 /// stop with an error instead of answering token 0 over and over with exit 0.
 #[test]
 fn nan_weights_and_a_vanishing_temperature_are_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
-    for entry in std::fs::read_dir(&src).unwrap().flatten() {
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    let dir = fixture_copy();
     // The LM head's weights (f32) overwritten with NaN, in place.
     let path = dir.path().join("model.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -487,12 +486,8 @@ fn the_image_pixel_limit_is_a_flag() {
 /// truncated weights file each end with exit 1 and the file named.
 #[test]
 fn damaged_checkpoints_name_the_file() {
-    let src = llava_testutil::fixtures().join("llava/clip-mistral/hf");
     let damaged = |damage: &dyn Fn(&Path)| {
-        let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(&src).unwrap().flatten() {
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
+        let dir = fixture_copy();
         damage(dir.path());
         let out = llava_infer()
             .args([
