@@ -391,40 +391,26 @@ fn nan_weights_and_a_vanishing_temperature_are_errors() {
         chunk.copy_from_slice(&f32::NAN.to_le_bytes());
     }
     std::fs::write(&path, bytes).unwrap();
-    let out = llava_infer()
-        .args([
-            "--model-type",
-            "llava1_6-mistral-7b-instruct-hf",
-            "--model-id-or-path",
-        ])
-        .arg(dir.path())
-        .args([
-            "--query",
-            "hi",
-            "--max-new-tokens",
-            "4",
-            "--do-sample",
-            "false",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let fails = |args: &[&std::ffi::OsStr]| {
+        let out = llava_infer()
+            .args(args)
+            .args(["--query", "hi", "--max-new-tokens", "4"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        stderr
+    };
+    let stderr = fails(&[
+        "--model-type".as_ref(),
+        "llava1_6-mistral-7b-instruct-hf".as_ref(),
+        "--model-id-or-path".as_ref(),
+        dir.path().as_os_str(),
+        "--do-sample".as_ref(),
+        "false".as_ref(),
+    ]);
     assert!(stderr.contains("not finite"), "{stderr}");
-
-    let out = llava_infer()
-        .args([
-            "--query",
-            "hi",
-            "--max-new-tokens",
-            "4",
-            "--temperature",
-            "1e-300",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = fails(&["--temperature".as_ref(), "1e-300".as_ref()]);
     assert!(stderr.contains("temperature 1e-300"), "{stderr}");
 }
 
