@@ -22,7 +22,7 @@ use crate::device::parse_device;
 /// The model type the demo model is trained and shipped as (llava-hf layout, Mistral template).
 pub const MODEL_TYPE: &str = "llava1_6-mistral-7b-instruct-hf";
 
-/// The most ids its tokenizer may have; the corpus of the scenes fills about 690. The
+/// The most ids its tokenizer may have; the corpus of the scenes fills fewer. The
 /// embedding rounds the tokenizer's size up to a multiple of 64.
 const MAX_VOCAB: usize = 1024;
 
