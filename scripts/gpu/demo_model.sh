@@ -21,9 +21,16 @@ WORK=/tmp/demo-work
 mkdir -p "$WORK/run" "$OUT/demo-run"
 # Carried weights go over the seed's own init stage (tokenizer and configs), made in a work
 # directory of its own so that this one still renders all of its training scenes.
+# (Skipped when the carried directory holds every file: training the seed's tokenizer takes a while.)
 if [ -d .carry/demo-init ]; then
-  /tmp/bin/xtask demo-model --work /tmp/demo-init-gen --images 1 --init-only >/dev/null || exit 1
-  mkdir -p "$WORK/init" && cp /tmp/demo-init-gen/init/* "$WORK/init/" && cp .carry/demo-init/* "$WORK/init/"
+  mkdir -p "$WORK/init"
+  for f in config.json preprocessor_config.json tokenizer.json tokenizer_config.json model.safetensors; do
+    [ -f ".carry/demo-init/$f" ] && continue
+    /tmp/bin/xtask demo-model --work /tmp/demo-init-gen --images 1 --init-only >/dev/null || exit 1
+    cp /tmp/demo-init-gen/init/* "$WORK/init/"
+    break
+  done
+  cp .carry/demo-init/* "$WORK/init/"
   echo "starting from the weights in .carry/demo-init"
 fi
 # The newest complete checkpoint (they are renamed into place whole) into $OUT.

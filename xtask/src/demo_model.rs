@@ -59,7 +59,8 @@ pub struct Args {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Stop training after this many minutes with a checkpoint (run the command again to go on).
+    /// Stop training this many minutes after the command started (rendering, loading and
+    /// encoding included) with a checkpoint (run the command again to go on).
     #[arg(long)]
     pub stop_after_minutes: Option<f64>,
     /// Steps between checkpoints.
@@ -81,6 +82,7 @@ pub struct Args {
 
 /// Runs the stages that have not run yet.
 pub fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     let data = args.work.join("data");
     let train_file = data.join("train.jsonl");
     if !train_file.is_file() {
@@ -141,7 +143,9 @@ pub fn run(args: Args) -> Result<()> {
             logging_steps: 25,
             save_steps: Some(args.save_steps),
             save_total_limit: 2,
-            stop_after_minutes: args.stop_after_minutes,
+            stop_after_minutes: args
+                .stop_after_minutes
+                .map(|m| (m - started.elapsed().as_secs_f64() / 60.0).max(0.0)),
             resume_from_checkpoint: latest.as_ref().map(|(d, _)| d.clone()),
             ..SftArgs::default()
         };

@@ -11,6 +11,7 @@ use crate::registry;
 use crate::row::Row;
 use crate::spec::{DatasetSpec, Source};
 use crate::split::{sample, train_validation_split};
+use rayon::prelude::*;
 
 /// What to read and how to split it.
 #[derive(Debug, Clone)]
@@ -122,11 +123,18 @@ pub fn encode_rows(
     what: &str,
 ) -> Result<(Vec<Sample>, EncodeReport)> {
     let (sizes, mut problems) = cache.check_rows(rows);
+    // Rows encode independently (hundreds of thousands for the demo model): in parallel, then
+    // gathered in row order so that kept rows and problems come out as a sequential pass gives.
+    let encoded: Vec<Option<Result<Option<Sample>>>> = rows
+        .par_iter()
+        .zip(&sizes)
+        .map(|(row, sizes)| sizes.as_ref().map(|sizes| encoder.encode(row, sizes)))
+        .collect();
     let mut samples = Vec::with_capacity(rows.len());
     let mut report = EncodeReport::default();
-    for (row, sizes) in rows.iter().zip(&sizes) {
-        let Some(sizes) = sizes else { continue };
-        match encoder.encode(row, sizes) {
+    for outcome in encoded {
+        let Some(outcome) = outcome else { continue };
+        match outcome {
             Ok(Some(s)) => samples.push(s),
             Ok(None) => report.too_long += 1,
             Err(DataError::Rows(mut p)) => problems.append(&mut p),

@@ -141,9 +141,10 @@ pub struct SftArgs {
     /// Optimizer steps of the run; -1: the epochs decide.
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pub max_steps: i64,
-    /// Stop at the first optimizer step after this many minutes of training and save a
-    /// checkpoint there (`--resume-from-checkpoint` goes on from it, on the same schedule): for
-    /// machines lent by the slot. Unset: train to the end.
+    /// Stop at the first optimizer step after this many minutes from the command's start
+    /// (loading the model and encoding the dataset included) and save a checkpoint there
+    /// (`--resume-from-checkpoint` goes on from it, on the same schedule): for machines lent by
+    /// the slot. Unset: train to the end.
     #[arg(long)]
     pub stop_after_minutes: Option<f64>,
     /// Base learning rate (1e-4 for LoRA, 1e-5 for full when unset).

@@ -48,6 +48,7 @@ pub fn cache_dir() -> PathBuf {
 /// Fine-tunes as `args` says, on `args.device` (the CPU when unset; autodiff is switched on
 /// here).
 pub fn sft(mut args: SftArgs) -> Result<SftOutput> {
+    let started = std::time::Instant::now();
     args.check()?;
     let device = &args.device.clone().unwrap_or_else(Device::flex);
     let info = ModelInfo::find(&args.model_type)?;
@@ -177,6 +178,7 @@ pub fn sft(mut args: SftArgs) -> Result<SftOutput> {
         eos_pad: (eos, eos),
         lora_targets,
         resume: resume_state,
+        started,
     };
     let mut trainer = Trainer::new(llava, parts)?;
     trainer.run()?;

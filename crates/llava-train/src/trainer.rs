@@ -79,6 +79,8 @@ pub struct TrainerParts {
     pub lora_targets: Vec<String>,
     /// The resumed state, if any.
     pub resume: Option<(PathBuf, ResumeState)>,
+    /// When the run began (before loading and encoding): `--stop-after-minutes` counts from it.
+    pub started: Instant,
 }
 
 /// The loop's state.
@@ -359,7 +361,7 @@ impl Trainer {
             }
             let out_of_time = a
                 .stop_after_minutes
-                .is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0);
+                .is_some_and(|m| self.parts.started.elapsed().as_secs_f64() >= m * 60.0);
             if step.is_multiple_of(a.save_every()) || step == total || out_of_time {
                 self.save()?;
             }
