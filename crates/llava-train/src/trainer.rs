@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{Module, ParamId};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use llava_data::rng::permutation;
 use llava_data::{ImageCache, Sample};
@@ -22,7 +22,7 @@ use crate::args::{SftArgs, SftType};
 use crate::batch::Batch;
 use crate::checkpoint::{self, ResumeState};
 use crate::error::{Result, TrainError, io};
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::{self, AdamW, AdamWConfig};
 use crate::params::{Trainable, gradients, named_tensors, trainables, values, write_back};
 use crate::schedule::Schedule;
 use crate::targets::{peft_module_name, target_regex};
@@ -282,7 +282,8 @@ impl Trainer {
             .iter()
             .map(|t| (t.path.clone(), t.numel()))
             .collect();
-        self.optim.state = checkpoint::load_moments(&dir, &device, &numel)?;
+        self.optim
+            .set_state(checkpoint::load_moments(&dir, &device, &numel)?);
         self.optim.steps = state.optimizer_steps;
         self.global_step = state.global_step;
         self.schedule.total_steps = state.total_steps;
@@ -432,11 +433,27 @@ impl Trainer {
             self.phases.backward += clock.elapsed().as_secs_f64();
         }
         let clock = Instant::now();
+        let mut current = values(&self.model, &self.ids);
+        let mut items = Vec::with_capacity(accumulated.len());
+        let mut order = Vec::with_capacity(accumulated.len());
+        for t in &self.trainables {
+            let Some(grad) = accumulated.remove(&t.id) else {
+                continue;
+            };
+            let value = current
+                .remove(&t.id)
+                .ok_or_else(|| TrainError::Internal(format!("no value for {}", t.path)))?;
+            items.push(optim::Item {
+                path: t.path.clone(),
+                decay: t.decay,
+                value,
+                grad,
+            });
+            order.push(t.id);
+        }
+        let gathered = self.optim.gather(items);
         // One read from the device for all the squares.
-        let squares: Vec<Tensor<1>> = accumulated
-            .values()
-            .map(|g| g.clone().cast(DType::F32).powi_scalar(2).sum())
-            .collect();
+        let squares = gathered.squares();
         let norm = if squares.is_empty() {
             0.0
         } else {
@@ -461,22 +478,10 @@ impl Trainer {
         };
         let lr = self.schedule.lr(step);
         self.optim.begin_step();
-        let mut current = values(&self.model, &self.ids);
-        let mut updates = HashMap::new();
-        for t in &self.trainables {
-            let Some(grad) = accumulated.remove(&t.id) else {
-                continue;
-            };
-            let grad = if coef < 1.0 {
-                grad.mul_scalar(coef)
-            } else {
-                grad
-            };
-            let param = current
-                .remove(&t.id)
-                .ok_or_else(|| TrainError::Internal(format!("no value for {}", t.path)))?;
-            updates.insert(t.id, self.optim.update(&t.path, t.decay, param, grad, lr));
-        }
+        let updates: HashMap<ParamId, Tensor<1>> = order
+            .into_iter()
+            .zip(self.optim.apply(gathered, coef, lr))
+            .collect();
         // The clone shares the tensors; the old values go when the new ones are written.
         self.model = write_back(self.model.clone(), updates);
         self.phases.update += clock.elapsed().as_secs_f64();
@@ -658,7 +663,7 @@ impl Trainer {
                 "log_history": self.history,
             }),
         )?;
-        checkpoint::save_moments(dir, &self.optim.state)?;
+        checkpoint::save_moments(dir, &self.optim.state())?;
         let state = ResumeState {
             format: 1,
             model_type: args.model_type.clone(),
