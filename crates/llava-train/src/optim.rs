@@ -144,7 +144,9 @@ impl AdamW {
     /// Concatenates `items` into flat groups (by decay flag and dtype, in the items' order).
     pub fn gather(&self, items: Vec<Item>) -> Gathered {
         let n = items.len();
-        let mut parts: Vec<(bool, DType, Vec<(usize, Item)>)> = Vec::new();
+        // (decay, dtype, (item index, item) of the group's members).
+        type Part = (bool, DType, Vec<(usize, Item)>);
+        let mut parts: Vec<Part> = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             let dtype = item.value.dtype();
             match parts
