@@ -5,7 +5,7 @@
 # trainer's phase split to $OUT/train_profile.txt; then, with autotuning done, one run of
 # $PROFILE_S seconds (default 45) with cubecl's kernel profiler on (it waits for each kernel,
 # so steps are slower there), its kernels' summed times appended
-# (scripts/gpu/profile_summary.py). Extra environment for both runs (an A/B's switch) goes
+# (scripts/gpu/profile_summary.py); PROFILE_S=0 skips it. Extra environment for both runs (an A/B's switch) goes
 # before the command as usual.
 # Usage: BATCH=128 scripts/gpu/train_profile.sh [extra `cargo xtask demo-model` flags]
 set -uo pipefail
@@ -22,10 +22,13 @@ run() { # work dir, seconds, extra env...
     | grep --line-buffered -v '^Train:' | sed -u 's/\x1b\[[0-9;]*m//g' | grep 'phase' | tail -2 >> "$log"
 }
 EXTRA=("$@")
+rm -rf /tmp/rate
 run /tmp/rate "${RATE_S:-40}"
 echo "$(python3 "$here/steady_rate.py" /tmp/rate/run/logging.jsonl) steps/s at batch ${BATCH:-128}" | tee -a "$log"
-rm -rf /tmp/train-profile /tmp/train-profile.log
-echo "profiled:" >> "$log"
-run /tmp/train-profile "${PROFILE_S:-45}" CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=/tmp/train-profile.log
-python3 "$here/profile_summary.py" /tmp/train-profile.log 45 >> "$log"
+if [ "${PROFILE_S:-45}" != 0 ]; then
+  rm -rf /tmp/train-profile /tmp/train-profile.log
+  echo "profiled:" >> "$log"
+  run /tmp/train-profile "${PROFILE_S:-45}" CUBECL_DEBUG_OPTION=profile CUBECL_DEBUG_LOG=/tmp/train-profile.log
+  python3 "$here/profile_summary.py" /tmp/train-profile.log 45 >> "$log"
+fi
 cat "$log"
