@@ -48,7 +48,14 @@ pub struct AdamW {
     loose: BTreeMap<String, Moments>,
     /// Flat moments of the groups the last step updated.
     groups: Vec<FlatMoments>,
+    /// The most elements a group gathers (one tensor larger than that is a group alone).
+    group_elements: usize,
 }
+
+/// Elements of one flat group at most: gathering copies a group's values and gradients once
+/// more, so the cap bounds that extra memory (256 MB each in f32) where a 7B model's full
+/// fine-tuning would otherwise hold a second copy of all of them.
+const GROUP_ELEMENTS: usize = 1 << 26;
 
 /// The moments of one group's parameters, concatenated in the group's order.
 #[derive(Debug, Clone)]
@@ -123,6 +130,7 @@ impl AdamW {
             steps: 0,
             loose: BTreeMap::new(),
             groups: Vec::new(),
+            group_elements: GROUP_ELEMENTS,
         }
     }
 
@@ -141,25 +149,32 @@ impl AdamW {
         self.groups.clear();
     }
 
-    /// Concatenates `items` into flat groups (by decay flag and dtype, in the items' order).
+    /// Concatenates `items` into flat groups (by decay flag and dtype, in the items' order, a
+    /// new group where one would pass [`GROUP_ELEMENTS`]).
     pub fn gather(&self, items: Vec<Item>) -> Gathered {
         let n = items.len();
-        // (decay, dtype, (item index, item) of the group's members).
-        type Part = (bool, DType, Vec<(usize, Item)>);
+        // (decay, dtype, elements, (item index, item) of the group's members).
+        type Part = (bool, DType, usize, Vec<(usize, Item)>);
         let mut parts: Vec<Part> = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
-            let dtype = item.value.dtype();
+            let (dtype, numel) = (item.value.dtype(), item.value.shape().num_elements());
+            let cap = self.group_elements;
             match parts
                 .iter_mut()
-                .find(|(d, t, _)| *d == item.decay && *t == dtype)
+                .rev()
+                .find(|(d, t, _, _)| *d == item.decay && *t == dtype)
+                .filter(|(_, _, size, _)| size + numel <= cap)
             {
-                Some((_, _, members)) => members.push((i, item)),
-                None => parts.push((item.decay, dtype, vec![(i, item)])),
+                Some((_, _, size, members)) => {
+                    *size += numel;
+                    members.push((i, item));
+                }
+                None => parts.push((item.decay, dtype, numel, vec![(i, item)])),
             }
         }
         let groups = parts
             .into_iter()
-            .map(|(decay, _, members)| {
+            .map(|(decay, _, _, members)| {
                 let mut values = Vec::with_capacity(members.len());
                 let mut grads = Vec::with_capacity(members.len());
                 let mut index = Vec::with_capacity(members.len());
@@ -358,6 +373,14 @@ mod tests {
     /// and across saving and restoring the state.
     #[test]
     fn flat_groups_equal_one_parameter_at_a_time() {
+        // One group per decay flag, then groups cut at 3 elements ("a" alone, "c" alone, "d"
+        // alone past the cap).
+        for cap in [GROUP_ELEMENTS, 3] {
+            flat_groups_with_cap(cap);
+        }
+    }
+
+    fn flat_groups_with_cap(cap: usize) {
         let device = Device::flex();
         let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::from(v), &device);
         let params = [
@@ -373,6 +396,7 @@ mod tests {
             t(&v)
         };
         let mut together = AdamW::new(config(0.1));
+        together.group_elements = cap;
         let mut alone: Vec<AdamW> = params.iter().map(|_| AdamW::new(config(0.1))).collect();
         let mut flat_values: Vec<Tensor<1>> = params.iter().map(|p| t(&p.2)).collect();
         let mut alone_values = flat_values.clone();
@@ -411,6 +435,7 @@ mod tests {
                 together.set_state(state);
             }
         }
+        assert_eq!(together.groups.len(), if cap == 3 { 4 } else { 2 });
         for k in 0..params.len() {
             if k == 2 {
                 continue;
