@@ -244,7 +244,8 @@ impl AdamW {
             return (g.exp_avg, g.exp_avg_sq);
         }
         // The set of parameters with gradients changed (a batch without images leaves the
-        // tower without any): regroup from per-path moments.
+        // tower without any): regroup from per-path moments. That copies every moment once,
+        // on such steps only (and the cap's cut points may move for every later group).
         for g in std::mem::take(previous) {
             self.loose.extend(g.split());
         }
@@ -306,7 +307,7 @@ impl AdamW {
         )
     }
 
-    /// Counts one step; call once per optimizer step, before [`Self::update`].
+    /// Counts one step; call once per optimizer step, before [`Self::apply`].
     pub fn begin_step(&mut self) {
         self.steps += 1;
     }
