@@ -150,7 +150,7 @@ impl AdamW {
     }
 
     /// Concatenates `items` into flat groups (by decay flag and dtype, in the items' order, a
-    /// new group where one would pass [`GROUP_ELEMENTS`]).
+    /// new group where one would pass 2²⁶ elements).
     pub fn gather(&self, items: Vec<Item>) -> Gathered {
         let n = items.len();
         // (decay, dtype, elements, (item index, item) of the group's members).
