@@ -7,26 +7,15 @@ use std::path::{Path, PathBuf};
 use llava_testutil::{Reference, fixture};
 use llava_train::{SftArgs, sft};
 
+mod common;
+
 fn args(out: &Path) -> SftArgs {
     SftArgs {
-        model_type: "llava1_6-mistral-7b-instruct-hf".into(),
-        model_id_or_path: Some(fixture("llava/clip-mistral/hf").display().to_string()),
-        dataset: vec![
-            fixture("datasets/llava-tiny/train.jsonl")
-                .display()
-                .to_string(),
-        ],
-        dataset_test_ratio: 0.0,
-        batch_size: 2,
-        gradient_accumulation_steps: Some(1),
-        max_steps: 10,
         learning_rate: Some(2e-3),
         // Dropout on: the resumed run must draw the same masks.
         lora_dropout_p: 0.1,
-        save_steps: Some(5),
         save_total_limit: -1,
-        output_dir: out.to_path_buf(),
-        ..SftArgs::default()
+        ..common::tiny_run(out)
     }
 }
 

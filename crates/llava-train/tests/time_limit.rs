@@ -3,27 +3,11 @@
 //! (Its own test binary: the resume test beside it compares runs bit for bit, and two runs in
 //! one process share the device's random generator.)
 
-use llava_testutil::fixture;
+mod common;
+
 use llava_train::{SftArgs, sft};
 
-fn args(out: &std::path::Path) -> SftArgs {
-    SftArgs {
-        model_type: "llava1_6-mistral-7b-instruct-hf".into(),
-        model_id_or_path: Some(fixture("llava/clip-mistral/hf").display().to_string()),
-        dataset: vec![
-            fixture("datasets/llava-tiny/train.jsonl")
-                .display()
-                .to_string(),
-        ],
-        dataset_test_ratio: 0.0,
-        batch_size: 2,
-        gradient_accumulation_steps: Some(1),
-        max_steps: 10,
-        save_steps: Some(5),
-        output_dir: out.to_path_buf(),
-        ..SftArgs::default()
-    }
-}
+use common::tiny_run as args;
 
 #[test]
 fn a_time_limit_spent_before_training_stops_at_the_first_step_with_a_checkpoint() {
