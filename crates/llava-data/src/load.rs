@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use rayon::prelude::*;
+
 use crate::encode::{Encoder, Sample};
 use crate::error::{DataError, Problem, Result};
 use crate::images::ImageCache;
@@ -11,7 +13,6 @@ use crate::registry;
 use crate::row::Row;
 use crate::spec::{DatasetSpec, Source};
 use crate::split::{sample, train_validation_split};
-use rayon::prelude::*;
 
 /// What to read and how to split it.
 #[derive(Debug, Clone)]
