@@ -78,6 +78,19 @@ pub struct Args {
     /// Only the model's random initial checkpoint and tokenizer, then stop.
     #[arg(long)]
     pub init_only: bool,
+    /// How the tower's position embedding starts (an open A/B, docs/demo-model.md):
+    /// `sincos`, a 2-D sine–cosine table of the patch grid, or `random`, N(0, 0.02).
+    #[arg(long, value_enum, default_value_t = PositionInit::Sincos)]
+    pub position_init: PositionInit,
+}
+
+/// The tower's initial position embedding (`--position-init`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionInit {
+    /// A 2-D sine–cosine table of the patch grid (the class position zero).
+    Sincos,
+    /// N(0, 0.02), as every other matrix.
+    Random,
 }
 
 /// Runs the stages that have not run yet.
@@ -98,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let init = args.work.join("init");
     if !init.join("model.safetensors").is_file() {
-        write_initial_model(&init, args.seed)?;
+        write_initial_model(&init, args.seed, args.position_init)?;
         eprintln!("initial model and tokenizer in {}", init.display());
     }
     if args.init_only {
@@ -260,7 +273,7 @@ pub fn preprocessor_config() -> Value {
 
 /// Tokenizer, configs and random weights of the untrained model in `dir` (written to a
 /// temporary directory, then renamed).
-fn write_initial_model(dir: &Path, seed: u64) -> Result<()> {
+fn write_initial_model(dir: &Path, seed: u64, position_init: PositionInit) -> Result<()> {
     let tmp = dir.with_extension("partial");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -303,9 +316,20 @@ fn write_initial_model(dir: &Path, seed: u64) -> Result<()> {
         seed,
     );
     let empty = Default::default();
+    let vision = &config.vision;
     let tensors = named_tensors(&model)
         .into_iter()
-        .map(|(path, data)| (python_key(&path, llava::Layout::LlavaHf, &empty), data))
+        .map(|(path, data)| {
+            let key = python_key(&path, llava::Layout::LlavaHf, &empty);
+            let data = if key == POSITION_EMBEDDING && position_init == PositionInit::Sincos {
+                let grid = vision.image_size / vision.patch_size;
+                let table = sincos_positions(grid, vision.hidden_size);
+                burn::tensor::TensorData::new(table, [grid * grid + 1, vision.hidden_size])
+            } else {
+                data
+            };
+            (key, data)
+        })
         .collect();
     save_sharded(&tmp, tensors, usize::MAX)?;
     if dir.exists() {
@@ -313,6 +337,34 @@ fn write_initial_model(dir: &Path, seed: u64) -> Result<()> {
     }
     std::fs::rename(&tmp, dir)?;
     Ok(())
+}
+
+/// The tower's position embedding in the llava-hf layout.
+const POSITION_EMBEDDING: &str = "vision_tower.vision_model.embeddings.position_embedding.weight";
+
+/// A `[grid² + 1, width]` position table (row-major): row 0, the class position, is zero;
+/// row `1 + r·grid + c` holds sines and cosines of the patch's row `r` in its first half and of
+/// its column `c` in its second, at `width / 4` frequencies from 1 down to 1/100 per patch
+/// (a grid of 8 needs no slower ones; MAE's table goes to 1/10⁴ for grids of 14 and more).
+/// A random table gives a tower trained from scratch no sense of where a patch is, and it
+/// has to learn one before it can read a glyph made of patches or say what is left of what.
+fn sincos_positions(grid: usize, width: usize) -> Vec<f32> {
+    let quarter = width / 4;
+    let mut out = vec![0f32; (grid * grid + 1) * width];
+    for r in 0..grid {
+        for c in 0..grid {
+            let row = &mut out[(1 + r * grid + c) * width..][..width];
+            for (half, coord) in [(0, r), (1, c)] {
+                for i in 0..quarter {
+                    let omega = 100f64.powf(-(i as f64) / (quarter.max(2) - 1) as f64);
+                    let angle = coord as f64 * omega;
+                    row[half * 2 * quarter + i] = angle.sin() as f32;
+                    row[half * 2 * quarter + quarter + i] = angle.cos() as f32;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The checkpoint of `run_dir` with the most steps, and its state.
@@ -445,6 +497,35 @@ mod tests {
     use super::*;
     use llava::scenes::scene::SIZES;
     use llava_vision::Size;
+
+    /// The sine–cosine table: the class row zero, every patch its own row, and along a row
+    /// or a column of the grid nearer patches more alike than farther ones.
+    #[test]
+    fn the_position_table_knows_where_each_patch_is() {
+        let (grid, width) = (8, 128);
+        let table = sincos_positions(grid, width);
+        assert_eq!(table.len(), 65 * width);
+        let row = |r: usize, c: usize| &table[(1 + r * grid + c) * width..][..width];
+        assert!(table[..width].iter().all(|&x| x == 0.0));
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        // Every entry is a sine or cosine: a patch's row has norm √(width / 2).
+        assert!((dot(row(3, 5), row(3, 5)) - 64.0).abs() < 1e-3);
+        assert_eq!(row(0, 0)[0], 0.0);
+        assert_eq!(row(0, 0)[32], 1.0);
+        assert!((row(2, 0)[0] - 2f32.sin()).abs() < 1e-6);
+        assert!((row(0, 2)[64] - 2f32.sin()).abs() < 1e-6);
+        assert!((row(0, 2)[127] - (0.02f32).cos()).abs() < 1e-6);
+        for a in 0..grid * grid {
+            for b in 0..a {
+                let (p, q) = (row(a / grid, a % grid), row(b / grid, b % grid));
+                assert!(dot(p, q) < 64.0 - 0.1, "patches {a} and {b} alike");
+            }
+        }
+        for d in 1..grid - 1 {
+            assert!(dot(row(0, 0), row(0, d)) > dot(row(0, 0), row(0, d + 1)));
+            assert!(dot(row(0, 0), row(d, 0)) > dot(row(0, 0), row(d + 1, 0)));
+        }
+    }
 
     /// Image tokens per image size: transformers 5.25's `LlavaNextImageProcessor` and
     /// `get_image_features` on these configs give 336, 200, 208, 268 and 176 rows
