@@ -4,8 +4,8 @@
 # $MINUTES minutes from its own start, then evaluated on the held-out scenes. A run the time
 # limit cut before its schedule's end is evaluated at its newest checkpoint (its state's total
 # steps set to the steps it made, so the recipe takes it as finished). Each variant's log,
-# steady rate (steps/s after step 25), training curve and accuracy table land in
-# $OUT/ab-<name>.{log,md,jsonl}.
+# steady rate (steps/s after step 25), training curve, accuracy table and newest weights land
+# in $OUT/ab-<name>.{log,md,jsonl,safetensors}.
 # Usage: MINUTES=7 scripts/gpu/demo_ab.sh "name: flags" "name: flags" ...
 #   e.g. scripts/gpu/demo_ab.sh "sincos: --position-init sincos" "random: --position-init random"
 # Flags common to every variant go in $COMMON.
@@ -36,6 +36,8 @@ PY
       2>&1 | sed 's/\x1b\[[0-9;]*m//g' | tail -5 >> "$OUT/ab-$name.log"
   fi
   cp "$work/eval.md" "$OUT/ab-$name.md" 2>/dev/null
+  latest=$(ls -d "$work"/run/checkpoint-* 2>/dev/null | grep -v '\.' | sort -t- -k2 -n | tail -1)
+  [ -n "$latest" ] && cp "$latest/model.safetensors" "$OUT/ab-$name.safetensors"
   cp "$work/run/logging.jsonl" "$OUT/ab-$name.jsonl" 2>/dev/null
   echo "$name: $(python3 "$here/steady_rate.py" "$work/run/logging.jsonl") steps/s" >> "$OUT/ab.txt"
 }
