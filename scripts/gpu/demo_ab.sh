@@ -8,7 +8,8 @@
 # in $OUT/ab-<name>.{log,md,jsonl,safetensors}.
 # Usage: MINUTES=7 scripts/gpu/demo_ab.sh "name: flags" "name: flags" ...
 #   e.g. scripts/gpu/demo_ab.sh "sincos: --position-init sincos" "random: --position-init random"
-# Flags common to every variant go in $COMMON.
+# Flags common to every variant go in $COMMON. Weights carried in .carry/demo-init/ (with the
+# tokenizer and configs) start every variant.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 here=$(dirname "$0")
@@ -17,6 +18,10 @@ variant() { # name, flags...
   local name=$1 work=/tmp/ab-$1
   shift
   rm -rf "$work"
+  # Carried weights (every file of an init stage) start every variant, as in demo_model.sh.
+  if [ -f .carry/demo-init/tokenizer.json ]; then
+    mkdir -p "$work/init" && cp .carry/demo-init/* "$work/init/"
+  fi
   # shellcheck disable=SC2086
   RUST_LOG=llava_train=info /tmp/bin/xtask demo-model --work "$work" --device cuda \
     --stop-after-minutes "${MINUTES:-7}" --export "$work/export" ${COMMON:-} "$@" 2>&1 \

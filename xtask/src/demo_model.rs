@@ -82,6 +82,28 @@ pub struct Args {
     /// `sincos`, a 2-D sine–cosine table of the patch grid, or `random`, N(0, 0.02).
     #[arg(long, value_enum, default_value_t = PositionInit::Sincos)]
     pub position_init: PositionInit,
+    /// The training scenes: `recipe` (half shapes, half text) or `text` only (an open
+    /// diagnostic: can reading be learnt when every step has it; docs/demo-model.md).
+    #[arg(long, value_enum, default_value_t = MixArg::Recipe)]
+    pub mix: MixArg,
+}
+
+/// `--mix`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixArg {
+    /// Half shape scenes, half text.
+    Recipe,
+    /// Text scenes only.
+    Text,
+}
+
+impl From<MixArg> for rows::Mix {
+    fn from(m: MixArg) -> Self {
+        match m {
+            MixArg::Recipe => rows::Mix::Recipe,
+            MixArg::Text => rows::Mix::Text,
+        }
+    }
 }
 
 /// The tower's initial position embedding (`--position-init`).
@@ -100,7 +122,7 @@ pub fn run(args: Args) -> Result<()> {
     let train_file = data.join("train.jsonl");
     if !train_file.is_file() {
         let started = std::time::Instant::now();
-        rows::write_training_set(&data, args.seed, args.images)
+        rows::write_training_set(&data, args.seed, args.images, args.mix.into())
             .with_context(|| format!("rendering the training set into {}", data.display()))?;
         eprintln!(
             "rendered {} training scenes into {} in {:.1}s",

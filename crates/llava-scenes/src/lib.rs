@@ -13,5 +13,5 @@ pub mod tokenizer;
 pub use eval::{Case, Group, Table};
 pub use palette::{Background, Colour, HELD_OUT, Shape};
 pub use questions::{Family, Qa, ask, caption, families};
-pub use rows::{training_example, write_training_set};
+pub use rows::{Mix, training_example, write_training_set};
 pub use scene::{Content, Kind, Object, Scene, Text};

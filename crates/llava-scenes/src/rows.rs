@@ -31,6 +31,26 @@ const TRAINING_KINDS: [Kind; 10] = [
     Kind::Sum,
 ];
 
+/// Which scenes the training set draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mix {
+    /// The recipe's mix: half shape scenes, half text (`TRAINING_KINDS`).
+    #[default]
+    Recipe,
+    /// Text scenes only, in the recipe's proportions among them: a diagnostic of whether
+    /// reading can be learnt at all when it has every step (an open experiment).
+    Text,
+}
+
+impl Mix {
+    fn kinds(self) -> &'static [Kind] {
+        match self {
+            Mix::Recipe => &TRAINING_KINDS,
+            Mix::Text => &TRAINING_KINDS[5..],
+        }
+    }
+}
+
 /// How often each family comes up in the extra rounds (after each family once): relations
 /// and counts, learnt slowest, most (relations run out of pairs soonest); existence, which
 /// has the most subjects (every colour–shape pair), least.
@@ -109,9 +129,10 @@ fn subject(qa: &Qa) -> (Family, Vec<&'static str>) {
 }
 
 /// Scene `index` of the training set of `seed` and its questions.
-pub fn training_example(seed: u64, index: u64) -> (Scene, Vec<Qa>) {
+pub fn training_example(seed: u64, index: u64, mix: Mix) -> (Scene, Vec<Qa>) {
     let mut rng = stream(seed, index);
-    let kind = TRAINING_KINDS[rng.below(TRAINING_KINDS.len())];
+    let kinds = mix.kinds();
+    let kind = kinds[rng.below(kinds.len())];
     let scene = Scene::sample(&mut rng, kind);
     // Rounds are cheap beside the image's ~300 tokens: more of them teach more per image.
     let rounds = 6 + rng.below(5);
@@ -119,15 +140,20 @@ pub fn training_example(seed: u64, index: u64) -> (Scene, Vec<Qa>) {
     (scene, qas)
 }
 
-/// Writes `images` scenes of the training set of `seed` under `dir` (`images/<i>.png` and
+/// Writes `images` scenes of the training set of `seed` (drawn from `mix`) under `dir` (`images/<i>.png` and
 /// `train.jsonl`, one row per image) and returns the jsonl's path.
-pub fn write_training_set(dir: &Path, seed: u64, images: u64) -> std::io::Result<PathBuf> {
+pub fn write_training_set(
+    dir: &Path,
+    seed: u64,
+    images: u64,
+    mix: Mix,
+) -> std::io::Result<PathBuf> {
     let image_dir = dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
     let rows: Vec<String> = (0..images)
         .into_par_iter()
         .map(|i| -> std::io::Result<String> {
-            let (scene, qas) = training_example(seed, i);
+            let (scene, qas) = training_example(seed, i, mix);
             let name = format!("images/{i:07}.png");
             scene
                 .render()
@@ -166,7 +192,7 @@ mod tests {
     #[test]
     fn rows_are_ms_swift_rows_with_images_beside_them() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_training_set(dir.path(), 3, 20).unwrap();
+        let path = write_training_set(dir.path(), 3, 20, Mix::Recipe).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let rows: Vec<serde_json::Value> = text
             .lines()
@@ -178,7 +204,7 @@ mod tests {
             assert_eq!(image, format!("images/{i:07}.png"));
             assert!(dir.path().join(image).is_file());
             assert!(!row["response"].as_str().unwrap().is_empty());
-            let (_, qas) = training_example(3, i as u64);
+            let (_, qas) = training_example(3, i as u64, Mix::Recipe);
             assert_eq!(row["history"].as_array().unwrap().len(), qas.len() - 1);
             assert!(qas.iter().all(|qa| !qa.held_out));
         }
@@ -189,7 +215,7 @@ mod tests {
         let mut per: std::collections::HashMap<Family, usize> = Default::default();
         let mut text = 0;
         for i in 0..1000 {
-            let (scene, qas) = training_example(8, i);
+            let (scene, qas) = training_example(8, i, Mix::Recipe);
             if scene.objects().is_empty() {
                 text += 1;
             }
@@ -209,10 +235,39 @@ mod tests {
     }
 
     #[test]
+    fn the_text_mix_draws_only_text_scenes_in_the_recipes_proportions() {
+        let (mut digits, mut numbers, mut sums) = (0, 0, 0);
+        for i in 0..1000 {
+            let (scene, qas) = training_example(8, i, Mix::Text);
+            assert!(scene.objects().is_empty(), "scene {i} has shapes");
+            assert_eq!(qas.len(), 2, "scene {i}: {qas:?}");
+            match qas
+                .iter()
+                .find(|qa| qa.family != Family::Describe)
+                .map(|qa| (qa.family, qa.answer.len()))
+            {
+                Some((Family::Digit, 1)) => digits += 1,
+                Some((Family::Digit, 2)) => numbers += 1,
+                Some((Family::Sum, _)) => sums += 1,
+                other => panic!("scene {i}: {other:?}"),
+            }
+        }
+        // 1 : 2 : 2 of 1000.
+        assert!((150..250).contains(&digits), "{digits} digits");
+        assert!((340..460).contains(&numbers), "{numbers} numbers");
+        assert!((340..460).contains(&sums), "{sums} sums");
+        // The recipe's first scenes differ from the text mix's: the mix picks the kind.
+        assert_ne!(
+            training_example(8, 0, Mix::Text).1,
+            training_example(8, 0, Mix::Recipe).1
+        );
+    }
+
+    #[test]
     fn shape_scenes_get_more_rounds_but_never_one_subject_twice() {
         let mut long = 0;
         for i in 0..200 {
-            let (scene, qas) = training_example(5, i);
+            let (scene, qas) = training_example(5, i, Mix::Recipe);
             let subjects: HashSet<_> = qas.iter().map(subject).collect();
             assert_eq!(subjects.len(), qas.len(), "{:?}", qas);
             if scene.objects().len() >= 3 && qas.len() > 6 {
