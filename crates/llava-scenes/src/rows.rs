@@ -46,6 +46,7 @@ impl Mix {
     fn kinds(self) -> &'static [Kind] {
         match self {
             Mix::Recipe => &TRAINING_KINDS,
+            // The text kinds are the recipe's last five (the test below checks the split).
             Mix::Text => &TRAINING_KINDS[5..],
         }
     }
@@ -140,8 +141,8 @@ pub fn training_example(seed: u64, index: u64, mix: Mix) -> (Scene, Vec<Qa>) {
     (scene, qas)
 }
 
-/// Writes `images` scenes of the training set of `seed` (drawn from `mix`) under `dir` (`images/<i>.png` and
-/// `train.jsonl`, one row per image) and returns the jsonl's path.
+/// Writes `images` scenes of the training set of `seed` (drawn from `mix`) under `dir`
+/// (`images/<i>.png` and `train.jsonl`, one row per image) and returns the jsonl's path.
 pub fn write_training_set(
     dir: &Path,
     seed: u64,
