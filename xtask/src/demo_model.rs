@@ -82,8 +82,9 @@ pub struct Args {
     /// `sincos`, a 2-D sine–cosine table of the patch grid, or `random`, N(0, 0.02).
     #[arg(long, value_enum, default_value_t = PositionInit::Sincos)]
     pub position_init: PositionInit,
-    /// The training scenes: `recipe` (half shapes, half text) or `text` only (an open
-    /// diagnostic: can reading be learnt when every step has it; docs/demo-model.md).
+    /// The training scenes: `recipe` (half shapes, half text), `text` only or `relations`
+    /// only (open diagnostics: can reading, or where objects are, be learnt when every step
+    /// has it; docs/demo-model.md).
     #[arg(long, value_enum, default_value_t = MixArg::Recipe)]
     pub mix: MixArg,
 }
@@ -95,6 +96,8 @@ pub enum MixArg {
     Recipe,
     /// Text scenes only.
     Text,
+    /// Shape scenes with position questions only.
+    Relations,
 }
 
 impl From<MixArg> for rows::Mix {
@@ -102,6 +105,7 @@ impl From<MixArg> for rows::Mix {
         match m {
             MixArg::Recipe => rows::Mix::Recipe,
             MixArg::Text => rows::Mix::Text,
+            MixArg::Relations => rows::Mix::Relations,
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum Mix {
     /// Text scenes only, in the recipe's proportions among them: a diagnostic of whether
     /// reading can be learnt at all when it has every step (an open experiment).
     Text,
+    /// Shape scenes asked only where their objects are (left/right/above/below): a
+    /// diagnostic of whether relations can be learnt at all when they have every step (an
+    /// open experiment).
+    Relations,
 }
 
 impl Mix {
@@ -48,6 +52,7 @@ impl Mix {
             Mix::Recipe => &TRAINING_KINDS,
             // The text kinds are the recipe's last five (the test below checks the split).
             Mix::Text => &TRAINING_KINDS[5..],
+            Mix::Relations => &TRAINING_KINDS[..5],
         }
     }
 }
@@ -134,11 +139,38 @@ pub fn training_example(seed: u64, index: u64, mix: Mix) -> (Scene, Vec<Qa>) {
     let mut rng = stream(seed, index);
     let kinds = mix.kinds();
     let kind = kinds[rng.below(kinds.len())];
-    let scene = Scene::sample(&mut rng, kind);
+    let mut scene = Scene::sample(&mut rng, kind);
     // Rounds are cheap beside the image's ~300 tokens: more of them teach more per image.
     let rounds = 6 + rng.below(5);
+    if mix == Mix::Relations {
+        // A scene with no pair far enough apart to ask about is drawn again.
+        loop {
+            let qas = relations(&scene, &mut rng, rounds);
+            if !qas.is_empty() {
+                return (scene, qas);
+            }
+            scene = Scene::sample(&mut rng, kind);
+        }
+    }
     let qas = conversation(&scene, &mut rng, rounds);
     (scene, qas)
+}
+
+/// Up to `rounds` position questions about `scene`, each pair at most once per axis.
+fn relations(scene: &Scene, rng: &mut SplitMix64, rounds: usize) -> Vec<Qa> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for _ in 0..6 * rounds {
+        if out.len() == rounds {
+            break;
+        }
+        if let Some(qa) = ask(scene, Family::Position, rng)
+            && seen.insert(subject(&qa))
+        {
+            out.push(qa);
+        }
+    }
+    out
 }
 
 /// Writes `images` scenes of the training set of `seed` (drawn from `mix`) under `dir`
@@ -261,6 +293,29 @@ mod tests {
         assert_ne!(
             training_example(8, 0, Mix::Text).1,
             training_example(8, 0, Mix::Recipe).1
+        );
+    }
+
+    #[test]
+    fn the_relations_mix_asks_only_where_objects_are_about_distinct_pairs() {
+        let (mut yes, mut total) = (0, 0);
+        for i in 0..300 {
+            let (scene, qas) = training_example(8, i, Mix::Relations);
+            assert!(scene.objects().len() >= 2, "scene {i}");
+            assert!(!qas.is_empty() && qas.len() <= 10, "scene {i}: {qas:?}");
+            let subjects: HashSet<_> = qas.iter().map(subject).collect();
+            assert_eq!(subjects.len(), qas.len(), "scene {i}: {qas:?}");
+            for qa in &qas {
+                assert_eq!(qa.family, Family::Position, "scene {i}: {qa:?}");
+                total += 1;
+                yes += usize::from(qa.answer == "yes");
+            }
+        }
+        // The relation asked is drawn apart from the truth: about half the answers are yes.
+        assert!(total > 600, "{total} questions in 300 scenes");
+        assert!(
+            (total * 2 / 5..total * 3 / 5).contains(&yes),
+            "{yes} of {total} yes"
         );
     }
 
