@@ -82,6 +82,11 @@ pub struct Args {
     /// `sincos`, a 2-D sine–cosine table of the patch grid, or `random`, N(0, 0.02).
     #[arg(long, value_enum, default_value_t = PositionInit::Sincos)]
     pub position_init: PositionInit,
+    /// The sine–cosine table's row norm (an open A/B, docs/demo-model.md): 8 is a table of
+    /// plain sines and cosines; a larger one keeps where a patch is from being drowned by
+    /// the patch embedding as that grows in training.
+    #[arg(long, default_value_t = 8.0)]
+    pub position_norm: f32,
     /// The training scenes: `recipe` (half shapes, half text), `text` only or `relations`
     /// only (open diagnostics: can reading, or where objects are, be learnt when every step
     /// has it; docs/demo-model.md).
@@ -137,7 +142,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let init = args.work.join("init");
     if !init.join("model.safetensors").is_file() {
-        write_initial_model(&init, args.seed, args.position_init)?;
+        write_initial_model(&init, args.seed, args.position_init, args.position_norm)?;
         eprintln!("initial model and tokenizer in {}", init.display());
     }
     if args.init_only {
@@ -299,7 +304,12 @@ pub fn preprocessor_config() -> Value {
 
 /// Tokenizer, configs and random weights of the untrained model in `dir` (written to a
 /// temporary directory, then renamed).
-fn write_initial_model(dir: &Path, seed: u64, position_init: PositionInit) -> Result<()> {
+fn write_initial_model(
+    dir: &Path,
+    seed: u64,
+    position_init: PositionInit,
+    position_norm: f32,
+) -> Result<()> {
     let tmp = dir.with_extension("partial");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -349,7 +359,7 @@ fn write_initial_model(dir: &Path, seed: u64, position_init: PositionInit) -> Re
             let key = python_key(&path, llava::Layout::LlavaHf, &empty);
             let data = if key == POSITION_EMBEDDING && position_init == PositionInit::Sincos {
                 let grid = vision.image_size / vision.patch_size;
-                let table = sincos_positions(grid, vision.hidden_size);
+                let table = sincos_positions(grid, vision.hidden_size, position_norm);
                 burn::tensor::TensorData::new(table, [grid * grid + 1, vision.hidden_size])
             } else {
                 data
@@ -374,8 +384,10 @@ const POSITION_EMBEDDING: &str = "vision_tower.vision_model.embeddings.position_
 /// (a grid of 8 needs no slower ones; MAE's table goes to 1/10⁴ for grids of 14 and more).
 /// A random table gives a tower trained from scratch no sense of where a patch is, and it
 /// has to learn one before it can read a glyph made of patches or say what is left of what.
-fn sincos_positions(grid: usize, width: usize) -> Vec<f32> {
+/// Each patch's row is scaled to norm `norm` (plain sines and cosines have √(width / 2)).
+fn sincos_positions(grid: usize, width: usize, norm: f32) -> Vec<f32> {
     let quarter = width / 4;
+    let scale = norm / ((2 * quarter) as f32).sqrt();
     let mut out = vec![0f32; (grid * grid + 1) * width];
     for r in 0..grid {
         for c in 0..grid {
@@ -384,8 +396,8 @@ fn sincos_positions(grid: usize, width: usize) -> Vec<f32> {
                 for i in 0..quarter {
                     let omega = 100f64.powf(-(i as f64) / (quarter.max(2) - 1) as f64);
                     let angle = coord as f64 * omega;
-                    row[half * 2 * quarter + i] = angle.sin() as f32;
-                    row[half * 2 * quarter + quarter + i] = angle.cos() as f32;
+                    row[half * 2 * quarter + i] = angle.sin() as f32 * scale;
+                    row[half * 2 * quarter + quarter + i] = angle.cos() as f32 * scale;
                 }
             }
         }
@@ -529,7 +541,7 @@ mod tests {
     #[test]
     fn the_position_table_knows_where_each_patch_is() {
         let (grid, width) = (8, 128);
-        let table = sincos_positions(grid, width);
+        let table = sincos_positions(grid, width, 8.0);
         assert_eq!(table.len(), 65 * width);
         let row = |r: usize, c: usize| &table[(1 + r * grid + c) * width..][..width];
         assert!(table[..width].iter().all(|&x| x == 0.0));
@@ -550,6 +562,12 @@ mod tests {
         for d in 1..grid - 1 {
             assert!(dot(row(0, 0), row(0, d)) > dot(row(0, 0), row(0, d + 1)));
             assert!(dot(row(0, 0), row(d, 0)) > dot(row(0, 0), row(d + 1, 0)));
+        }
+        // A larger norm scales every patch's row, the class row still zero.
+        let big = sincos_positions(grid, width, 40.0);
+        assert!(big[..width].iter().all(|&x| x == 0.0));
+        for (b, t) in big.iter().zip(&table) {
+            assert!((b - 5.0 * t).abs() < 1e-5);
         }
     }
 
