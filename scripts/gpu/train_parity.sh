@@ -4,7 +4,7 @@
 # the weights in .carry/demo-init/. AdamW's epsilon (1000) is far above every gradient and
 # the learning rate equal to it, so a tensor's change is its negative gradient, and
 # compare_step.py prints each tensor's relative difference between the devices (TF32
-# products: ~1e-3 expected). Result in $OUT/train_parity.txt; exits 1 on a mismatch.
+# products: most tensors within 3e-3, the worst 1.3e-2 on an H100). Result in $OUT/train_parity.txt; exits 1 on a mismatch.
 # Usage: [ROWS=16] scripts/gpu/train_parity.sh
 source "$(dirname "$0")/env.sh" # (not written for set -e)
 set -euo pipefail
