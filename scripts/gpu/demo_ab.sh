@@ -5,11 +5,13 @@
 # limit cut before its schedule's end is evaluated at its newest checkpoint (its state's total
 # steps set to the steps it made, so the recipe takes it as finished). Each variant's log,
 # steady rate (steps/s after step 25), training curve, accuracy table and newest weights land
-# in $OUT/ab-<name>.{log,md,jsonl,safetensors}.
+# in $OUT/ab-<name>.safetensors and, packed in $OUT/ab-text-files.tgz, ab-<name>.{log,md,jsonl,
+# config.json} and ab.txt.
 # Usage: MINUTES=7 scripts/gpu/demo_ab.sh "name: flags" "name: flags" ...
 #   e.g. scripts/gpu/demo_ab.sh "sincos: --position-init sincos" "random: --position-init random"
 # Flags common to every variant go in $COMMON. Weights carried in .carry/demo-init/ (with the
-# tokenizer and configs) start every variant.
+# tokenizer and configs) start every variant but one whose flags include --no-init (that one
+# starts from the recipe's own random weights).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 here=$(dirname "$0")
@@ -18,8 +20,13 @@ variant() { # name, flags...
   local name=$1 work=/tmp/ab-$1
   shift
   rm -rf "$work"
+  local flags=() scratch=
+  for f in "$@"; do
+    if [ "$f" = --no-init ]; then scratch=1; else flags+=("$f"); fi
+  done
+  set -- "${flags[@]}"
   # Carried weights (every file of an init stage) start every variant, as in demo_model.sh.
-  if [ -f .carry/demo-init/tokenizer.json ]; then
+  if [ -z "$scratch" ] && [ -f .carry/demo-init/tokenizer.json ]; then
     mkdir -p "$work/init" && cp .carry/demo-init/* "$work/init/"
   fi
   # shellcheck disable=SC2086
@@ -44,6 +51,7 @@ PY
   latest=$(ls -d "$work"/run/checkpoint-* 2>/dev/null | grep -v '\.' | sort -t- -k2 -n | tail -1)
   [ -n "$latest" ] && cp "$latest/model.safetensors" "$OUT/ab-$name.safetensors"
   cp "$work/run/logging.jsonl" "$OUT/ab-$name.jsonl" 2>/dev/null
+  cp "$work/init/config.json" "$OUT/ab-$name.config.json" 2>/dev/null
   echo "$name: $(python3 "$here/steady_rate.py" "$work/run/logging.jsonl") steps/s" >> "$OUT/ab.txt"
 }
 for spec in "$@"; do
@@ -54,3 +62,6 @@ done
 wait
 cat "$OUT/ab.txt"
 for f in "$OUT"/ab-*.md; do echo "== $f"; head -12 "$f"; done
+# At most 8 files come back from a call: the weights alone, the rest in one archive.
+(cd "$OUT" && tar czf ab-text-files.tgz --exclude='*.safetensors' --exclude='*.tgz' ab-* ab.txt \
+  && find . -maxdepth 1 -name 'ab*' ! -name '*.safetensors' ! -name '*.tgz' -delete)

@@ -198,14 +198,9 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
         }
         Family::Position => {
             let (a, b) = pick_from(rng, position_pairs(objects))?;
-            let (word, truth) = match rng.below(4) {
-                0 => ("to the left of", a.x < b.x),
-                1 => ("to the right of", a.x > b.x),
-                2 => ("above", a.y < b.y),
-                _ => ("below", a.y > b.y),
-            };
+            let across = rng.below(2) == 0;
             // Only ask an axis the two are well apart on.
-            let apart = if word.contains("left") || word.contains("right") {
+            let apart = if across {
                 (a.x - b.x).abs()
             } else {
                 (a.y - b.y).abs()
@@ -213,19 +208,43 @@ pub fn ask(scene: &Scene, family: Family, rng: &mut SplitMix64) -> Option<Qa> {
             if apart < 0.6 * (a.r + b.r) {
                 return None;
             }
-            let q = pick(
-                rng,
-                &[
-                    "Is the {a} {w} the {b}?",
-                    "Is the {a} {w} the {b} in the image?",
-                ],
-            );
+            // Half the questions name the side to answer: a yes/no answer alone is the
+            // exclusive-or of the side and the word asked, which no single feature predicts, so
+            // a model given only those sits at chance (measured: relations alone kept the loss
+            // at ln 2 per answer for 650 steps); the side asked for directly is learnt first.
+            let (q, answer) = if rng.below(2) == 0 {
+                let (q, side) = if across {
+                    (
+                        "Is the {a} to the left or to the right of the {b}?",
+                        if a.x < b.x { "left" } else { "right" },
+                    )
+                } else {
+                    (
+                        "Is the {a} above or below the {b}?",
+                        if a.y < b.y { "above" } else { "below" },
+                    )
+                };
+                (q.to_string(), side)
+            } else {
+                let (word, truth) = match (across, rng.below(2) == 0) {
+                    (true, true) => ("to the left of", a.x < b.x),
+                    (true, false) => ("to the right of", a.x > b.x),
+                    (false, true) => ("above", a.y < b.y),
+                    (false, false) => ("below", a.y > b.y),
+                };
+                let q = pick(
+                    rng,
+                    &[
+                        "Is the {a} {w} the {b}?",
+                        "Is the {a} {w} the {b} in the image?",
+                    ],
+                );
+                (q.replace("{w}", word), if truth { "yes" } else { "no" })
+            };
             qa(
                 family,
-                q.replace("{a}", &name(&a))
-                    .replace("{b}", &name(&b))
-                    .replace("{w}", word),
-                if truth { "yes" } else { "no" },
+                q.replace("{a}", &name(&a)).replace("{b}", &name(&b)),
+                answer,
             )
         }
         Family::Digit => match scene.content {
@@ -502,16 +521,48 @@ mod tests {
                         assert_eq!(a, if present { "yes" } else { "no" }, "{q}");
                     }
                     Family::Position => {
-                        if q.starts_with("Is the blue square above") {
+                        if q.starts_with("Is the blue square above the") {
                             assert_eq!(a, "yes");
+                        }
+                        if q.starts_with("Is the blue square above or below") {
+                            assert_eq!(a, "above");
                         }
                         if q.starts_with("Is the red circle to the right of the green") {
                             assert_eq!(a, "no");
+                        }
+                        if q.starts_with(
+                            "Is the red circle to the left or to the right of the green",
+                        ) {
+                            assert_eq!(a, "left");
                         }
                     }
                     _ => {}
                 }
             }
+        }
+    }
+
+    #[test]
+    fn position_is_asked_both_as_yes_no_and_as_the_side() {
+        let mut answers = std::collections::HashMap::<String, usize>::new();
+        for i in 0..400 {
+            let mut rng = stream(11, i);
+            let s = Scene::sample(&mut rng, Kind::Objects);
+            if let Some(qa) = ask(&s, Family::Position, &mut rng) {
+                let side = qa.question.contains(" or ");
+                let expected: &[&str] = if !side {
+                    &["yes", "no"]
+                } else if qa.question.contains(" left ") {
+                    &["left", "right"]
+                } else {
+                    &["above", "below"]
+                };
+                assert!(expected.contains(&qa.answer.as_str()), "{qa:?}");
+                *answers.entry(qa.answer).or_default() += 1;
+            }
+        }
+        for a in ["yes", "no", "left", "right", "above", "below"] {
+            assert!(answers.get(a).copied().unwrap_or(0) > 10, "{answers:?}");
         }
     }
 
