@@ -178,15 +178,24 @@ pub struct Table {
     pub groups: BTreeMap<Group, (usize, usize)>,
     /// Wrong answers: (question, expected, said), the first few per group.
     pub misses: Vec<(Group, String, String, String)>,
+    /// (correct, asked) of the position questions per expected answer (`yes`, `left`, …): a
+    /// model that gives one answer to every relation shows as all of one and none of the other.
+    pub position_answers: BTreeMap<String, (usize, usize)>,
 }
 
 impl Table {
     /// Records one answer.
     pub fn record(&mut self, qa: &Qa, said: &str) {
         let group = Group::of(qa);
+        let right = matches(said, &qa.answer);
+        if group == Group::Family(Family::Position) {
+            let entry = self.position_answers.entry(qa.answer.clone()).or_default();
+            entry.0 += usize::from(right);
+            entry.1 += 1;
+        }
         let entry = self.groups.entry(group).or_default();
         entry.1 += 1;
-        if matches(said, &qa.answer) {
+        if right {
             entry.0 += 1;
         } else if self.misses.iter().filter(|m| m.0 == group).count() < 3 {
             self.misses.push((
@@ -236,6 +245,14 @@ impl fmt::Display for Table {
                 group.name(),
                 100.0 * right as f64 / asked.max(1) as f64
             )?;
+        }
+        if !self.position_answers.is_empty() {
+            let parts: Vec<String> = self
+                .position_answers
+                .iter()
+                .map(|(a, (right, asked))| format!("{a} {right}/{asked}"))
+                .collect();
+            writeln!(f, "position by answer: {}", parts.join(", "))?;
         }
         for (group, q, expected, said) in &self.misses {
             writeln!(
@@ -298,5 +315,20 @@ mod tests {
         assert_eq!(table.accuracy(Group::of(&qa)), Some(0.5));
         assert_eq!(table.failures(), vec![Group::of(&qa)]);
         assert!(table.to_string().contains("50.0%"));
+        let position = |answer: &str| Qa {
+            family: Family::Position,
+            held_out: false,
+            question: "Is the red star above the blue circle?".into(),
+            answer: answer.into(),
+        };
+        table.record(&position("yes"), "no");
+        table.record(&position("no"), "no");
+        table.record(&position("left"), "left");
+        assert!(
+            table
+                .to_string()
+                .contains("position by answer: left 1/1, no 1/1, yes 0/1"),
+            "{table}"
+        );
     }
 }
