@@ -87,9 +87,9 @@ pub struct Args {
     /// the patch embedding as that grows in training.
     #[arg(long, default_value_t = 8.0)]
     pub position_norm: f32,
-    /// The training scenes: `recipe` (half shapes, half text), `text` only or `relations`
-    /// only (open diagnostics: can reading, or where objects are, be learnt when every step
-    /// has it; docs/demo-model.md).
+    /// The training scenes: `recipe` (half shapes, half text), `text` only, `relations` only
+    /// or `places` only (which half of the image one object is in) (open diagnostics: can
+    /// reading, or where objects are, be learnt when every step has it; docs/demo-model.md).
     #[arg(long, value_enum, default_value_t = MixArg::Recipe)]
     pub mix: MixArg,
 }
@@ -103,6 +103,8 @@ pub enum MixArg {
     Text,
     /// Shape scenes with position questions only.
     Relations,
+    /// Shape scenes asked only which half of the image an object is in.
+    Places,
 }
 
 impl From<MixArg> for rows::Mix {
@@ -111,6 +113,7 @@ impl From<MixArg> for rows::Mix {
             MixArg::Recipe => rows::Mix::Recipe,
             MixArg::Text => rows::Mix::Text,
             MixArg::Relations => rows::Mix::Relations,
+            MixArg::Places => rows::Mix::Places,
         }
     }
 }

@@ -341,8 +341,9 @@ fn unique_colours(objects: &[Object]) -> impl Iterator<Item = Object> + '_ {
 }
 
 /// Ordered pairs of distinct objects each named by a colour–shape pair no other object has.
-fn position_pairs(objects: &[Object]) -> Vec<(Object, Object)> {
-    let named: Vec<Object> = objects
+/// Objects no other object shares colour and shape with (so "the red circle" names one).
+fn named(objects: &[Object]) -> Vec<Object> {
+    objects
         .iter()
         .filter(|o| {
             objects
@@ -352,7 +353,39 @@ fn position_pairs(objects: &[Object]) -> Vec<(Object, Object)> {
                 == 1
         })
         .copied()
-        .collect();
+        .collect()
+}
+
+/// A question about which half of the image one object is in ("Is the red circle in the left
+/// or the right half of the image?" → `left`), asked only of an object clear of the middle:
+/// the diagnostic `Mix::Places` asks only these, to tell whether the model can read one
+/// object's place at all (open experiment, docs/demo-model.md). Position family.
+pub fn place(scene: &Scene, rng: &mut SplitMix64) -> Option<Qa> {
+    let a = pick_from(rng, named(scene.objects()))?;
+    let across = rng.below(2) == 0;
+    let (centre, at) = if across {
+        (scene.width as f32 / 2.0, a.x)
+    } else {
+        (scene.height as f32 / 2.0, a.y)
+    };
+    if (at - centre).abs() < a.r {
+        return None;
+    }
+    let (q, answer) = match (across, at < centre) {
+        (true, true) => ("left or the right", "left"),
+        (true, false) => ("left or the right", "right"),
+        (false, true) => ("top or the bottom", "top"),
+        (false, false) => ("top or the bottom", "bottom"),
+    };
+    Some(qa(
+        Family::Position,
+        format!("Is the {} in the {q} half of the image?", name(&a)),
+        answer,
+    ))
+}
+
+fn position_pairs(objects: &[Object]) -> Vec<(Object, Object)> {
+    let named = named(objects);
     let mut out = Vec::new();
     for (i, a) in named.iter().enumerate() {
         for (j, b) in named.iter().enumerate() {

@@ -44,6 +44,9 @@ pub enum Mix {
     /// diagnostic of whether relations can be learnt at all when they have every step (an
     /// open experiment).
     Relations,
+    /// Shape scenes asked only which half of the image one object is in: whether one
+    /// object's place can be read at all, before two are compared (an open experiment).
+    Places,
 }
 
 impl Mix {
@@ -52,7 +55,7 @@ impl Mix {
             Mix::Recipe => &TRAINING_KINDS,
             // The text kinds are the recipe's last five (the test below checks the split).
             Mix::Text => &TRAINING_KINDS[5..],
-            Mix::Relations => &TRAINING_KINDS[..5],
+            Mix::Relations | Mix::Places => &TRAINING_KINDS[..5],
         }
     }
 }
@@ -142,10 +145,15 @@ pub fn training_example(seed: u64, index: u64, mix: Mix) -> (Scene, Vec<Qa>) {
     let mut scene = Scene::sample(&mut rng, kind);
     // Rounds are cheap beside the image's ~300 tokens: more of them teach more per image.
     let rounds = 6 + rng.below(5);
-    if mix == Mix::Relations {
-        // A scene with no pair far enough apart to ask about is drawn again.
+    if matches!(mix, Mix::Relations | Mix::Places) {
+        // A scene with no pair far enough apart (no object clear of the middle) is drawn again.
+        let ask_one: fn(&Scene, &mut SplitMix64) -> Option<Qa> = if mix == Mix::Places {
+            crate::questions::place
+        } else {
+            |scene: &Scene, rng: &mut SplitMix64| ask(scene, Family::Position, rng)
+        };
         loop {
-            let qas = relations(&scene, &mut rng, rounds);
+            let qas = positions(&scene, &mut rng, rounds, ask_one);
             if !qas.is_empty() {
                 return (scene, qas);
             }
@@ -156,15 +164,21 @@ pub fn training_example(seed: u64, index: u64, mix: Mix) -> (Scene, Vec<Qa>) {
     (scene, qas)
 }
 
-/// Up to `rounds` position questions about `scene`, each pair at most once per axis.
-fn relations(scene: &Scene, rng: &mut SplitMix64, rounds: usize) -> Vec<Qa> {
+/// Up to `rounds` position questions about `scene` drawn by `ask_one`, each subject (a pair
+/// or an object) at most once per axis.
+fn positions(
+    scene: &Scene,
+    rng: &mut SplitMix64,
+    rounds: usize,
+    ask_one: fn(&Scene, &mut SplitMix64) -> Option<Qa>,
+) -> Vec<Qa> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for _ in 0..6 * rounds {
         if out.len() == rounds {
             break;
         }
-        if let Some(qa) = ask(scene, Family::Position, rng)
+        if let Some(qa) = ask_one(scene, rng)
             && seen.insert(subject(&qa))
         {
             out.push(qa);
@@ -325,6 +339,38 @@ mod tests {
             (total * 2 / 5..total * 3 / 5).contains(&yes),
             "{yes} of {total} yes"
         );
+    }
+
+    #[test]
+    fn the_places_mix_asks_only_which_half_an_object_is_in() {
+        let mut answers = std::collections::HashMap::<String, usize>::new();
+        for i in 0..200 {
+            let (scene, qas) = training_example(8, i, Mix::Places);
+            assert!(!qas.is_empty() && qas.len() <= 10, "scene {i}: {qas:?}");
+            for qa in &qas {
+                assert!(qa.question.ends_with("half of the image?"), "{qa:?}");
+                let o = scene
+                    .objects()
+                    .iter()
+                    .find(|o| {
+                        qa.question
+                            .contains(&format!(" {} {} ", o.colour.name(), o.shape.name()))
+                    })
+                    .expect("names an object");
+                let truth = match qa.answer.as_str() {
+                    "left" => o.x < scene.width as f32 / 2.0,
+                    "right" => o.x > scene.width as f32 / 2.0,
+                    "top" => o.y < scene.height as f32 / 2.0,
+                    "bottom" => o.y > scene.height as f32 / 2.0,
+                    other => panic!("answer {other}"),
+                };
+                assert!(truth, "scene {i}: {qa:?} {o:?}");
+                *answers.entry(qa.answer.clone()).or_default() += 1;
+            }
+        }
+        for a in ["left", "right", "top", "bottom"] {
+            assert!(answers.get(a).copied().unwrap_or(0) > 100, "{answers:?}");
+        }
     }
 
     #[test]
