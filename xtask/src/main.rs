@@ -10,12 +10,15 @@
 //!   `cargo xtask` commands work;
 //! - `bench`: first-token time, decode speed and memory on full-size shapes with random
 //!   weights (the GPU benchmark; `benches/transformers_llava.py` is its transformers twin);
+//! - `bench-sft`: seconds per fine-tuning step and memory on the same shapes
+//!   (`benches/transformers_sft.py` is its transformers + PEFT twin);
 //! - `bench-ops`, `sweep`: decode operations alone, and every candidate kernel of the CUDA
 //!   route on one model's shapes (what `llava_ops::cuda` picks from).
 
 mod bench;
 #[cfg(feature = "cuda")]
 mod bench_ops;
+mod bench_sft;
 mod cuda_smoke;
 mod demo_model;
 mod device;
@@ -52,6 +55,9 @@ enum Command {
     CudaSmoke(cuda_smoke::Args),
     /// Time first token, decode and memory on a full-size shape with random weights.
     Bench(bench::Args),
+    /// Time fine-tuning steps (LoRA or full) and memory on a full-size shape with random
+    /// weights.
+    BenchSft(bench_sft::Args),
     /// Time the decode-step operations (attention against a long cache, GEMV) on their own
     /// (CUDA builds).
     #[cfg(feature = "cuda")]
@@ -77,6 +83,7 @@ fn run() -> anyhow::Result<()> {
         Command::Fixtures(args) => fixtures::run(args),
         Command::CudaSmoke(args) => cuda_smoke::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchSft(args) => bench_sft::run(args),
         #[cfg(feature = "cuda")]
         Command::BenchOps(args) => bench_ops::run(args),
         #[cfg(feature = "cuda")]

@@ -213,7 +213,7 @@ impl CausalLm {
         }
         // With a cache, attention reads its whole buffer (see `KvCache::append`).
         let slots = cache.as_deref().map_or(past + s, KvCache::slots);
-        let mut rope = self.rope.tables(positions, x.dtype(), &device);
+        let mut rope = self.rope_tables(positions, x.dtype(), &device);
         let mut key_valid = options.key_valid;
         let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
         let mut x = Residual::new(x);
@@ -248,6 +248,16 @@ impl CausalLm {
             x = Residual::new(x.resolve().to_device(&self.devices.head));
         }
         Ok(x.normed(&self.model.norm).1)
+    }
+
+    /// The RoPE tables of `positions` (`[batch, seq]`).
+    pub(crate) fn rope_tables(
+        &self,
+        positions: Tensor<2, Int>,
+        dtype: burn::tensor::DType,
+        device: &Device,
+    ) -> crate::rope::RopeTables {
+        self.rope.tables(positions, dtype, device)
     }
 
     /// The RoPE frequencies on `device` (see [`RotaryEmbedding::tables_from`]).

@@ -168,6 +168,11 @@ pub struct SftArgs {
     /// Clip the global gradient norm to this (≤ 0: no clipping).
     #[arg(long, default_value_t = 0.5)]
     pub max_grad_norm: f64,
+    /// Keep only each decoder layer's input in the forward pass and run the layer again in the
+    /// backward pass (ms-swift's default): activation memory of one layer, for one forward
+    /// pass more.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub gradient_checkpointing: bool,
     /// `linear`, `cosine` or `constant`, after the warmup.
     #[arg(long, value_enum, default_value_t = LrSchedulerType::Linear)]
     pub lr_scheduler_type: LrSchedulerType,
@@ -235,6 +240,7 @@ impl Default for SftArgs {
             adam_epsilon: 1e-8,
             gradient_accumulation_steps: None,
             max_grad_norm: 0.5,
+            gradient_checkpointing: true,
             lr_scheduler_type: LrSchedulerType::Linear,
             warmup_ratio: 0.05,
             warmup_steps: 0,

@@ -4,7 +4,6 @@
 
 use burn::tensor::Tensor;
 use llava_data::{ImageCache, Sample};
-use llava_llm::{DecoderInput, ForwardOptions, LogitsFor};
 use llava_model::{LlavaNext, Padding, Prompt};
 use llava_template::IGNORE_INDEX;
 use llava_vision::Processor;
@@ -74,25 +73,38 @@ impl Batch {
         })
     }
 
-    /// Runs the model and returns the loss parts (the sum tracked for backward).
-    pub fn loss(&self, model: &LlavaNext) -> Result<LossParts> {
-        let prepared = model.prepare_padded(&self.prompts, Padding::Right)?;
-        let len = prepared.embeds.dims()[1];
-        if self.labels.first().map(Vec::len) != Some(len) {
-            return Err(TrainError::Internal(format!(
-                "the model expanded the batch to {len} positions, the labels to {:?}",
-                self.labels.first().map(Vec::len)
-            )));
+    /// Runs the model to the last decoder layer's output (`[batch, len, hidden]`, before the
+    /// final norm), with a graph where the model is on an autodiff device. With `seed`, the
+    /// device is seeded with it before the embeddings and with [`layer_seed`] before each
+    /// layer, so the dropout drawn depends on the seed only.
+    pub fn states(&self, model: &LlavaNext, seed: Option<u64>) -> Result<Tensor<3>> {
+        let device = model.device();
+        if let Some(seed) = seed {
+            device.seed(seed);
         }
-        let hidden: Tensor<3> = model.language_model.hidden_states(
-            DecoderInput::Embeds(prepared.embeds),
-            None,
-            ForwardOptions {
-                positions: None,
-                key_valid: None,
-                logits: LogitsFor::All,
-            },
-        )?;
-        lm_loss(&model.language_model, hidden, &self.labels)
+        let prepared = model.prepare_padded(&self.prompts, Padding::Right)?;
+        let lm = &model.language_model;
+        let (mut x, tables) = lm.layer_tables(prepared.embeds)?;
+        for (i, layer) in lm.model.layers.iter().enumerate() {
+            if let Some(seed) = seed {
+                device.seed(layer_seed(seed, i));
+            }
+            x = lm.layer_forward(layer, i, x, &tables);
+        }
+        Ok(x)
     }
+
+    /// Runs the model and returns the loss parts (the sum tracked for backward), no reseeding.
+    pub fn loss(&self, model: &LlavaNext) -> Result<LossParts> {
+        lm_loss(
+            &model.language_model,
+            self.states(model, None)?,
+            &self.labels,
+        )
+    }
+}
+
+/// The seed decoder layer `i` draws its dropout from in a micro-batch seeded with `seed`.
+pub fn layer_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_add(1 + i as u64)
 }

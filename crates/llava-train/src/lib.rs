@@ -4,6 +4,7 @@
 //! AdamW, global-norm clipping, transformers' schedules, and ms-swift's output layout.
 
 pub mod args;
+pub mod backward;
 pub mod batch;
 pub mod checkpoint;
 mod error;

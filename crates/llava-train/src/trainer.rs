@@ -19,11 +19,12 @@ use llava_vision::Processor;
 use serde_json::{Value, json};
 
 use crate::args::{SftArgs, SftType};
+use crate::backward::{BackwardOptions, GradSums, forward_backward};
 use crate::batch::Batch;
 use crate::checkpoint::{self, ResumeState};
 use crate::error::{Result, TrainError, io};
 use crate::optim::{self, AdamW, AdamWConfig};
-use crate::params::{Trainable, gradients, named_tensors, trainables, values, write_back};
+use crate::params::{Trainable, named_tensors, trainables, values, write_back};
 use crate::schedule::Schedule;
 use crate::targets::{peft_module_name, target_regex};
 
@@ -114,10 +115,9 @@ struct PhaseTimes {
     steps: usize,
     /// Images decoded and tiled, ids and labels laid out.
     prepare: f64,
-    /// Forward passes and the loss read back.
-    forward: f64,
-    /// Backward passes queued and gradients accumulated.
-    backward: f64,
+    /// Forward and backward passes (with recompute they interleave layer by layer), the
+    /// losses read back and the gradients accumulated.
+    passes: f64,
     /// The gradient norm read back (waits for the backward pass) and the updates queued.
     update: f64,
 }
@@ -129,8 +129,7 @@ impl PhaseTimes {
         tracing::info!(
             steps = self.steps,
             prepare_ms = ms(self.prepare),
-            forward_ms = ms(self.forward),
-            backward_ms = ms(self.backward),
+            passes_ms = ms(self.passes),
             norm_update_ms = ms(self.update),
             "mean step time by phase"
         );
@@ -391,8 +390,14 @@ impl Trainer {
         Ok(())
     }
 
-    /// One optimizer step.
-    fn step(&mut self) -> Result<StepRecord> {
+    /// Elements that train.
+    pub fn trainable_elements(&self) -> usize {
+        self.trainables.iter().map(Trainable::numel).sum()
+    }
+
+    /// One optimizer step (forward, backward, clipping, AdamW), without the logging,
+    /// evaluation and saving of [`Trainer::run`]: what a benchmark times.
+    pub fn step(&mut self) -> Result<StepRecord> {
         let step = self.global_step;
         let clock = Instant::now();
         let micro = self.micro_batches(step);
@@ -408,29 +413,26 @@ impl Trainer {
         if tokens == 0 {
             return Err(TrainError::NoTrainedTokens);
         }
-        // Dropout draws depend on the seed and the step only, so a resumed run draws the same.
-        self.model
-            .device()
-            .seed(self.parts.args.seed.wrapping_add(1 + step as u64));
-        let mut accumulated: HashMap<ParamId, Tensor<1>> = HashMap::new();
+        let mut accumulated = GradSums::new();
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for batch in &batches {
+        for (m, batch) in batches.iter().enumerate() {
             let clock = Instant::now();
-            let parts = batch.loss(&self.model)?;
-            loss_sum += parts.rows.iter().map(|r| r.0).sum::<f64>();
-            correct += parts.correct;
-            self.phases.forward += clock.elapsed().as_secs_f64();
-            let clock = Instant::now();
-            let loss = parts.sum.div_scalar(tokens as f64);
-            let grads = loss.backward();
-            for (id, g) in gradients(&self.model, &grads, &self.ids) {
-                let total = match accumulated.remove(&id) {
-                    Some(acc) => acc + g,
-                    None => g,
-                };
-                accumulated.insert(id, total);
-            }
-            self.phases.backward += clock.elapsed().as_secs_f64();
+            let options = BackwardOptions {
+                recompute: self.parts.args.gradient_checkpointing,
+                loss_chunk_rows: None,
+                seed: micro_seed(self.parts.args.seed, step, m),
+            };
+            let stats = forward_backward(
+                &self.model,
+                batch,
+                tokens as f64,
+                options,
+                &self.ids,
+                &mut accumulated,
+            )?;
+            loss_sum += stats.rows.iter().map(|r| r.0).sum::<f64>();
+            correct += stats.correct;
+            self.phases.passes += clock.elapsed().as_secs_f64();
         }
         let clock = Instant::now();
         let mut current = values(&self.model, &self.ids);
@@ -507,14 +509,14 @@ impl Trainer {
             let samples: Vec<&Sample> = chunk.iter().collect();
             let batch = Batch::new(&samples, &self.parts.cache, &self.parts.processor)?;
             let parts = batch.loss(&model)?;
-            for (s, n) in &parts.rows {
+            for (s, n) in &parts.stats.rows {
                 if *n > 0 {
                     mean_sum += s / *n as f64;
                     rows += 1;
                 }
             }
-            correct += parts.correct;
-            tokens += parts.tokens;
+            correct += parts.stats.correct;
+            tokens += parts.stats.tokens;
         }
         let record = EvalRecord {
             step: self.global_step,
@@ -707,6 +709,14 @@ pub fn lora_config(args: &SftArgs, peft_names: &[String], model_dir: &Path) -> L
 }
 
 /// The step of a `checkpoint-<step>` path.
+/// The dropout seed of micro-batch `micro` of step `step` (0-based): it depends on the run's
+/// seed and the position only, so a resumed run draws the same.
+fn micro_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    seed.wrapping_add(1 + step as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add((micro as u64) << 32)
+}
+
 fn step_of(path: &str) -> Option<usize> {
     Path::new(path)
         .file_name()?
