@@ -17,7 +17,7 @@ use llava_data::{ImageCache, ImageRef, Origin, Sample, row::Place};
 use llava_llm::DeviceMap;
 use llava_template::IGNORE_INDEX;
 use llava_train::targets::select_targets;
-use llava_train::trainer::{attach_lora, unfreeze_full};
+use llava_train::trainer::{attach_lora, peak_memory_gib, unfreeze_full};
 use llava_train::{SftArgs, SftType, Trainer, TrainerParts};
 use llava_vision::FetchOptions;
 use serde_json::json;
@@ -233,6 +233,8 @@ fn measure(
         "tokens_per_s": round4((variant.batch * seq_len) as f64 / s),
         "loss": loss,
         "reserved_gib": reserved.map(round4),
+        // The process's high-water mark: compare variants run in separate processes.
+        "peak_rss_gib": peak_memory_gib().map(round4),
         "setup_s": round4(ready),
     }))
 }

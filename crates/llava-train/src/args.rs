@@ -173,6 +173,12 @@ pub struct SftArgs {
     /// pass more.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub gradient_checkpointing: bool,
+    /// Keep f32 master weights (and f32 moments) for parameters the model holds in bf16 or
+    /// f16, the model getting them rounded after each step; without it, full fine-tuning in
+    /// bf16 is pure bf16, as ms-swift without DeepSpeed (8 more bytes a parameter: the master,
+    /// and moments in f32).
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub master_f32: bool,
     /// `linear`, `cosine` or `constant`, after the warmup.
     #[arg(long, value_enum, default_value_t = LrSchedulerType::Linear)]
     pub lr_scheduler_type: LrSchedulerType,
@@ -241,6 +247,7 @@ impl Default for SftArgs {
             gradient_accumulation_steps: None,
             max_grad_norm: 0.5,
             gradient_checkpointing: true,
+            master_f32: false,
             lr_scheduler_type: LrSchedulerType::Linear,
             warmup_ratio: 0.05,
             warmup_steps: 0,

@@ -208,10 +208,20 @@ pub fn swift_generation_config(eos: Option<u32>, pad: Option<u32>) -> Value {
     })
 }
 
+/// The optimizer's state read back: moments and f32 master weights by parameter path.
+pub type OptimizerState = (BTreeMap<String, Moments>, BTreeMap<String, Tensor<1>>);
+
 /// Writes the moments of every parameter to `optimizer.safetensors` (`exp_avg.<path>`,
-/// `exp_avg_sq.<path>`).
-pub fn save_moments(dir: &Path, state: &BTreeMap<String, Moments>) -> Result<()> {
-    let mut tensors = Vec::with_capacity(state.len() * 2);
+/// `exp_avg_sq.<path>`), and the f32 master weights of `--master-f32` (`master.<path>`).
+pub fn save_moments(
+    dir: &Path,
+    state: &BTreeMap<String, Moments>,
+    masters: &BTreeMap<String, Tensor<1>>,
+) -> Result<()> {
+    let mut tensors = Vec::with_capacity(state.len() * 2 + masters.len());
+    for (path, m) in masters {
+        tensors.push((format!("master.{path}"), m.clone().into_data()));
+    }
     for (path, m) in state {
         tensors.push((format!("exp_avg.{path}"), m.exp_avg.clone().into_data()));
         tensors.push((
@@ -226,13 +236,13 @@ pub fn save_moments(dir: &Path, state: &BTreeMap<String, Moments>) -> Result<()>
     Ok(())
 }
 
-/// Reads the moments written by [`save_moments`] onto `device` (the inner backend), checking
-/// every path of `expected` (path → elements) is there with its size.
+/// Reads the moments and masters written by [`save_moments`] onto `device` (the inner
+/// backend), checking every path of `expected` (path → elements) is there with its size.
 pub fn load_moments(
     dir: &Path,
     device: &Device,
     expected: &BTreeMap<String, usize>,
-) -> Result<BTreeMap<String, Moments>> {
+) -> Result<OptimizerState> {
     let path = dir.join(OPTIMIZER_FILE);
     let bad = |message: String| TrainError::Resume {
         path: dir.to_path_buf(),
@@ -262,7 +272,12 @@ pub fn load_moments(
     };
     let names: std::collections::BTreeSet<&str> = file.names().into_iter().collect();
     let mut out = BTreeMap::new();
+    let mut masters = BTreeMap::new();
     for (p, &numel) in expected {
+        let master = format!("master.{p}");
+        if names.contains(master.as_str()) {
+            masters.insert(p.clone(), read(&master, numel)?);
+        }
         let (avg, avg_sq) = (format!("exp_avg.{p}"), format!("exp_avg_sq.{p}"));
         // A parameter that never had a gradient (the tower's last layer when the features come
         // from the one before) has no moments yet, as in torch's AdamW; one moment alone is a
@@ -278,7 +293,7 @@ pub fn load_moments(
             },
         );
     }
-    Ok(out)
+    Ok((out, masters))
 }
 
 /// Moves the finished temporary directory `tmp` to `dir` (replacing nothing: `dir` must not
@@ -332,7 +347,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn moments_of_parameters_without_gradients_are_absent_not_an_error() {
+    fn moments_of_parameters_without_gradients_are_absent_not_an_error_and_masters_come_back() {
         let device = Device::flex();
         let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::from(v), &device);
         let dir = tempfile::tempdir().unwrap();
@@ -344,10 +359,18 @@ mod tests {
                 exp_avg_sq: t(&[3.0, 4.0]),
             },
         );
-        save_moments(dir.path(), &state).unwrap();
+        let masters: BTreeMap<String, Tensor<1>> = [("b".to_string(), t(&[5.0, 6.0, 7.0]))].into();
+        save_moments(dir.path(), &state, &masters).unwrap();
         let expected: BTreeMap<String, usize> = [("a".into(), 2), ("b".into(), 3)].into();
-        let loaded = load_moments(dir.path(), &device, &expected).unwrap();
+        let (loaded, masters) = load_moments(dir.path(), &device, &expected).unwrap();
         assert_eq!(loaded.keys().collect::<Vec<_>>(), vec!["a"]);
+        let master = masters["b"]
+            .clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert_eq!(master, vec![5.0, 6.0, 7.0]);
+        assert_eq!(masters.len(), 1);
         let sq = loaded["a"]
             .exp_avg_sq
             .clone()

@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod error;
 pub mod export;
 pub mod loss;
+pub mod master;
 pub mod optim;
 pub mod output;
 pub mod params;

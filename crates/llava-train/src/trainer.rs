@@ -23,6 +23,7 @@ use crate::backward::{BackwardOptions, GradSums, forward_backward};
 use crate::batch::Batch;
 use crate::checkpoint::{self, ResumeState};
 use crate::error::{Result, TrainError, io};
+use crate::master::MasterWeights;
 use crate::optim::{self, AdamW, AdamWConfig};
 use crate::params::{Trainable, named_tensors, trainables, values, write_back};
 use crate::schedule::Schedule;
@@ -105,6 +106,8 @@ pub struct Trainer {
     pub evals: Vec<EvalRecord>,
     /// Seconds spent in each phase of the steps since the last log line.
     phases: PhaseTimes,
+    /// f32 master weights of the half-precision parameters (`--master-f32`).
+    masters: Option<MasterWeights>,
 }
 
 /// Where the time of the steps goes (wall clock on the host; the device runs behind it until a
@@ -210,6 +213,7 @@ impl Trainer {
             SftType::Full => checkpoint::source_keys(&parts.model_dir)?,
             SftType::Lora => HashMap::new(),
         };
+        let masters = args.master_f32.then(MasterWeights::default);
         let mut trainer = Self {
             model,
             parts,
@@ -226,6 +230,7 @@ impl Trainer {
             records: Vec::new(),
             evals: Vec::new(),
             phases: PhaseTimes::default(),
+            masters,
         };
         trainer.restore()?;
         Ok(trainer)
@@ -281,8 +286,11 @@ impl Trainer {
             .iter()
             .map(|t| (t.path.clone(), t.numel()))
             .collect();
-        self.optim
-            .set_state(checkpoint::load_moments(&dir, &device, &numel)?);
+        let (moments, masters) = checkpoint::load_moments(&dir, &device, &numel)?;
+        self.optim.set_state(moments);
+        if self.masters.is_some() {
+            self.masters = Some(MasterWeights::from_state(masters));
+        }
         self.optim.steps = state.optimizer_steps;
         self.global_step = state.global_step;
         self.schedule.total_steps = state.total_steps;
@@ -453,6 +461,19 @@ impl Trainer {
             });
             order.push(t.id);
         }
+        // With masters, the optimizer sees f32 values and gradients (rounded back below).
+        let mut widened = Vec::new();
+        if let Some(masters) = &mut self.masters {
+            items = items
+                .into_iter()
+                .map(|item| {
+                    let path = item.path.clone();
+                    let (item, dtype) = masters.widen(item);
+                    widened.push((path, dtype));
+                    item
+                })
+                .collect();
+        }
         let gathered = self.optim.gather(items);
         // One read from the device for all the squares.
         let squares = gathered.squares();
@@ -480,10 +501,15 @@ impl Trainer {
         };
         let lr = self.schedule.lr(step);
         self.optim.begin_step();
-        let updates: HashMap<ParamId, Tensor<1>> = order
-            .into_iter()
-            .zip(self.optim.apply(gathered, coef, lr))
-            .collect();
+        let mut new_values = self.optim.apply(gathered, coef, lr);
+        if let Some(masters) = &mut self.masters {
+            new_values = new_values
+                .into_iter()
+                .zip(&widened)
+                .map(|(v, (path, dtype))| masters.narrow(path, v, *dtype))
+                .collect();
+        }
+        let updates: HashMap<ParamId, Tensor<1>> = order.into_iter().zip(new_values).collect();
         // The clone shares the tensors; the old values go when the new ones are written.
         self.model = write_back(self.model.clone(), updates);
         self.phases.update += clock.elapsed().as_secs_f64();
@@ -665,7 +691,12 @@ impl Trainer {
                 "log_history": self.history,
             }),
         )?;
-        checkpoint::save_moments(dir, &self.optim.state())?;
+        let no_masters = BTreeMap::new();
+        let masters = self
+            .masters
+            .as_ref()
+            .map_or(&no_masters, MasterWeights::state);
+        checkpoint::save_moments(dir, &self.optim.state(), masters)?;
         let state = ResumeState {
             format: 1,
             model_type: args.model_type.clone(),
@@ -728,7 +759,7 @@ fn step_of(path: &str) -> Option<usize> {
 
 /// The process's peak resident memory in GiB (Linux `VmHWM`): on the CPU, what the run holds.
 /// GPU memory comes with GPU training (issue 23).
-fn peak_memory_gib() -> Option<f64> {
+pub fn peak_memory_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
         .lines()

@@ -102,3 +102,59 @@ fn ten_steps_equal_five_and_a_resumed_five() {
     .to_string();
     assert!(e.contains("--max-steps"), "{e}");
 }
+
+/// Full fine-tuning in bf16 with `--master-f32`: the f32 masters are saved with the moments and
+/// a resumed run continues from them exactly (from the bf16 weights alone it would not).
+#[test]
+fn full_bf16_with_master_weights_resumes_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let args = |out: &Path| SftArgs {
+        sft_type: llava_train::SftType::Full,
+        dtype: llava_train::TrainDtype::Bf16,
+        master_f32: true,
+        learning_rate: Some(1e-4),
+        max_steps: 4,
+        save_steps: Some(2),
+        save_total_limit: -1,
+        ..common::tiny_run(out)
+    };
+    let whole = sft(args(out.path())).unwrap();
+    let second = whole.run_dir.join("checkpoint-2");
+    let optimizer = Reference::read(&second.join("optimizer.safetensors"));
+    let masters: Vec<String> = optimizer
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("master."))
+        .collect();
+    assert!(
+        masters.iter().any(|k| k.ends_with("q_proj.weight")),
+        "{masters:?}"
+    );
+    let resumed = sft(SftArgs {
+        resume_from_checkpoint: Some(second),
+        ..args(out.path())
+    })
+    .unwrap();
+    for (a, b) in whole.records[2..].iter().zip(&resumed.records) {
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {}", a.step);
+        assert_eq!(
+            a.grad_norm.to_bits(),
+            b.grad_norm.to_bits(),
+            "step {}",
+            a.step
+        );
+    }
+    let (x, y) = (
+        Reference::read(&whole.last_checkpoint.unwrap().join("optimizer.safetensors")),
+        Reference::read(
+            &resumed
+                .last_checkpoint
+                .unwrap()
+                .join("optimizer.safetensors"),
+        ),
+    );
+    assert_eq!(x.keys(), y.keys());
+    for k in x.keys().iter().filter(|k| k.starts_with("master.")) {
+        assert_eq!(x.f32(k), y.f32(k), "{k}");
+    }
+}
