@@ -356,7 +356,7 @@ impl Trainer {
                 });
                 since_log.clear();
                 let mut line = line;
-                if let Some(gib) = peak_memory_gib() {
+                if let Some(gib) = memory_gib(&self.model.device()) {
                     line["memory(GiB)"] = json!(round8(gib));
                 }
                 self.log(line)?;
@@ -757,8 +757,17 @@ fn step_of(path: &str) -> Option<usize> {
         .ok()
 }
 
-/// The process's peak resident memory in GiB (Linux `VmHWM`): on the CPU, what the run holds.
-/// GPU memory comes with GPU training (issue 23).
+/// `memory(GiB)` of the log: on a GPU the memory its allocator holds (reserved pages, which it
+/// keeps once taken, so the step's peak; ms-swift logs the GPUs' peak reserved memory), on the
+/// CPU the process's peak resident memory.
+fn memory_gib(device: &burn::tensor::Device) -> Option<f64> {
+    match device.memory_pool_usage() {
+        Some(u) => Some(u.bytes_reserved as f64 / (1u64 << 30) as f64),
+        None => peak_memory_gib(),
+    }
+}
+
+/// The process's peak resident memory in GiB (Linux `VmHWM`).
 pub fn peak_memory_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
