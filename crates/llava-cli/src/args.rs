@@ -213,11 +213,84 @@ pub struct ModelArgs {
     /// tower and embeddings on the first) or layer ranges, `0-39:cuda:0,40-79:cuda:1`.
     #[arg(long)]
     pub device_map: Option<String>,
+    /// Weight-only quantization of the language model's projections at load: `none`, `int8`
+    /// or `int4` (groups of 128 inputs, bf16 scales; the tower, projector and `lm_head` stay).
+    #[arg(long, value_enum, default_value_t = QuantArg::None)]
+    pub quant_method: QuantArg,
+    /// ms-swift's spelling: `8` is `--quant-method int8`, `4` is `int4`, `0` none.
+    #[arg(long, value_parser = ["0", "4", "8"])]
+    pub quant_bits: Option<String>,
+}
+
+/// `--quant-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuantArg {
+    /// The checkpoint's weights.
+    None,
+    /// 8-bit weights.
+    Int8,
+    /// 4-bit weights.
+    Int4,
+}
+
+impl ModelArgs {
+    /// `--quant-method` and `--quant-bits` as one method; both given and different is an error.
+    pub fn quant_method(&self) -> anyhow::Result<llava::QuantMethod> {
+        let method = match self.quant_method {
+            QuantArg::None => llava::QuantMethod::None,
+            QuantArg::Int8 => llava::QuantMethod::Int8,
+            QuantArg::Int4 => llava::QuantMethod::Int4,
+        };
+        let Some(bits) = &self.quant_bits else {
+            return Ok(method);
+        };
+        let by_bits = match bits.as_str() {
+            "8" => llava::QuantMethod::Int8,
+            "4" => llava::QuantMethod::Int4,
+            _ => llava::QuantMethod::None,
+        };
+        if self.quant_method != QuantArg::None && by_bits != method {
+            let name = clap::ValueEnum::to_possible_value(&self.quant_method)
+                .map_or_else(String::new, |v| v.get_name().to_string());
+            bail!("--quant-method {name} and --quant-bits {bits} disagree: give one");
+        }
+        Ok(by_bits)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantization_takes_our_method_or_swift_bits_and_refuses_both_disagreeing() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            model: ModelArgs,
+        }
+        let method = |args: &[&str]| {
+            let argv = std::iter::once("llava").chain(args.iter().copied());
+            <Cli as clap::Parser>::try_parse_from(argv)
+                .unwrap()
+                .model
+                .quant_method()
+        };
+        use llava::QuantMethod::{Int4, Int8, None};
+        assert_eq!(method(&[]).unwrap(), None);
+        assert_eq!(method(&["--quant-bits", "8"]).unwrap(), Int8);
+        assert_eq!(method(&["--quant-method", "int4"]).unwrap(), Int4);
+        assert_eq!(
+            method(&["--quant-method", "int8", "--quant-bits", "8"]).unwrap(),
+            Int8
+        );
+        let e = method(&["--quant-method", "int4", "--quant-bits", "8"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--quant-method int4 and --quant-bits 8"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn dtypes_take_swift_and_torch_names() {

@@ -368,6 +368,16 @@ impl CausalLm {
         out
     }
 
+    /// Quantizes the weights of every decoder layer's projections (`lm_head` and the embeddings
+    /// keep their dtype, as bitsandbytes and AWQ leave them).
+    pub fn quantize(&mut self, method: llava_nn::QuantMethod) {
+        for (path, layer) in self.linears_mut() {
+            if path != "lm_head" {
+                layer.quantize(method);
+            }
+        }
+    }
+
     /// Folds every attached LoRA adapter into its base weight.
     pub fn merge_lora(&mut self) {
         for (_, layer) in self.linears_mut() {

@@ -28,6 +28,7 @@ pub use device_map::{DeviceMapSpec, describe as describe_device_map};
 pub use error::{LlavaError, Result};
 pub use hub::{HubOptions, resolve_model_dir};
 pub use keys::llava_key_map;
+pub use llava_nn::QuantMethod;
 pub use model::{IMAGE_SENTINEL, LlavaNext, Padding, PreparedBatch, Prompt};
 pub use pack::{bilinear_weights, pack_image, pack_images};
 pub use pretrained::{Model, ModelKwargs, get_model_tokenizer, read_sft_args};

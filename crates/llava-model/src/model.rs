@@ -582,6 +582,12 @@ impl LlavaNext {
         Ok(adapter.attach(self.linears_mut(), &llava_key_map())?)
     }
 
+    /// Quantizes the language model's projections (the tower, the projector and `lm_head`
+    /// stay in their dtype; see [`llava_nn::QuantMethod`]).
+    pub fn quantize(&mut self, method: llava_nn::QuantMethod) {
+        self.language_model.quantize(method);
+    }
+
     /// Folds every attached adapter into its base weight.
     pub fn merge_lora(&mut self) {
         for (_, layer) in self.linears_mut() {

@@ -49,6 +49,9 @@ pub struct ModelKwargs {
     /// The kernel route's switches (`None`: the `LLAVA_*` environment; docs/knobs.md). Set
     /// once per process: a later load with other values is an error.
     pub kernel_options: Option<llava_ops::options::KernelOptions>,
+    /// Weight-only quantization of the language model's projections after loading
+    /// (docs/quantization.md).
+    pub quant_method: llava_nn::QuantMethod,
 }
 
 impl Default for ModelKwargs {
@@ -62,6 +65,7 @@ impl Default for ModelKwargs {
             adapter: None,
             device_map: None,
             kernel_options: None,
+            quant_method: llava_nn::QuantMethod::None,
         }
     }
 }
@@ -111,6 +115,10 @@ pub fn get_model_tokenizer(
     }
     let files = llava_checkpoint::CheckpointFiles::discover(&dir)?;
     let mut llava = LlavaNext::load(&config, &files, &kwargs.device, &options)?;
+    if kwargs.quant_method != llava_nn::QuantMethod::None {
+        llava.quantize(kwargs.quant_method);
+        tracing::info!(method = ?kwargs.quant_method, "language model quantized");
+    }
     if let Some(adapter) = &kwargs.adapter {
         let layers = llava.attach_adapter(&llava_nn::PeftAdapter::load(adapter)?)?;
         tracing::info!(layers, adapter = %adapter.display(), "LoRA adapter attached");

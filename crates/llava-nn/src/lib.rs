@@ -14,12 +14,14 @@ mod error;
 mod layer_norm;
 mod linear;
 pub mod lora;
+mod quant;
 mod rms_norm;
 
 pub use error::LoraError;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, LinearConfig, LoraFactors};
 pub use lora::{LoraConfig, PeftAdapter, PeftFactors, TargetModules};
+pub use quant::{GROUP as QUANT_GROUP, QuantMethod};
 pub use rms_norm::RmsNorm;
 
 /// Result type of this crate.

@@ -2,7 +2,7 @@
 //! SwiGLU input of a gated MLP. On CUDA: the GEMV kernels for decode rows, cuBLAS for prompt
 //! rows (one group a layer), cubek's kernels in between; elsewhere burn's ops.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::reference;
 #[cfg(feature = "cuda")]
@@ -44,6 +44,7 @@ pub fn linear<const D: usize>(
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,
 ) -> Tensor<D> {
+    let weight = dense(weight, x.dtype());
     #[cfg(feature = "cuda")]
     if route::kernels(&x) {
         let routed = match &bias {
@@ -55,6 +56,17 @@ pub fn linear<const D: usize>(
         }
     }
     reference::linear(x, weight, bias)
+}
+
+/// A weight-only quantized weight (burn's `QFloat`, `llava_nn::QuantMethod`) dequantized to
+/// `dtype`, which every product then reads as a dense weight: the reference path, exactly
+/// dequantize-then-multiply (burn's own quantized product would quantize the activations too).
+/// Any other weight as it is.
+fn dense(weight: Tensor<2>, dtype: DType) -> Tensor<2> {
+    match weight.dtype() {
+        DType::QFloat(_) => weight.dequantize().cast(dtype),
+        _ => weight,
+    }
 }
 
 /// `x · weightᵀ` (weight `[d_output, d_input]`) rounded to `x`'s dtype, then `+ bias` in that
@@ -79,6 +91,7 @@ pub fn linear_group<const D: usize, const L: usize>(
     x: &Tensor<D>,
     layers: [(Tensor<2>, Option<Tensor<1>>); L],
 ) -> [Tensor<D>; L] {
+    let layers = layers.map(|(w, b)| (dense(w, x.dtype()), b));
     #[cfg(feature = "cuda")]
     if route::kernels(x)
         && let Some(outs) = cuda_group(x, &layers).and_then(|o| <[Tensor<D>; L]>::try_from(o).ok())
@@ -114,6 +127,10 @@ pub fn swiglu<const D: usize>(
     gate: (Tensor<2>, Option<Tensor<1>>),
     up: (Tensor<2>, Option<Tensor<1>>),
 ) -> Tensor<D> {
+    let (gate, up) = (
+        (dense(gate.0, x.dtype()), gate.1),
+        (dense(up.0, x.dtype()), up.1),
+    );
     #[cfg(feature = "cuda")]
     if route::kernels(&x)
         && gate.1.is_none()

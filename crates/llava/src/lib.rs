@@ -35,6 +35,8 @@ pub use inference::{
     Delta, GenerationInfo, History, InferArgs, InferenceStream, Turn, inference, inference_batch,
     inference_stream, inference_with_info, seed_everything,
 };
+/// Weight-only quantization (`ModelKwargs::quant_method`, docs/quantization.md).
+pub use llava_model::QuantMethod;
 pub use llava_model::{
     DeviceMapSpec, IMAGE_SENTINEL, Layout, LlavaConfig, LlavaError, LlavaNext, MODELS, Model,
     ModelInfo, ModelKwargs, PreparedBatch, Prompt, Result, describe_device_map,

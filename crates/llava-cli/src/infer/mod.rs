@@ -153,6 +153,7 @@ pub fn run(args: Args) -> Result<()> {
             revision: args.model.model_revision.clone(),
             progress: Progress::Auto,
             adapter: t.adapter.clone(),
+            quant_method: args.model.quant_method()?,
             ..ModelKwargs::default()
         },
     )?;
