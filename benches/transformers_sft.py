@@ -3,7 +3,8 @@ on one GPU, with the same work (scripts/gpu/bench_sft.sh runs both in one call).
 
 Full-size config with random bf16 weights (benches/transformers_llava.py's `build`), one 640x480 image
 (COCO's usual size) per sample, a 15-token question and a 15-token caption trained (labels -100 elsewhere),
-pure bf16 like ms-swift's default, AdamW lr 1e-4 wd 0.1, LoRA r 8 alpha 32 dropout 0.05.
+pure bf16 like ms-swift's default, AdamW lr 1e-4 wd 0.1, LoRA r 8 alpha 32 dropout 0.05; full fine-tuning
+with the vision tower frozen (ms-swift's freeze_vit).
 Prints one JSON line per variant: seconds per step, samples/s, tokens/s, peak memory.
 Usage (from the project root, so that benches/transformers_llava.py imports):
   python3 benches/transformers_sft.py benches/configs/llava-v1.6-mistral-7b-hf lora-qkv:gc:b1 lora-qkv:nogc:b1 lora-all:gc:b4 full:gc:b1   VARIANT = lora-qkv|lora-all|full + :gc|:nogc + :bN
@@ -55,6 +56,11 @@ def run(variant):
         tm = (r".*language_model.*\.(q_proj|k_proj|v_proj)" if kind == "lora-qkv"
               else r".*(language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)|multi_modal_projector\.linear_[12])")
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.05, target_modules=tm))
+    if kind == "full":
+        # The vision tower stays frozen, as ms-swift's `freeze_vit` default and `bench-sft` keep it.
+        for name, p in model.named_parameters():
+            if "vision_tower" in name:
+                p.requires_grad_(False)
     if gc == "gc":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()

@@ -14,7 +14,7 @@ shape=${1:-llava-v1.6-mistral-7b-hf}
 shift || true
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(lora-qkv:gc:b1 lora-qkv:nogc:b1 lora-all:gc:b1 lora-all:gc:b4 full:gc:b1)
-TIMEOUT=${TIMEOUT:-240}
+TIMEOUT=${TIMEOUT:-150}
 export PYTHONUNBUFFERED=1 RUST_BACKTRACE=1
 log="$OUT/bench_sft.log"
 nvidia-smi --query-gpu=name --format=csv,noheader | tee "$log"
@@ -23,8 +23,11 @@ for engine in ours hf; do
   nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits -i 0 -lms 200 > "/tmp/sft_$engine.mem" &
   mon=$!
   if [ "$engine" = ours ]; then
-    timeout "$TIMEOUT" /tmp/bin/xtask bench-sft --config "benches/configs/$shape" --device cuda \
-      --variant "${variants[@]}" 2>> "$log" | tee -a "$OUT/bench_sft.jsonl"
+    # One process a variant: the allocator keeps the pages an earlier variant took.
+    for v in "${variants[@]}"; do
+      timeout "$TIMEOUT" /tmp/bin/xtask bench-sft --config "benches/configs/$shape" --device cuda \
+        --variant "$v" 2>> "$log" | tee -a "$OUT/bench_sft.jsonl"
+    done
   else
     timeout "$TIMEOUT" python3 benches/transformers_sft.py "benches/configs/$shape" "${variants[@]}" \
       2>> "$log" | tee -a "$OUT/bench_sft.jsonl"

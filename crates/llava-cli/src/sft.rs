@@ -42,6 +42,12 @@ fn model_of(m: &ModelArgs) -> Result<(String, Option<String>)> {
 
 /// Trains and prints where the run went.
 pub fn run(args: Args) -> Result<()> {
+    if args.model.quant_method()? != llava::QuantMethod::None {
+        anyhow::bail!(
+            "--quant-method / --quant-bits: training on a quantized base (QLoRA) is not built yet; \
+             train on the checkpoint's weights"
+        );
+    }
     let (model_type, source) = model_of(&args.model)?;
     let mut train = args.train;
     train.model_type = model_type;

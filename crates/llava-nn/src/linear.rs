@@ -190,13 +190,22 @@ impl Linear {
     }
 
     /// Folds the adapter into the weight (`W ← W + s·B·A`, computed in f32 and cast back to the
-    /// weight's dtype) and drops it. A layer without an adapter is left unchanged.
+    /// weight's dtype; a quantized weight is dequantized, merged and quantized again with its
+    /// scheme) and drops it. A layer without an adapter is left unchanged.
     pub fn merge(&mut self) {
         if let Some(lora) = self.lora.take() {
             let weight = self.weight.val();
-            let dtype = weight.dtype();
-            let merged = (weight.cast(DType::F32) + lora.dense_update()).cast(dtype);
-            self.weight = Param::from_tensor(merged.detach()).set_require_grad(false);
+            // Detached before quantizing: burn's `detach` of a quantized tensor dequantizes it.
+            let merged = match weight.dtype() {
+                DType::QFloat(scheme) => (weight.dequantize().cast(DType::F32)
+                    + lora.dense_update())
+                .detach()
+                .quantize_dynamic(&scheme),
+                dtype => (weight.cast(DType::F32) + lora.dense_update())
+                    .cast(dtype)
+                    .detach(),
+            };
+            self.weight = Param::from_tensor(merged).set_require_grad(false);
         }
     }
 }

@@ -57,3 +57,78 @@ impl Linear {
         self.weight = weight.map(|w| w.quantize_dynamic(&scheme));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+    use burn::tensor::{DType, Device, Distribution, Tensor};
+
+    use super::*;
+    use crate::LoraFactors;
+
+    fn random<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, std), device)
+    }
+
+    /// max |a − b| / max |b|.
+    fn rel(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        let d = (a - b.clone()).abs().max().into_scalar::<f32>();
+        d / b.abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn a_quantized_base_tracks_the_dense_one_takes_an_adapter_and_merges_into_it() {
+        let device = Device::flex();
+        let dense = random([8, 256], 0.02, &device);
+        let x = random([3, 256], 1.0, &device);
+        for (method, bound) in [(QuantMethod::Int8, 0.02), (QuantMethod::Int4, 0.3)] {
+            let mut l = Linear {
+                weight: Param::from_tensor(dense.clone()),
+                bias: None,
+                lora: None,
+            };
+            let reference = l.forward(x.clone());
+            l.quantize(method);
+            assert!(matches!(l.weight.val().dtype(), DType::QFloat(_)));
+            let quantized = l.forward(x.clone());
+            let e = rel(quantized, reference.clone());
+            assert!(e < bound, "{method:?}: {e}");
+            l.attach(LoraFactors::from_tensors(
+                random([2, 256], 0.1, &device),
+                random([8, 2], 0.1, &device),
+                0.5,
+                0.0,
+            ));
+            let adapted = l.forward(x.clone());
+            assert!(
+                rel(adapted.clone(), reference.clone()) > bound,
+                "the adapter changes it"
+            );
+            l.merge();
+            assert!(l.lora.is_none());
+            let dtype = l.weight.val().dtype();
+            assert!(matches!(dtype, DType::QFloat(_)), "{dtype:?}");
+            let merged = l.forward(x.clone());
+            let e = rel(merged, adapted);
+            assert!(e < bound, "{method:?} merged: {e}");
+        }
+    }
+
+    #[test]
+    fn groups_divide_the_row() {
+        let group = |d: usize| {
+            QuantMethod::Int8
+                .scheme(d)
+                .unwrap()
+                .block_size()
+                .unwrap()
+                .as_slice()
+                .last()
+                .copied()
+        };
+        assert_eq!(group(4096), Some(128));
+        assert_eq!(group(64), Some(64));
+        assert_eq!(group(192), Some(96));
+        assert!(QuantMethod::None.scheme(64).is_none());
+    }
+}

@@ -44,6 +44,9 @@ pub struct StepRecord {
     pub lr: f64,
     /// Trained tokens of the step.
     pub tokens: usize,
+    /// Seconds the step spent loading and tiling its images and laying out ids and labels
+    /// (host work a data loader could overlap with the device's).
+    pub prepare_s: f64,
 }
 
 /// One evaluation.
@@ -287,6 +290,24 @@ impl Trainer {
             .map(|t| (t.path.clone(), t.numel()))
             .collect();
         let (moments, masters) = checkpoint::load_moments(&dir, &device, &numel)?;
+        // Moments follow the gradients' dtype: f32 with masters, the parameter's without; a
+        // resume that switched `--master-f32` would mix the two in one update.
+        let half_moments = moments
+            .values()
+            .any(|m| m.exp_avg.dtype() != burn::tensor::DType::F32);
+        match (self.masters.is_some(), masters.is_empty(), half_moments) {
+            (false, false, _) => {
+                return Err(bad(
+                    "the checkpoint was trained with --master-f32: resume with it".into(),
+                ));
+            }
+            (true, true, true) => {
+                return Err(bad(
+                    "the checkpoint was trained without --master-f32: resume without it".into(),
+                ));
+            }
+            _ => {}
+        }
         self.optim.set_state(moments);
         if self.masters.is_some() {
             self.masters = Some(MasterWeights::from_state(masters));
@@ -416,7 +437,8 @@ impl Trainer {
                 Batch::new(&samples, &self.parts.cache, &self.parts.processor)
             })
             .collect::<Result<Vec<_>>>()?;
-        self.phases.prepare += clock.elapsed().as_secs_f64();
+        let prepare_s = clock.elapsed().as_secs_f64();
+        self.phases.prepare += prepare_s;
         let tokens: usize = batches.iter().map(|b| b.tokens).sum();
         if tokens == 0 {
             return Err(TrainError::NoTrainedTokens);
@@ -522,6 +544,7 @@ impl Trainer {
             grad_norm: norm,
             lr,
             tokens,
+            prepare_s,
         })
     }
 

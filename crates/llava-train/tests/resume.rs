@@ -130,6 +130,15 @@ fn full_bf16_with_master_weights_resumes_exactly() {
         masters.iter().any(|k| k.ends_with("q_proj.weight")),
         "{masters:?}"
     );
+    // Without the flag the f32 moments would meet bf16 gradients: refused.
+    let e = sft(SftArgs {
+        resume_from_checkpoint: Some(second.clone()),
+        master_f32: false,
+        ..args(out.path())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--master-f32"), "{e}");
     let resumed = sft(SftArgs {
         resume_from_checkpoint: Some(second),
         ..args(out.path())
