@@ -9,10 +9,6 @@ use llava_train::{SftArgs, SftOutput, SftType, sft};
 
 mod common;
 
-/// The device's generator is shared by the process: the runs take turns, or one run's draws
-/// would land between the other's seed and its dropout.
-static DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn run(args: &SftArgs, recompute: bool, out: &Path) -> SftOutput {
     sft(SftArgs {
         gradient_checkpointing: recompute,
@@ -33,7 +29,7 @@ fn tensors(dir: &Path, lora: bool) -> Reference {
 }
 
 fn check(args: SftArgs, lora: bool) {
-    let _turn = DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = common::one_at_a_time();
     let out = tempfile::tempdir().unwrap();
     let (a, b) = (run(&args, false, out.path()), run(&args, true, out.path()));
     assert_eq!(a.records.len(), args.max_steps as usize);

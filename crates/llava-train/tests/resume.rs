@@ -25,6 +25,7 @@ fn adapter(dir: &Path) -> Reference {
 
 #[test]
 fn ten_steps_equal_five_and_a_resumed_five() {
+    let _turn = common::one_at_a_time();
     let out = tempfile::tempdir().unwrap();
     let whole = sft(args(out.path())).unwrap();
     assert_eq!(whole.records.len(), 10);
@@ -107,6 +108,7 @@ fn ten_steps_equal_five_and_a_resumed_five() {
 /// a resumed run continues from them exactly (from the bf16 weights alone it would not).
 #[test]
 fn full_bf16_with_master_weights_resumes_exactly() {
+    let _turn = common::one_at_a_time();
     let out = tempfile::tempdir().unwrap();
     let args = |out: &Path| SftArgs {
         sft_type: llava_train::SftType::Full,

@@ -2,6 +2,7 @@
 //! stop and resume it.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use llava_testutil::fixture;
 use llava_train::SftArgs;
@@ -24,4 +25,13 @@ pub fn tiny_run(out: &Path) -> SftArgs {
         output_dir: out.to_path_buf(),
         ..SftArgs::default()
     }
+}
+
+/// The device's random generator is shared by the process and every step reseeds it (dropout):
+/// tests of one binary that train take turns, or one run's reseeding would land between the
+/// other's seed and its dropout.
+#[allow(dead_code)] // a binary with one training test has no one to wait for
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
