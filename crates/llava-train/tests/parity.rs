@@ -121,6 +121,8 @@ fn check(name: &str, fixture_name: &str, mode: &str) {
         max_grad_norm: meta["max_grad_norm"].as_f64().unwrap(),
         seed: meta["seed"].as_u64().unwrap(),
         lora_dropout_p: 0.0,
+        // One graph: the recomputed path is held to it in tests/recompute.rs.
+        gradient_checkpointing: false,
         resume_from_checkpoint: lora.then(|| dir.join("init")),
         resume_only_model: lora,
         save_steps: Some(10),

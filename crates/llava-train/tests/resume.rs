@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use llava_testutil::{Reference, fixture};
-use llava_train::{SftArgs, sft};
+use llava_train::{SftArgs, StepRecord, sft};
 
 mod common;
 
@@ -21,6 +21,17 @@ fn args(out: &Path) -> SftArgs {
 
 fn adapter(dir: &Path) -> Reference {
     Reference::read(&dir.join("adapter_model.safetensors"))
+}
+
+/// The same steps, bit for bit: loss, gradient norm and rate.
+fn same_steps(a: &[StepRecord], b: &[StepRecord]) {
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(b) {
+        assert_eq!(a.step, b.step);
+        for (p, q) in [(a.loss, b.loss), (a.grad_norm, b.grad_norm), (a.lr, b.lr)] {
+            assert_eq!(p.to_bits(), q.to_bits(), "step {}: {p} vs {q}", a.step);
+        }
+    }
 }
 
 #[test]
@@ -44,17 +55,7 @@ fn ten_steps_equal_five_and_a_resumed_five() {
     );
     assert_eq!(resumed.global_step, 10);
     assert_eq!(resumed.records.len(), 5);
-    for (a, b) in whole.records[5..].iter().zip(&resumed.records) {
-        assert_eq!(a.step, b.step);
-        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {}", a.step);
-        assert_eq!(
-            a.grad_norm.to_bits(),
-            b.grad_norm.to_bits(),
-            "step {}",
-            a.step
-        );
-        assert_eq!(a.lr.to_bits(), b.lr.to_bits(), "step {}", a.step);
-    }
+    same_steps(&whole.records[5..], &resumed.records);
     let (x, y) = (
         adapter(&tenth),
         adapter(resumed.last_checkpoint.as_ref().unwrap()),
@@ -146,15 +147,7 @@ fn full_bf16_with_master_weights_resumes_exactly() {
         ..args(out.path())
     })
     .unwrap();
-    for (a, b) in whole.records[2..].iter().zip(&resumed.records) {
-        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {}", a.step);
-        assert_eq!(
-            a.grad_norm.to_bits(),
-            b.grad_norm.to_bits(),
-            "step {}",
-            a.step
-        );
-    }
+    same_steps(&whole.records[2..], &resumed.records);
     let (x, y) = (
         Reference::read(&whole.last_checkpoint.unwrap().join("optimizer.safetensors")),
         Reference::read(
